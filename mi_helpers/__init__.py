@@ -1,3 +1,159 @@
-"""mi_helpers: sign in with an Azure VM managed identity, call ARM, and diagnose what goes wrong."""
+"""mi_helpers: sign in with an Azure VM managed identity, call ARM, and diagnose what goes wrong.
+
+The public API is loaded lazily (module ``__getattr__``): ``import mi_helpers`` imports neither pandas nor
+the Azure SDK, so the CLI and notebooks start fast; the first use of a name imports its module.
+
+    import mi_helpers as mi
+    mi.target()                  # where requests go (Azure or the local emulator), and why
+    tok = mi.get_token("arm")    # TokenInfo (redacted repr), bounded retries with progress
+    mi.vm_principal_id()         # the VM's system-assigned principal ID via azure-mgmt-compute
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # target
+    "Target": "target",
+    "target": "target",
+    "use_emulator": "target",
+    "reset_target": "target",
+    "current_emulator": "target",
+    "detect": "target",
+    # validate
+    "InputError": "validate",
+    "install_notebook_error_display": "validate",
+    # redact
+    "redact": "redact",
+    # identity
+    "credential": "identity",
+    "get_token": "identity",
+    "TokenInfo": "identity",
+    "SignInError": "identity",
+    "Attempt": "identity",
+    "ProgressEvent": "identity",
+    "decode_claims": "identity",
+    # arm
+    "InstanceMetadata": "arm",
+    "instance_metadata": "arm",
+    "get_vm": "arm",
+    "vm_principal_id": "arm",
+    "vm_identity": "arm",
+    "resources_by_name": "arm",
+    "role_assignments": "arm",
+    "cross_check": "arm",
+    "CrossCheck": "arm",
+    "compute_client": "arm",
+    "resource_client": "arm",
+    "authorization_client": "arm",
+    # audiences
+    "audiences": "audiences",
+    "scope_for": "audiences",
+    "resource_for": "audiences",
+    # written by other parts of the project
+    "diagnose": "diagnose",
+    "Diagnosis": "diagnose",
+    "doctor": "doctor",
+}
+
+__all__ = [
+    "Attempt",
+    "CrossCheck",
+    "Diagnosis",
+    "InputError",
+    "InstanceMetadata",
+    "ProgressEvent",
+    "SignInError",
+    "Target",
+    "TokenInfo",
+    "audiences",
+    "authorization_client",
+    "compute_client",
+    "credential",
+    "cross_check",
+    "current_emulator",
+    "decode_claims",
+    "detect",
+    "diagnose",
+    "doctor",
+    "get_token",
+    "get_vm",
+    "install_notebook_error_display",
+    "instance_metadata",
+    "redact",
+    "reset_target",
+    "resource_client",
+    "resource_for",
+    "resources_by_name",
+    "role_assignments",
+    "scope_for",
+    "target",
+    "use_emulator",
+    "vm_identity",
+    "vm_principal_id",
+]
+
+if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run time
+    from mi_helpers.arm import (
+        CrossCheck,
+        InstanceMetadata,
+        authorization_client,
+        compute_client,
+        cross_check,
+        get_vm,
+        instance_metadata,
+        resource_client,
+        resources_by_name,
+        role_assignments,
+        vm_identity,
+        vm_principal_id,
+    )
+    from mi_helpers.audiences import audiences, resource_for, scope_for
+    from mi_helpers.identity import (
+        Attempt,
+        ProgressEvent,
+        SignInError,
+        TokenInfo,
+        credential,
+        decode_claims,
+        get_token,
+    )
+    from mi_helpers.redact import redact
+    from mi_helpers.target import Target, current_emulator, detect, reset_target, target, use_emulator
+    from mi_helpers.validate import InputError, install_notebook_error_display
+
+
+# Functions that share their module's name (mi_helpers.target() lives in mi_helpers/target.py). Importing a
+# submodule normally sets the package attribute to the module object, which would hide the function; the
+# package's module class refuses that one assignment. Import such modules with importlib.import_module().
+_SHADOWED = frozenset(name for name, module in _EXPORTS.items() if name == module)
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mi_helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mi_helpers.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

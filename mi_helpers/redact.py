@@ -1,0 +1,23 @@
+"""Redaction of bearer tokens in any text: messages, logs, reprs and exceptions never carry a whole JWT."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["JWT_PATTERN", "redact", "redact_token"]
+
+# A JWT is three base64url segments; its header is JSON, so the first segment always starts with "eyJ"
+# ('{"' encoded). Requiring that prefix keeps host names such as management.azure.com untouched.
+# The signature may be empty (unsigned tokens), so the third segment may have length 0.
+JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+
+
+def redact_token(token: str) -> str:
+    """Show a token as its first 8 characters, an ellipsis and its length: ``eyJ0eXAi…(1234 chars)``."""
+    return f"{token[:8]}…({len(token)} chars)"
+
+
+def redact(text: Any) -> str:
+    """Return ``str(text)`` with every JWT-shaped substring replaced by :func:`redact_token` of it."""
+    return JWT_PATTERN.sub(lambda m: redact_token(m.group(0)), str(text))
