@@ -1,0 +1,294 @@
+"""ARM subset on the wire (reference §5): raw HTTPS requests, exact codes, messages and headers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from emulator_suite import (
+    ARM_AUDIENCES,
+    ARM_RESOURCE,
+    READER_ROLE_ID,
+    RG,
+    RG_SCOPE,
+    SUB,
+    SYS_PRINCIPAL,
+    TENANT,
+    VM,
+    VM_RESOURCE_ID,
+    arm_error,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+VM_PATH = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{VM}"
+AUDIENCE_LIST = (
+    "'https://management.core.windows.net/','https://management.core.windows.net',"
+    "'https://management.azure.com/','https://management.azure.com'"
+)
+GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@pytest.fixture
+def token(imds):
+    return imds.access_token(ARM_RESOURCE)
+
+
+# --- authentication (401) ----------------------------------------------------------------------------
+
+
+def test_missing_authorization_header(arm):
+    r = arm.get(VM_PATH)
+    assert r.status_code == 401
+    assert arm_error(r) == (
+        "AuthenticationFailed",
+        "Authentication failed. The 'Authorization' header is missing.",
+    )
+    assert r.headers.get("WWW-Authenticate", "").startswith("Bearer")
+
+
+@pytest.mark.parametrize("bad", ["not-a-jwt", "a.b.c", "eyJhbGciOiJub25lIn0.e30."])
+def test_garbage_token_is_invalid(arm, bad):
+    r = arm.get(VM_PATH, token=bad)
+    assert r.status_code == 401
+    assert arm_error(r) == ("InvalidAuthenticationToken", "The access token is invalid.")
+
+
+def test_tampered_signature_is_invalid(arm, token):
+    head, payload, sig = token.split(".")
+    flipped = sig[:-4] + ("AAAA" if sig[-4:] != "AAAA" else "BBBB")
+    r = arm.get(VM_PATH, token=f"{head}.{payload}.{flipped}")
+    assert r.status_code == 401
+    assert arm_error(r)[0] == "InvalidAuthenticationToken"
+
+
+def test_wrong_audience(arm, imds):
+    vault = imds.access_token("https://vault.azure.net")
+    r = arm.get(VM_PATH, token=vault)
+    assert r.status_code == 401
+    assert arm_error(r) == (
+        "InvalidAuthenticationTokenAudience",
+        "The access token has been obtained for wrong audience or resource 'https://vault.azure.net'. "
+        f"It should exactly match with one of the allowed audiences {AUDIENCE_LIST}.",
+    )
+
+
+@pytest.mark.parametrize("audience", ARM_AUDIENCES)
+def test_every_arm_audience_is_accepted(arm, imds, audience):
+    r = arm.get(VM_PATH, token=imds.access_token(audience))
+    assert r.status_code == 200, r.text
+    assert r.json()["identity"]["principalId"] == SYS_PRINCIPAL
+
+
+# --- paths and parameters ----------------------------------------------------------------------------
+
+
+def test_vm_get_body(arm, token):
+    r = arm.get(VM_PATH, token=token)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    vm = r.json()
+    assert vm["id"].lower() == VM_RESOURCE_ID.lower()
+    assert vm["name"] == VM
+    assert vm["type"] == "Microsoft.Compute/virtualMachines"
+    assert vm["location"] == "westeurope"
+    assert vm["identity"]["tenantId"] == TENANT
+    assert vm["identity"]["type"] in ("SystemAssigned", "SystemAssigned, UserAssigned")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        VM_PATH.lower(),
+        VM_PATH.upper().replace(SUB.upper(), SUB),
+        f"/subscriptions/{SUB}/resourcegroups/{RG}/providers/microsoft.compute/virtualmachines/{VM}",
+        f"/SUBSCRIPTIONS/{SUB.upper()}/RESOURCEGROUPS/{RG.upper()}/PROVIDERS/MICROSOFT.COMPUTE/"
+        f"VIRTUALMACHINES/{VM.upper()}",
+    ],
+    ids=["lower", "upper", "cli-style", "all-upper"],
+)
+def test_paths_are_case_insensitive(arm, token, path):
+    r = arm.get(path, token=token)
+    assert r.status_code == 200, r.text
+    assert r.json()["identity"]["principalId"] == SYS_PRINCIPAL
+
+
+def test_missing_api_version(arm, token):
+    r = arm.get(VM_PATH, token=token, api_version=None)
+    assert r.status_code == 400
+    code, message = arm_error(r)
+    assert "api-version" in message
+    assert code
+
+
+@pytest.mark.parametrize("version", ["2022-12-01", "2024-11-01", "2026-04-01", "2015-06-15"])
+def test_any_api_version_is_accepted(arm, token, version):
+    assert arm.get(VM_PATH, token=token, api_version=version).status_code == 200
+
+
+# --- not found (404) and authorization (403), in ARM's order ------------------------------------------
+
+
+def test_unknown_subscription(arm, token):
+    other = "0b0b0b0b-1111-4222-8333-444444444444"
+    r = arm.get(VM_PATH.replace(SUB, other), token=token)
+    assert r.status_code == 404
+    assert arm_error(r) == ("SubscriptionNotFound", f"The subscription '{other}' could not be found.")
+
+
+def test_unreadable_resource_group_is_authorization_failed(arm, token):
+    path = f"/subscriptions/{SUB}/resourcegroups/rg-nope"
+    r = arm.get(path, token=token, api_version="2025-04-01")
+    assert r.status_code == 403
+    code, message = arm_error(r)
+    assert code == "AuthorizationFailed"
+    expected = (
+        f"The client '{SYS_PRINCIPAL}' with object id '{SYS_PRINCIPAL}' does not have "
+        "authorization to perform "
+        f"action 'Microsoft.Resources/subscriptions/resourceGroups/read' over scope '{path}' or the scope is "
+        "invalid. If access was recently granted, please refresh your credentials."
+    )
+    assert message.lower() == expected.lower()
+    assert message.startswith(f"The client '{SYS_PRINCIPAL}' with object id '{SYS_PRINCIPAL}' does not have")
+
+
+def test_missing_resource_group_with_subscription_reader(arm, emu, token):
+    emu.apply_fix(
+        "add-role-assignment", principal_id=SYS_PRINCIPAL, role="Reader", scope=f"/subscriptions/{SUB}"
+    )
+    r = arm.get(f"/subscriptions/{SUB}/resourcegroups/rg-nope", token=token, api_version="2025-04-01")
+    assert r.status_code == 404
+    assert arm_error(r) == ("ResourceGroupNotFound", "Resource group 'rg-nope' could not be found.")
+
+
+def test_missing_vm(arm, token):
+    r = arm.get(VM_PATH.replace(VM, "vm-nope"), token=token)
+    assert r.status_code == 404
+    assert arm_error(r) == (
+        "ResourceNotFound",
+        f"The Resource 'Microsoft.Compute/virtualMachines/vm-nope' under resource group "
+        f"'{RG}' was not found. "
+        "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+    )
+
+
+# --- subscriptions, resources, role assignments -------------------------------------------------------
+
+
+def test_subscriptions_list(arm, token):
+    r = arm.get("/subscriptions", token=token, api_version="2022-12-01")
+    assert r.status_code == 200
+    subs = r.json()["value"]
+    assert len(subs) == 1
+    sub = subs[0]
+    assert sub["subscriptionId"] == SUB
+    assert sub["id"] == f"/subscriptions/{SUB}"
+    assert sub["tenantId"] == TENANT
+    assert sub["displayName"] == "Emulated Subscription"
+    assert sub["state"] == "Enabled"
+
+
+def test_subscription_get(arm, token):
+    r = arm.get(f"/subscriptions/{SUB}", token=token, api_version="2022-12-01")
+    assert r.status_code == 200
+    assert r.json()["subscriptionId"] == SUB
+
+
+def test_resources_by_name_as_the_cli_asks(arm, imds):
+    cli_token = imds.access_token("https://management.core.windows.net/")
+    r = arm.get(
+        f"/subscriptions/{SUB}/resources",
+        token=cli_token,
+        api_version="2024-11-01",
+        params={"$filter": f"name eq '{VM}'", "$expand": "createdTime,changedTime,provisioningState"},
+    )
+    assert r.status_code == 200, r.text
+    items = r.json()["value"]
+    assert [i["name"] for i in items] == [VM]
+    assert items[0]["identity"]["principalId"] == SYS_PRINCIPAL
+    assert items[0]["type"] == "Microsoft.Compute/virtualMachines"
+
+
+def test_resources_by_unknown_name_is_empty(arm, token):
+    r = arm.get(
+        f"/subscriptions/{SUB}/resources",
+        token=token,
+        api_version="2025-04-01",
+        params={"$filter": "name eq 'x'"},
+    )
+    assert r.status_code == 200
+    assert r.json()["value"] == []
+
+
+def test_role_assignments_for_principal(arm, token):
+    r = arm.get(
+        f"{RG_SCOPE}/providers/Microsoft.Authorization/roleAssignments",
+        token=token,
+        api_version="2022-04-01",
+        params={"$filter": f"principalId eq '{SYS_PRINCIPAL}'"},
+    )
+    assert r.status_code == 200, r.text
+    mine = r.json()["value"]
+    assert mine, "the system identity holds Reader on the resource group"
+    props = mine[0]["properties"]
+    assert props["principalId"] == SYS_PRINCIPAL
+    assert props["principalType"] == "ServicePrincipal"
+    assert props["scope"].lower() == RG_SCOPE.lower()
+    assert props["roleDefinitionId"] == (
+        f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{READER_ROLE_ID}"
+    )
+    assert mine[0]["type"] == "Microsoft.Authorization/roleAssignments"
+
+
+# --- headers and discovery ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("authorized", [True, False], ids=["200", "401"])
+def test_x_ms_headers(arm, token, authorized):
+    r = arm.get(VM_PATH, token=token if authorized else None)
+    assert GUID.match(r.headers["x-ms-request-id"]), r.headers
+    assert GUID.match(r.headers["x-ms-correlation-request-id"])
+    assert re.match(r"^[A-Z0-9]+:\d{8}T\d{6}Z:[0-9a-f-]{36}$", r.headers["x-ms-routing-request-id"])
+    if authorized:
+        assert int(r.headers["x-ms-ratelimit-remaining-subscription-reads"]) >= 0
+
+
+def test_request_ids_differ(arm, token):
+    a = arm.get(VM_PATH, token=token).headers["x-ms-request-id"]
+    b = arm.get(VM_PATH, token=token).headers["x-ms-request-id"]
+    assert a != b
+
+
+@pytest.mark.parametrize("path", ["/metadata/endpoints", "//metadata/endpoints"])
+def test_metadata_endpoints(arm, emu, path):
+    r = arm.get(path, api_version="2022-09-01")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert isinstance(body, dict)
+    assert isinstance(body["name"], str) and body["name"]
+    auth = body["authentication"]
+    assert isinstance(auth["loginEndpoint"], str)
+    assert auth["audiences"][0] in ARM_AUDIENCES
+    assert set(auth["audiences"]) <= set(ARM_AUDIENCES)
+    assert isinstance(body["suffixes"], dict)
+    assert body["resourceManager"].rstrip("/") == emu.arm_url.rstrip("/")
+
+
+def test_unknown_route_is_an_arm_error(arm, token):
+    r = arm.get(f"/subscriptions/{SUB}/providers/Microsoft.Nothing/things", token=token)
+    assert 400 <= r.status_code < 500
+    arm_error(r)
+
+
+def test_tls_only(emu):
+    """ARM answers TLS; a plain-HTTP request to its port does not get an ARM body."""
+    import requests
+
+    s = requests.Session()
+    s.trust_env = False
+    try:
+        r = s.get(emu.arm_url.replace("https://", "http://") + VM_PATH, timeout=5)
+    except requests.RequestException:
+        return
+    assert r.status_code >= 400
+    assert "principalId" not in r.text

@@ -1,0 +1,342 @@
+"""Hostile and odd input: never a 500, never a hang, the emulator keeps serving; admin API guards."""
+
+from __future__ import annotations
+
+import json
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from emulator_suite import ARM_RESOURCE, RG, SUB, SYS_PRINCIPAL, VM, Imds, plain_session, unverified_claims
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytestmark = pytest.mark.timeout(60)
+
+VM_PATH = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{VM}"
+KEY_HEADER = "X-Emulator-Key"
+
+
+def _still_serving(emu) -> None:
+    r = Imds(emu.imds_url).token(ARM_RESOURCE)
+    assert r.status_code == 200, r.text
+    assert unverified_claims(r.json()["access_token"])["oid"] == SYS_PRINCIPAL
+
+
+def _raw(url: str, payload: bytes, timeout: float = 5) -> bytes:
+    """Send raw bytes to a plain-HTTP listener and return what comes back (b'' if it just closes)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        chunks = []
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+                if b"\r\n\r\n" in b"".join(chunks):
+                    break
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return b"".join(chunks)
+
+
+def _status(raw: bytes) -> int | None:
+    if not raw.startswith(b"HTTP/"):
+        return None
+    return int(raw.split(b" ", 2)[1])
+
+
+# --- IMDS --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/metadata",
+        "/metadata/",
+        "/metadata/identity/oauth2/token/../../instance",
+        "/metadata/identity/oauth2/token%2F..%2F..",
+        "/..%2f..%2f..%2fetc%2fpasswd",
+        "/metadata\\identity\\oauth2\\token",
+        "/metadata/identity/oauth2/token;param",
+        "/%00",
+        "/metadata/instance/compute/%ff%fe",
+        "/" + "a" * 4000,
+        "/metadata/instance/" + "/".join(["compute"] * 200),
+    ],
+)
+def test_odd_imds_paths(emu, path):
+    with plain_session() as s:
+        r = s.get(
+            emu.imds_url + path,
+            params={"api-version": "2018-02-01", "resource": ARM_RESOURCE},
+            headers={"Metadata": "true"},
+            timeout=5,
+        )
+    assert 400 <= r.status_code < 500, (path[:60], r.status_code)
+    assert "access_token" not in r.text
+    _still_serving(emu)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "api-version",
+        "=&&=&",
+        "api-version=2018-02-01&resource=%FF%FE%00",
+        "api-version=2018-02-01&resource=" + "x" * 6000,
+        "api-version=2018-02-01&&&resource=",
+        "api-version=%zz&resource=%zz",
+        "api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F&client_id=%00",
+        "api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F&object_id=" + "%27" * 50,
+        "api-version=2018-02-01&api-version=2019-01-01&resource=a&resource=b&client_id=1&client_id=2",
+    ],
+)
+def test_garbage_query(emu, query):
+    with plain_session() as s:
+        r = s.get(
+            f"{emu.imds_url}/metadata/identity/oauth2/token?{query}", headers={"Metadata": "true"}, timeout=5
+        )
+    assert 400 <= r.status_code < 500, (query[:60], r.status_code, r.text[:200])
+    _still_serving(emu)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    resource=st.text(max_size=40),
+    selector=st.sampled_from(["client_id", "object_id", "msi_res_id", "mi_res_id", "bogus"]),
+    value=st.text(max_size=40),
+)
+def test_fuzzed_token_queries_never_500(emu, resource, selector, value):
+    with plain_session() as s:
+        r = s.get(
+            emu.imds_url + "/metadata/identity/oauth2/token",
+            params={"api-version": "2018-02-01", "resource": resource, selector: value},
+            headers={"Metadata": "true"},
+            timeout=5,
+        )
+    assert r.status_code < 500, (resource, selector, value, r.status_code)
+
+
+@pytest.mark.parametrize("size", [9000, 100_000])
+def test_huge_header_is_a_4xx(emu, size):
+    with plain_session() as s:
+        try:
+            r = s.get(
+                emu.imds_url + "/metadata/identity/oauth2/token",
+                params={"api-version": "2018-02-01", "resource": ARM_RESOURCE},
+                headers={"Metadata": "true", "X-Big": "b" * size},
+                timeout=5,
+            )
+            status = r.status_code
+        except requests.ConnectionError:
+            status = None
+    if size >= 100_000:
+        assert status is not None and 400 <= status < 500, status
+    else:
+        assert status is not None and status < 500, status
+    _still_serving(emu)
+
+
+def test_many_headers(emu):
+    headers = {f"X-H{i}": "v" for i in range(500)}
+    headers["Metadata"] = "true"
+    with plain_session() as s:
+        try:
+            status = s.get(
+                emu.imds_url + "/metadata/identity/oauth2/token",
+                params={"api-version": "2018-02-01", "resource": ARM_RESOURCE},
+                headers=headers,
+                timeout=5,
+            ).status_code
+        except requests.ConnectionError:
+            status = None
+    assert status is None or status < 500
+    _still_serving(emu)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\x00" * 64,  # a TLS ClientHello on the HTTP port
+        b"GET /metadata/identity/oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+        b"GET /metadata/identity/oauth2/token HTTP/1.1\r\nHost: x\r\nMetadata true\r\n\r\n",
+    ],
+    ids=["garbage", "no-target", "http-9.9", "tls-hello", "negative-length", "broken-header"],
+)
+def test_malformed_http(emu, payload):
+    raw = _raw(emu.imds_url, payload)
+    status = _status(raw)
+    assert status is None or 400 <= status < 500, raw[:200]
+    _still_serving(emu)
+
+
+def test_half_open_connection_does_not_block_others(emu):
+    parts = urlsplit(emu.imds_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as idle:
+        idle.sendall(b"GET /metadata/identity/oauth2/token HTTP/1.1\r\nHost: x\r\n")  # never finished
+        _still_serving(emu)
+
+
+# --- ARM ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/subscriptions/",
+        "/subscriptions/not-a-guid",
+        "/subscriptions/../../etc/passwd",
+        f"/subscriptions/{SUB}/resourceGroups/",
+        f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/",
+        f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{VM}/%00",
+        f"/subscriptions/{SUB}/resourceGroups/{'r' * 3000}",
+        "/subscriptions/%ff%fe",
+    ],
+)
+def test_odd_arm_paths(emu, arm, path):
+    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    r = arm.get(path, token=token, api_version="2026-04-01")
+    assert 400 <= r.status_code < 500, (path[:60], r.status_code)
+    assert "error" in r.json()
+    assert arm.get(VM_PATH, token=token).status_code == 200
+
+
+def test_arm_duplicate_and_garbage_query(emu, arm):
+    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    with plain_session() as s:
+        for query in (
+            "api-version=2026-04-01&api-version=2020-01-01",
+            "api-version=%zz",
+            "%%%",
+            "$filter=%27",
+        ):
+            r = s.get(
+                f"{emu.arm_url}{VM_PATH}?{query}",
+                headers={"Authorization": f"Bearer {token}"},
+                verify=emu.ca_bundle,
+                timeout=5,
+            )
+            assert r.status_code < 500, (query, r.status_code)
+    assert arm.get(VM_PATH, token=token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "auth", ["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "bearer x y z", "Bearer " + "A" * 20000]
+)
+def test_arm_odd_authorization_headers(emu, arm, auth):
+    r = arm.get(VM_PATH, headers={"Authorization": auth})
+    assert r.status_code in (400, 401, 431), r.status_code
+
+
+def test_arm_huge_header(emu, arm):
+    try:
+        status = arm.get(VM_PATH, headers={"X-Big": "b" * 100_000}).status_code
+    except requests.ConnectionError:
+        status = None
+    assert status is not None and 400 <= status < 500, status
+    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    assert arm.get(VM_PATH, token=token).status_code == 200
+
+
+def test_plain_http_on_the_tls_port(emu, arm):
+    raw = _raw(emu.arm_url.replace("https://", "http://"), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    status = _status(raw)
+    assert status is None or 400 <= status < 500
+    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    assert arm.get(VM_PATH, token=token).status_code == 200
+
+
+# --- admin API ---------------------------------------------------------------------------------------
+
+
+def _admin(emu, method: str, path: str, key: str | None = "ok", **kw) -> requests.Response:
+    headers = dict(kw.pop("headers", {}))
+    if key == "ok":
+        headers[KEY_HEADER] = emu.admin_key
+    elif key is not None:
+        headers[KEY_HEADER] = key
+    with plain_session() as s:
+        return s.request(method, emu.admin_url + path, headers=headers, timeout=5, **kw)
+
+
+def test_admin_is_loopback(emu):
+    assert urlsplit(emu.admin_url).hostname in ("127.0.0.1", "localhost", "::1")
+    assert urlsplit(emu.admin_url).path.rstrip("/").endswith("/_emulator")
+    assert len(emu.admin_key) >= 16
+
+
+@pytest.mark.parametrize("key", [None, "", "wrong-key"], ids=["no-key", "empty", "wrong"])
+@pytest.mark.parametrize(("method", "path"), [("GET", "/world"), ("GET", "/log"), ("POST", "/scenario")])
+def test_admin_needs_the_key(emu, key, method, path):
+    kw = {"json": {"name": "imds-unreachable"}} if method == "POST" else {}
+    r = _admin(emu, method, path, key=key, **kw)
+    assert r.status_code == 401, (method, path, r.status_code)
+    assert emu.scenario == "healthy"
+
+
+def test_admin_world_with_key(emu):
+    r = _admin(emu, "GET", "/world")
+    assert r.status_code == 200
+    assert SYS_PRINCIPAL in json.dumps(r.json())
+
+
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"", b"[]", b'"healthy"', b"\xff\xfe", b'{"name": 42}', b'{"params": {}}']
+)
+def test_admin_bad_json_is_400(emu, body):
+    r = _admin(emu, "POST", "/scenario", data=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, (body, r.status_code)
+    assert emu.scenario == "healthy"
+    _still_serving(emu)
+
+
+def test_admin_unknown_scenario_lists_names(emu):
+    from mi_helpers.emulator import SCENARIOS
+
+    r = _admin(emu, "POST", "/scenario", json={"name": "no-such-scenario"})
+    assert r.status_code == 400
+    text = r.text
+    for name in SCENARIOS:
+        assert name in text, name
+    assert emu.scenario == "healthy"
+
+
+def test_admin_unknown_fix_is_400(emu):
+    r = _admin(emu, "POST", "/fix", json={"action": "format-disk"})
+    assert r.status_code == 400
+    assert "add-role-assignment" in r.text
+
+
+def test_admin_switches_scenario(emu):
+    r = _admin(emu, "POST", "/scenario", json={"name": "no-role-assignment"})
+    assert r.status_code == 200, r.text
+    assert emu.scenario == "no-role-assignment"
+
+
+def test_admin_client_from_env(emu):
+    from mi_helpers.emulator import AdminClient
+
+    client = AdminClient.from_env()
+    assert client.scenario == "healthy"
+    client.set_scenario("multiple-user-assigned")
+    assert emu.scenario == "multiple-user-assigned"
+    assert Imds(emu.imds_url).token(ARM_RESOURCE).status_code == 400
+    client.set_scenario("healthy")
+    _still_serving(emu)
+
+
+def test_admin_log_has_no_secrets(emu):
+    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    r = _admin(emu, "GET", "/log")
+    assert r.status_code == 200
+    assert token not in r.text
+    assert emu.admin_key not in r.text
