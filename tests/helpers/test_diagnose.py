@@ -1,0 +1,637 @@
+"""Unit tests of `mi_helpers.diagnose`: captured texts, real SDK exceptions, context, traps, redaction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from mi_helpers.diagnose import (
+    DIAGNOSIS_IDS,
+    Diagnosis,
+    DiagnosisContext,
+    diagnose,
+    diagnosis_for,
+    environment_traps,
+)
+from mi_helpers.fixes import CATALOGUE
+from mi_helpers.validate import InputError
+
+CAPTURED = json.loads((Path(__file__).parent / "captured" / "texts.json").read_text(encoding="utf-8"))
+SUB = "3c9e6f1a-52d8-4b7e-a1c4-9d8e7f6a5b4c"
+PID = "9a7b5c3d-1e2f-4a6b-8c9d-0e1f2a3b4c5d"
+CID = "1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a"
+CTX = {
+    "subscription_id": SUB,
+    "resource_group": "rg-mi-tutorial",
+    "vm_name": "vm-mi-tutorial",
+    "principal_id": PID,
+    "client_id": CID,
+}
+# A JWT-shaped secret: three base64url segments, the first starting "eyJ".
+FAKE_JWT = (
+    "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9."
+    + "eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQuYXp1cmUuY29tIn0"
+    + ".c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU"
+)
+
+REQUIRED_IDS = {
+    "not-on-azure",
+    "imds-unreachable",
+    "imds-timeout",
+    "missing-metadata-header",
+    "identity-not-assigned",
+    "user-assigned-selector-required",
+    "identity-propagating",
+    "imds-updating",
+    "imds-throttled",
+    "imds-server-error",
+    "non-imds-response",
+    "proxy-intercepts-imds",
+    "legacy-extension-endpoint",
+    "arm-authorization-failed",
+    "role-propagating",
+    "arm-wrong-audience",
+    "arm-token-expired",
+    "arm-resource-not-found",
+    "arm-resource-group-not-found",
+    "arm-subscription-not-found",
+    "arm-throttled",
+    "tls-untrusted",
+    "unknown",
+}
+CLEAN_ENV: dict[str, str] = {"NO_PROXY": "127.0.0.1,localhost,169.254.169.254"}
+
+
+def test_catalogue_covers_required_ids() -> None:
+    assert REQUIRED_IDS <= set(DIAGNOSIS_IDS)
+    for did, recipe in CATALOGUE.items():
+        assert recipe.docs.startswith("https://learn.microsoft.com/"), did
+        assert recipe.fix and recipe.cause and recipe.title, did
+        cmds = recipe.commands(__import__("mi_helpers.fixes").fixes.Placeholders())
+        assert set(cmds) == {"portal", "az", "powershell"}, did
+        assert all(cmds.values()), did
+
+
+CASES = [(did, text) for did, texts in CAPTURED.items() if not did.startswith("_") for text in texts]
+
+
+@pytest.mark.parametrize(("expected", "text"), CASES, ids=[f"{d}-{i}" for i, (d, _) in enumerate(CASES)])
+def test_captured_texts(expected: str, text: str) -> None:
+    d = diagnose(text, context={"environ": CLEAN_ENV})
+    assert d.id == expected, (d.id, text)
+
+
+# --------------------------------------------------------------------------------- real SDK exceptions
+
+
+class _Server:
+    """A tiny loopback HTTP(S) server answering with a scripted (status, body, content type)."""
+
+    def __init__(
+        self, status: int, body: Any, ctype: str = "application/json", ssl_context: Any = None
+    ) -> None:
+        self.status, self.body, self.ctype = status, body, ctype
+
+        @Request.application
+        def app(request: Request) -> Response:
+            data = self.body if isinstance(self.body, str) else json.dumps(self.body)
+            return Response(data, status=self.status, content_type=self.ctype)
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=ssl_context)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        scheme = "https" if ssl_context else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    servers: list[_Server] = []
+
+    def start(status: int, body: Any, ctype: str = "application/json") -> str:
+        srv = _Server(status, body, ctype)
+        servers.append(srv)
+        monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", srv.url)
+        return srv.url
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def _sync_error(**kw: Any) -> BaseException:
+    from azure.identity import ManagedIdentityCredential
+
+    cred = ManagedIdentityCredential(retry_total=0, connection_timeout=1, read_timeout=1, **kw)
+    with pytest.raises(Exception) as info:
+        cred.get_token("https://management.azure.com/.default")
+    return info.value
+
+
+def _async_error(**kw: Any) -> BaseException:
+    from azure.identity.aio import ManagedIdentityCredential
+
+    async def run() -> BaseException:
+        cred = ManagedIdentityCredential(retry_total=0, connection_timeout=1, read_timeout=1, **kw)
+        try:
+            await cred.get_token("https://management.azure.com/.default")
+        except Exception as exc:
+            return exc
+        finally:
+            await cred.close()
+        raise AssertionError("no error")
+
+    return asyncio.run(run())
+
+
+NOT_FOUND = {"error": "invalid_request", "error_description": "Identity not found"}
+
+
+def test_sync_identity_not_found(imds: Any) -> None:
+    imds(400, NOT_FOUND)
+    exc = _sync_error()
+    assert "no response from the IMDS endpoint" in str(exc)  # the misleading prefix
+    d = diagnose(exc, context=CTX)
+    assert d.id == "identity-not-assigned"
+    assert d.evidence["error_code"] == "invalid_request"
+    assert "Identity not found" in d.evidence["server_text"]
+    assert "az vm identity assign -g rg-mi-tutorial -n vm-mi-tutorial" in d.commands["az"]
+    assert (
+        "Update-AzVM -ResourceGroupName rg-mi-tutorial -VM $vm -IdentityType SystemAssigned"
+        in (d.commands["powershell"])
+    )
+
+
+def test_async_identity_not_found(imds: Any) -> None:
+    imds(400, NOT_FOUND)
+    exc = _async_error(client_id=CID)
+    assert "has not been assigned" in str(exc)
+    assert diagnose(exc).id == "identity-not-assigned"
+
+
+def test_identity_propagating_needs_context(imds: Any) -> None:
+    imds(400, NOT_FOUND)
+    exc = _sync_error()
+    assert diagnose(exc).id == "identity-not-assigned"
+    assert diagnose(exc, context={"identity_attached": True}).id == "identity-propagating"
+    attempts = [{"status": 400}, {"status": 400}, {"status": 200}]
+    assert diagnose(exc, context={"attempts": attempts}).id == "identity-propagating"
+
+
+def test_multiple_user_assigned(imds: Any) -> None:
+    imds(
+        400,
+        {
+            "error": "invalid_request",
+            "error_description": "Multiple user assigned identities exist, please specify the clientId / "
+            "resourceId of the identity in the token request",
+        },
+    )
+    d = diagnose(_sync_error(), context=CTX)
+    assert d.id == "user-assigned-selector-required"
+    assert f"Connect-AzAccount -Identity -AccountId {CID}" in d.commands["powershell"]
+    assert f"az login --identity --client-id {CID}" in d.commands["az"]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (
+            410,
+            {"error": "service_unavailable", "error_description": "IMDS is going through updates"},
+            "imds-updating",
+        ),
+        (
+            429,
+            {"error": "too_many_requests", "error_description": "IMDS Throttle limit reached"},
+            "imds-throttled",
+        ),
+        (500, {"error": "unknown", "error_description": "Failed to retrieve token"}, "imds-server-error"),
+    ],
+)
+def test_sync_transient_statuses(imds: Any, status: int, body: Any, expected: str) -> None:
+    imds(status, body)
+    assert diagnose(_sync_error()).id == expected
+
+
+def test_sync_non_json(imds: Any) -> None:
+    imds(200, "<html><body>not IMDS</body></html>", "text/html")
+    exc = _sync_error()
+    assert str(exc) == "ManagedIdentityCredential authentication unavailable."
+    assert diagnose(exc, context={"environ": CLEAN_ENV}).id == "non-imds-response"
+    proxied = {"HTTP_PROXY": "http://proxy.example:3128", "NO_PROXY": "localhost"}
+    assert diagnose(exc, context={"environ": proxied}).id == "proxy-intercepts-imds"
+
+
+def test_sync_connection_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", f"http://127.0.0.1:{port}")
+    exc = _sync_error()
+    chain = [exc.__cause__, exc.__context__]
+    assert any(c is not None and type(c).__name__ == "ServiceRequestError" for c in chain)
+    assert diagnose(exc).id == "imds-unreachable"
+    assert diagnose(exc, context={"target": "azure"}).id == "imds-unreachable"
+    assert diagnose(exc, context={"target": "off-azure"}).id == "not-on-azure"
+
+
+def test_sync_read_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:  # the kernel completes the handshake; nobody ever answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", f"http://127.0.0.1:{s.getsockname()[1]}")
+        from azure.identity import ManagedIdentityCredential
+
+        cred = ManagedIdentityCredential(retry_total=0, connection_timeout=1, read_timeout=0.3)
+        with pytest.raises(Exception) as info:
+            cred.get_token("https://management.azure.com/.default")
+    names = {type(e).__name__ for e in (info.value, info.value.__cause__, info.value.__context__) if e}
+    assert "ServiceResponseTimeoutError" in names
+    assert diagnose(info.value).id == "imds-timeout"
+
+
+def _arm_error(status: int, body: Any, **client_kw: Any) -> BaseException:
+    """A real azure-mgmt-compute call against a loopback ARM stand-in answering `status`/`body`."""
+    from azure.core.credentials import AccessToken
+    from azure.mgmt.compute import ComputeManagementClient
+
+    class _Cred:
+        def get_token(self, *scopes: str, **kw: Any) -> AccessToken:
+            return AccessToken(FAKE_JWT, 4102444800)
+
+    srv = _Server(status, body)
+    try:
+        client = ComputeManagementClient(_Cred(), SUB, base_url=srv.url, retry_total=0, **client_kw)
+        with pytest.raises(Exception) as info:
+            client.virtual_machines.get("rg-mi-tutorial", "vm-mi-tutorial", enforce_https=False)
+        return info.value
+    finally:
+        srv.close()
+
+
+def _arm_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+AUTHZ_MSG = (
+    f"The client '{PID}' with object id '{PID}' does not have authorization to perform action "
+    f"'Microsoft.Compute/virtualMachines/read' over scope "
+    f"'/subscriptions/{SUB}/resourceGroups/rg-mi-tutorial' or the scope is invalid. "
+    "If access was recently granted, please refresh your credentials."
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "expected", "exc_type"),
+    [
+        (403, "AuthorizationFailed", AUTHZ_MSG, "arm-authorization-failed", "HttpResponseError"),
+        (
+            401,
+            "InvalidAuthenticationTokenAudience",
+            "The access token has been obtained for wrong audience or resource 'https://storage.azure.com'.",
+            "arm-wrong-audience",
+            "ClientAuthenticationError",
+        ),
+        (
+            401,
+            "ExpiredAuthenticationToken",
+            "The access token expiry UTC time '3/5/2025 1:40:20 AM' is earlier than current UTC time "
+            "'3/17/2025 5:31:31 PM'.",
+            "arm-token-expired",
+            "ClientAuthenticationError",
+        ),
+        (
+            404,
+            "ResourceNotFound",
+            "The Resource 'Microsoft.Compute/virtualMachines/vm-mi-tutorial' under resource group "
+            "'rg-mi-tutorial' was not found.",
+            "arm-resource-not-found",
+            "ResourceNotFoundError",
+        ),
+        (
+            404,
+            "ResourceGroupNotFound",
+            "Resource group 'rg-mi-tutorial' could not be found.",
+            "arm-resource-group-not-found",
+            "ResourceNotFoundError",
+        ),
+        (
+            404,
+            "SubscriptionNotFound",
+            f"The subscription '{SUB}' could not be found.",
+            "arm-subscription-not-found",
+            "ResourceNotFoundError",
+        ),
+        (
+            429,
+            "SubscriptionRequestsThrottled",
+            f"Number of 'read' requests for subscription '{SUB}' actor '{PID}' exceeded.",
+            "arm-throttled",
+            "HttpResponseError",
+        ),
+    ],
+)
+def test_arm_errors(status: int, code: str, message: str, expected: str, exc_type: str) -> None:
+    exc = _arm_error(status, _arm_body(code, message))
+    assert type(exc).__name__ == exc_type
+    assert exc.error.code == code  # type: ignore[attr-defined]
+    d = diagnose(exc, context=CTX)
+    assert d.id == expected
+    assert d.evidence["status"] == status
+    assert d.evidence["error_code"] == code
+
+
+def test_authorization_failed_vs_role_propagating() -> None:
+    exc = _arm_error(403, _arm_body("AuthorizationFailed", AUTHZ_MSG))
+    scope = (
+        f"/subscriptions/{SUB}/resourceGroups/rg-mi-tutorial/providers/Microsoft.Compute/virtualMachines/vm"
+    )
+    d = diagnose(exc, context={**CTX, "scope": scope})
+    assert d.id == "arm-authorization-failed"
+    assert (
+        f"az role assignment create --assignee-object-id {PID} --assignee-principal-type ServicePrincipal "
+        f"--role Reader --scope {scope}"
+    ) in d.commands["az"]
+    assert (
+        f"New-AzRoleAssignment -ObjectId {PID} -RoleDefinitionName Reader -Scope {scope}"
+        in (d.commands["powershell"])
+    )
+    above = [{"principal_id": PID.upper(), "scope": f"/subscriptions/{SUB}/resourceGroups/RG-MI-TUTORIAL"}]
+    assert diagnose(exc, context={**CTX, "scope": scope, "role_assignments": above}).id == "role-propagating"
+    other = [{"principal_id": PID, "scope": f"/subscriptions/{SUB}/resourceGroups/other-rg"}]
+    assert diagnose(exc, context={**CTX, "scope": scope, "role_assignments": other}).id == (
+        "arm-authorization-failed"
+    )
+    assert diagnose(exc, context={"role_assignment_exists": True}).id == "role-propagating"
+
+
+def test_tls_untrusted_real_client() -> None:
+    import certifi
+    import trustme
+    from azure.core.credentials import AccessToken
+    from azure.mgmt.compute import ComputeManagementClient
+
+    ca = trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    srv = _Server(200, {}, ssl_context=ctx)
+
+    class _Cred:
+        def get_token(self, *scopes: str, **kw: Any) -> AccessToken:
+            return AccessToken(FAKE_JWT, 4102444800)
+
+    try:
+        client = ComputeManagementClient(
+            _Cred(), SUB, base_url=srv.url, retry_total=0, connection_verify=certifi.where()
+        )
+        with pytest.raises(Exception) as info:
+            client.virtual_machines.get("rg-mi-tutorial", "vm-mi-tutorial")
+    finally:
+        srv.close()
+    assert diagnose(info.value).id == "tls-untrusted"
+
+
+def test_sign_in_error_like_wrapper() -> None:
+    """A SignInError-like wrapper: the original exception, attempts with kinds, elapsed, url, selector."""
+
+    class Wrapped(Exception):
+        pass
+
+    orig = Exception(
+        "ManagedIdentityCredential authentication unavailable, no response from the IMDS endpoint."
+    )
+    err = Wrapped("no token for https://management.azure.com: IMDS server error — gave up")
+    err.original = orig  # type: ignore[attr-defined]
+    err.attempts = [  # type: ignore[attr-defined]
+        {"status": 410, "kind": "imds-updating", "retry_after": None},
+        {"status": 410, "kind": "imds-updating"},
+    ]
+    err.elapsed = 3.25  # type: ignore[attr-defined]
+    err.url = "http://169.254.169.254/metadata/identity/oauth2/token"  # type: ignore[attr-defined]
+    err.selector = ("client_id", CID)  # type: ignore[attr-defined]
+    d = diagnose(err)
+    assert d.id == "imds-updating"
+    assert d.evidence["elapsed_s"] == 3.25
+    assert d.evidence["attempts"][0]["status"] == 410
+    assert d.evidence["selector"] == f"client_id={CID}"
+
+
+def test_legacy_endpoint_from_url_and_env() -> None:
+    exc = ConnectionRefusedError("[Errno 111] Connection refused")
+    assert (
+        diagnose(exc, context={"url": "http://localhost:50342/oauth2/token"}).id
+        == "legacy-extension-endpoint"
+    )
+    assert (
+        diagnose(exc, context={"url": "http://127.0.0.1:8080/oauth2/token"}).id == "legacy-extension-endpoint"
+    )
+    env = {"MSI_ENDPOINT": "http://localhost:50342/oauth2/token"}
+    assert diagnose(exc, context={"environ": env}).id == "legacy-extension-endpoint"
+    assert diagnose(exc, context={"environ": {}}).id == "imds-unreachable"
+
+
+def _resp(status: int, ctype: str, text: str, url: str) -> Any:
+    """A response-like object shaped like ``requests.Response`` (status_code, headers, text, request.url)."""
+    return SimpleNamespace(
+        status_code=status, headers={"Content-Type": ctype}, text=text, request=SimpleNamespace(url=url)
+    )
+
+
+def test_proxy_gateway_response_object() -> None:
+    resp = _resp(
+        502,
+        "text/html",
+        "<html><title>502 Bad Gateway</title><p>upstream down</p></html>",
+        "http://169.254.169.254/metadata/identity/oauth2/token",
+    )
+    assert diagnose(resp).id == "proxy-intercepts-imds"
+
+
+def test_docker_desktop_403_is_unreachable() -> None:
+    resp = _resp(
+        403,
+        "text/plain",
+        "connecting to 169.254.169.254:80: dial tcp 169.254.169.254:80: connect: host is unreachable",
+        "http://127.0.0.1:1234/metadata/identity/oauth2/token",
+    )
+    assert diagnose(resp).id == "imds-unreachable"
+
+
+def test_dict_inputs() -> None:
+    assert diagnose({"error": "invalid_request", "error_description": "Identity not found"}).id == (
+        "identity-not-assigned"
+    )
+    assert diagnose({"error": {"code": "ResourceGroupNotFound", "message": "x"}}).id == (
+        "arm-resource-group-not-found"
+    )
+
+
+def test_placeholders_without_context() -> None:
+    d = diagnose("ERROR: Identity not found")
+    assert "az vm identity assign -g <rg> -n <vm>" in d.commands["az"]
+    d2 = diagnose("(AuthorizationFailed) nope\nCode: AuthorizationFailed")
+    assert "--assignee-object-id <principalId>" in d2.commands["az"]
+
+
+def test_rendering_and_no_whole_token() -> None:
+    text = (
+        "ManagedIdentityCredential authentication unavailable, no response from the IMDS endpoint. "
+        f"Token request error: (invalid_request) Identity not found; Authorization: Bearer {FAKE_JWT} "
+        f'{{"access_token": "{FAKE_JWT}"}}'
+    )
+    d = diagnose(text, context=CTX)
+    assert d.id == "identity-not-assigned"
+    rendered = [str(d), repr(d), d._repr_html_(), json.dumps(d.to_dict())]
+    for out in rendered:
+        assert FAKE_JWT not in out
+        assert FAKE_JWT[:40] not in out
+    card = str(d)
+    for label in ("Cause:", "Fix:", "Evidence:", "PowerShell:", "Docs:"):
+        assert label in card
+    html = d._repr_html_()
+    for label in ("Cause:", "Fix:", "Evidence:", "Docs:"):
+        assert f"<strong>{label}</strong>" in html
+    assert "<script" not in html
+    assert set(d.to_dict()) == {"id", "title", "cause", "evidence", "fix", "commands", "docs"}
+
+
+def test_html_escapes_server_text() -> None:
+    d = diagnose("<script>alert(1)</script> Identity not found")
+    assert "<script>" not in d._repr_html_()
+
+
+def test_bad_context_is_input_error() -> None:
+    with pytest.raises(InputError) as info:
+        diagnose("x", context={"vm": "typo"})
+    assert "context" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(InputError):
+        diagnose("x", context=42)  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        diagnosis_for("no-such-id")
+
+
+def test_diagnosis_passthrough_and_frozen() -> None:
+    d = diagnose("ERROR: Identity not found")
+    assert diagnose(d) is d
+    assert isinstance(d, Diagnosis)
+    with pytest.raises(AttributeError):
+        d.id = "x"  # type: ignore[misc]
+    assert DiagnosisContext.coerce(None) == DiagnosisContext()
+
+
+# ---------------------------------------------------------------------------------- environment traps
+
+
+def _ids(env: dict[str, str], arc: Any = None) -> set[str]:
+    return {t.id for t in environment_traps(env, arc_agent_path=arc)}
+
+
+def test_traps_clean_environment(tmp_path: Path) -> None:
+    assert _ids({}, tmp_path / "absent") == set()
+    assert _ids({"HTTP_PROXY": "http://p:3128", "NO_PROXY": "169.254.169.254"}) == set()
+
+
+@pytest.mark.parametrize(
+    ("env", "captured"),
+    [
+        ({"HTTP_PROXY": "http://p:3128"}, True),
+        ({"http_proxy": "http://p:3128"}, True),
+        ({"ALL_PROXY": "http://p:3128"}, True),
+        ({"HTTPS_PROXY": "http://p:3128"}, False),  # IMDS is plain HTTP
+        ({"HTTP_PROXY": "http://p:3128", "NO_PROXY": "*"}, False),
+        ({"HTTP_PROXY": "http://p:3128", "NO_PROXY": "169.254.0.0/16"}, False),
+        ({"HTTP_PROXY": "http://p:3128", "no_proxy": "localhost, 169.254.169.254"}, False),
+        ({"HTTP_PROXY": "http://p:3128", "NO_PROXY": "localhost,127.0.0.1"}, True),
+        ({"HTTP_PROXY": "http://p:3128", "NO_PROXY": "169.254.169.25"}, True),
+    ],
+)
+def test_trap_proxy_semantics(env: dict[str, str], captured: bool) -> None:
+    assert ("proxy-captures-imds" in _ids(env)) is captured
+
+
+def test_trap_proxy_captures_emulator_address() -> None:
+    env = {
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "localhost,169.254.169.254",
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:5555",
+    }
+    traps = environment_traps(env, arc_agent_path=None)
+    proxy = [t for t in traps if t.id == "proxy-captures-imds"]
+    assert proxy and proxy[0].diagnosis_id == "proxy-intercepts-imds"
+    env["NO_PROXY"] += ",127.0.0.1"
+    assert "proxy-captures-imds" not in _ids(env)
+
+
+def test_traps_identity_backends_and_secrets() -> None:
+    secret = "s3cr3t-value-0123456789abcdef"
+    sf = {
+        "IDENTITY_ENDPOINT": "https://x",
+        "IDENTITY_HEADER": secret,
+        "IDENTITY_SERVER_THUMBPRINT": "AB" * 20,
+    }
+    assert "service-fabric-identity" in _ids(sf)
+    app = {"IDENTITY_ENDPOINT": "http://127.0.0.1:41741/msi/token", "IDENTITY_HEADER": secret}
+    assert "app-service-identity" in _ids(app)
+    arc = {"IDENTITY_ENDPOINT": "http://localhost:40342/metadata/identity/oauth2/token", "IMDS_ENDPOINT": "x"}
+    assert "arc-identity" in _ids(arc)
+    ml = {"MSI_ENDPOINT": "http://127.0.0.1:46808/msi/token", "MSI_SECRET": secret}
+    assert "msi-endpoint-azure-ml" in _ids(ml)
+    assert "msi-endpoint-cloud-shell" in _ids({"MSI_ENDPOINT": "http://localhost:8000/msi/token"})
+    shell = {
+        "MSI_ENDPOINT": "http://localhost:50342/oauth2/token",
+        "AZUREPS_HOST_ENVIRONMENT": "cloud-shell/1.0",
+    }
+    assert "msi-endpoint-cloud-shell" in _ids(shell)
+    legacy = environment_traps({"MSI_ENDPOINT": "http://localhost:50342/oauth2/token"}, arc_agent_path=None)
+    assert legacy[0].id == "msi-endpoint-legacy" and legacy[0].diagnosis_id == "legacy-extension-endpoint"
+    for env in (sf, app, ml):
+        for t in environment_traps(env, arc_agent_path=None):
+            assert secret not in str(t) and secret not in json.dumps(t.to_dict())
+
+
+def test_traps_workload_client_id_token_credentials(tmp_path: Path) -> None:
+    wi = {
+        "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com",
+        "AZURE_TENANT_ID": "t",
+        "AZURE_FEDERATED_TOKEN_FILE": "/var/run/secrets/token",
+    }
+    assert "workload-identity" in _ids(wi)
+    assert "workload-identity" not in _ids({k: v for k, v in wi.items() if k != "AZURE_TENANT_ID"})
+    traps = {t.id: t for t in environment_traps({"AZURE_CLIENT_ID": CID}, arc_agent_path=None)}
+    assert "DefaultAzureCredential" in traps["azure-client-id"].effect
+    dev = {t.id: t for t in environment_traps({"AZURE_TOKEN_CREDENTIALS": "dev"}, arc_agent_path=None)}
+    assert dev["azure-token-credentials"].severity == "warn"
+    mi = {
+        t.id: t
+        for t in environment_traps(
+            {"AZURE_TOKEN_CREDENTIALS": "ManagedIdentityCredential"}, arc_agent_path=None
+        )
+    }
+    assert mi["azure-token-credentials"].severity == "info"
+    himds = tmp_path / "himds"
+    himds.write_text("")
+    assert "arc-agent-present" in _ids({}, himds)
+    assert "arc-agent-present" not in _ids({}, tmp_path / "nope")
+
+
+def test_trap_emulator_override_is_info() -> None:
+    traps = environment_traps(
+        {"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:4444"}, arc_agent_path=None
+    )
+    assert [t.severity for t in traps if t.id == "imds-host-override"] == ["info"]
