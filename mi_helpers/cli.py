@@ -1,0 +1,60 @@
+"""``mi-helpers``: the command-line entry point, a thin argparse dispatcher.
+
+Each sub-command module contributes one registration function that adds its parsers and sets ``func``
+(a handler taking the parsed arguments and returning the exit code). Bad input is reported as one line
+(``mi-helpers: error: <field>: <what is allowed>``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+
+def _register_emulator(sub: Any) -> None:
+    from mi_helpers.emulator.cli import register
+
+    register(sub)
+
+
+# One entry per sub-command module; other modules add their own registration function here.
+REGISTRATIONS: list[Callable[[Any], None]] = [_register_emulator]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="mi-helpers",
+        description="Sign in with an Azure VM managed identity, call ARM, diagnose failures; local emulator included.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in REGISTRATIONS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mi-helpers`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    from mi_helpers.validate import InputError
+
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except InputError as exc:
+        print(f"mi-helpers {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

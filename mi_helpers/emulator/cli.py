@@ -1,0 +1,126 @@
+"""``mi-helpers emulator`` (run the emulator in the foreground) and ``mi-helpers scenarios`` (list them)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+import threading
+from typing import Any
+
+__all__ = ["register", "run_emulator", "run_scenarios"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``emulator`` and ``scenarios`` sub-commands to the top-level parser."""
+    p = sub.add_parser(
+        "emulator",
+        help="run the local Azure emulator (IMDS + ARM) until Ctrl-C",
+        description="Run the local Azure emulator in the foreground. Prints `export` lines for a shell, then "
+        "serves until SIGINT/SIGTERM.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--imds-port", type=int, default=0, help="IMDS port (default: any free port)")
+    p.add_argument("--arm-port", type=int, default=0, help="ARM (HTTPS) port (default: any free port)")
+    p.add_argument("--admin-port", type=int, default=0, help="admin API port (default: any free port)")
+    p.add_argument("--scenario", default="healthy", help="scenario name (see `mi-helpers scenarios`)")
+    p.add_argument(
+        "--world", default=None, help="YAML/JSON world file (default: the documented default world)"
+    )
+    p.add_argument("--env-file", default=None, help="also write KEY=VALUE lines to this file once ready")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scenario parameter (repeatable)",
+    )
+    p.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="allow a non-loopback --host (others can then reach it)",
+    )
+    p.set_defaults(func=run_emulator)
+
+    s = sub.add_parser(
+        "scenarios", help="list the emulator's scenarios", description="List every emulator scenario."
+    )
+    s.add_argument("--json", action="store_true", help="machine-readable output, including the default world")
+    s.set_defaults(func=run_scenarios)
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    from mi_helpers.validate import InputError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError("--set", f"{item!r} is not KEY=VALUE (e.g. --set n=3)", item)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def run_emulator(args: argparse.Namespace) -> int:
+    """Start the emulator, print ``export`` lines, serve until SIGINT/SIGTERM, exit 0."""
+    from mi_helpers.emulator.server import Emulator
+
+    emu = Emulator(
+        scenario=args.scenario,
+        world=args.world,
+        host=args.host,
+        imds_port=args.imds_port,
+        arm_port=args.arm_port,
+        admin_port=args.admin_port,
+        params=_parse_sets(args.sets),
+        allow_non_loopback=args.allow_non_loopback,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        emu.start()
+        env = emu.environment()
+        for key, value in env.items():
+            print(f"export {key}={shlex.quote(value)}")
+        if args.env_file:
+            emu.write_env_file(args.env_file)
+        print(
+            f"# emulator ready: scenario {emu.scenario!r}, IMDS {emu.imds_url}, ARM {emu.arm_url}, admin {emu.admin_url}",
+            file=sys.stderr,
+        )
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def run_scenarios(args: argparse.Namespace) -> int:
+    """Print every scenario with its one-line description (``--json``: also params and the default world)."""
+    from mi_helpers.emulator.scenarios import SCENARIOS
+    from mi_helpers.emulator.world import World
+
+    if args.json:
+        doc = {
+            "scenarios": [s.to_dict() for s in SCENARIOS.values()],
+            "default_world": World.default().to_dict(),
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    width = max(len(n) for n in SCENARIOS)
+    for s in SCENARIOS.values():
+        print(f"{s.name:<{width}}  {s.description}")
+        params = {k: v for k, v in s.defaults.items()}
+        if params:
+            print(f"{'':<{width}}  params: " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    return 0

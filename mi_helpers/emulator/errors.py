@@ -1,0 +1,255 @@
+"""Every error the emulator puts on the wire: one class per IMDS or ARM error, carrying status, body and headers.
+
+Bodies and texts follow the protocol reference (IMDS §2.5/§3.1, ARM §5.9). Keeping them here means a rule
+such as "the ExpiredAuthenticationToken message uses the US date format" lives in exactly one place, and the
+HTTP layers (``imds.py``, ``arm.py``, ``admin.py``) only decide *which* error applies.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Any
+
+from werkzeug.wrappers import Response
+
+__all__ = [
+    "IMDS_CONTENT_TYPE",
+    "IMDS_NEWEST_VERSIONS",
+    "AdminError",
+    "ArmError",
+    "ImdsError",
+    "WireError",
+    "arm_authorization_failed",
+    "arm_expired_token",
+    "arm_invalid_audience",
+    "arm_resource_group_not_found",
+    "arm_resource_not_found",
+    "arm_subscription_not_found",
+    "arm_throttled",
+    "imds_api_version",
+    "imds_identity_not_found",
+    "us_datetime",
+]
+
+IMDS_CONTENT_TYPE = "application/json; charset=utf-8"
+ARM_CONTENT_TYPE = "application/json; charset=utf-8"
+IMDS_NEWEST_VERSIONS = ["2025-04-07", "2024-07-17", "2024-03-15"]
+ALLOWED_ARM_AUDIENCES_TEXT = (
+    "'https://management.core.windows.net/','https://management.core.windows.net',"
+    "'https://management.azure.com/','https://management.azure.com'"
+)
+
+
+def _dumps(body: Any) -> str:
+    """Compact JSON as Azure services send it (no spaces after separators)."""
+    return json.dumps(body, separators=(",", ":"))
+
+
+class WireError(Exception):
+    """An HTTP error reply: status, body (str or JSON-able), content type and extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        body: Any,
+        *,
+        content_type: str = IMDS_CONTENT_TYPE,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = dict(headers or {})
+        super().__init__(f"{status} {body if isinstance(body, str) else _dumps(body)}")
+
+    def response(self) -> Response:
+        """The werkzeug response for this error (HEAD-safe: werkzeug drops the body for HEAD)."""
+        text = self.body if isinstance(self.body, str) else _dumps(self.body)
+        resp = Response(text, status=self.status, content_type=self.content_type)
+        for key, value in self.headers.items():
+            resp.headers[key] = value
+        return resp
+
+
+class ImdsError(WireError):
+    """An IMDS error: ``{"error": ..., "error_description": ...}`` or the instance-style ``{"error": ...}``."""
+
+    @classmethod
+    def oauth(cls, status: int, error: str, description: str, **kw: Any) -> ImdsError:
+        """Token-endpoint style error body."""
+        return cls(status, {"error": error, "error_description": description}, **kw)
+
+    @classmethod
+    def plain(cls, status: int, message: str, **kw: Any) -> ImdsError:
+        """Instance-metadata style error body (swagger ``ErrorResponse {error: string}``)."""
+        return cls(status, {"error": message}, **kw)
+
+
+def imds_identity_not_found() -> ImdsError:
+    """400 ``Identity not found``: no identity, identity disabled, or a selector that matches nothing."""
+    return ImdsError.oauth(400, "invalid_request", "Identity not found")
+
+
+def imds_api_version() -> ImdsError:
+    """400 for a missing or unknown ``api-version`` (documented body, with the newest versions)."""
+    return ImdsError(
+        400,
+        {
+            "error": "Bad request. api-version is invalid or was not specified in the request. "
+            "For more information refer to aka.ms/azureimds",
+            "newest-versions": IMDS_NEWEST_VERSIONS,
+        },
+    )
+
+
+class ArmError(WireError):
+    """An ARM error in the OData envelope ``{"error": {"code": ..., "message": ...}}``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(
+            status,
+            {"error": {"code": code, "message": message}},
+            content_type=ARM_CONTENT_TYPE,
+            headers=headers,
+        )
+
+
+def us_datetime(ts: float) -> str:
+    """Format epoch seconds as ARM does in token-expiry messages: ``3/5/2025 1:40:20 AM`` (UTC)."""
+    d = _dt.datetime.fromtimestamp(int(ts), tz=_dt.timezone.utc)
+    hour = d.hour % 12 or 12
+    return f"{d.month}/{d.day}/{d.year} {hour}:{d.minute:02d}:{d.second:02d} {'AM' if d.hour < 12 else 'PM'}"
+
+
+_WWW_MISSING = (
+    'Bearer authorization_uri="https://login.windows.net/", error="invalid_token", '
+    "error_description=\"The authentication failed because of missing 'Authorization' header.\""
+)
+_WWW_INVALID = (
+    'Bearer authorization_uri="https://login.windows.net/", error="invalid_token", '
+    'error_description="The access token is invalid."'
+)
+
+
+def arm_missing_authorization() -> ArmError:
+    """401 ``AuthenticationFailed``: no ``Authorization`` header."""
+    return ArmError(
+        401,
+        "AuthenticationFailed",
+        "Authentication failed. The 'Authorization' header is missing.",
+        {"WWW-Authenticate": _WWW_MISSING},
+    )
+
+
+def arm_malformed_authorization() -> ArmError:
+    """401 ``AuthenticationFailed``: an ``Authorization`` header that is not ``Bearer <token>``."""
+    return ArmError(
+        401,
+        "AuthenticationFailed",
+        "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+        {"WWW-Authenticate": _WWW_INVALID},
+    )
+
+
+def arm_invalid_token() -> ArmError:
+    """401 ``InvalidAuthenticationToken``: not a JWT, bad signature, unknown issuer."""
+    return ArmError(
+        401, "InvalidAuthenticationToken", "The access token is invalid.", {"WWW-Authenticate": _WWW_INVALID}
+    )
+
+
+def arm_invalid_audience(aud: str) -> ArmError:
+    """401 ``InvalidAuthenticationTokenAudience`` with the exact list of the four allowed audiences."""
+    return ArmError(
+        401,
+        "InvalidAuthenticationTokenAudience",
+        f"The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match "
+        f"with one of the allowed audiences {ALLOWED_ARM_AUDIENCES_TEXT}.",
+        {"WWW-Authenticate": _WWW_INVALID},
+    )
+
+
+def arm_expired_token(exp: float, now: float) -> ArmError:
+    """401 ``ExpiredAuthenticationToken`` (ARM's clock is past the token's ``exp``)."""
+    return ArmError(
+        401,
+        "ExpiredAuthenticationToken",
+        f"The access token expiry UTC time '{us_datetime(exp)}' is earlier than current UTC time "
+        f"'{us_datetime(now)}'.",
+        {"WWW-Authenticate": _WWW_INVALID},
+    )
+
+
+def arm_not_yet_valid(nbf: float, now: float) -> ArmError:
+    """401 ``InvalidAuthenticationToken`` for a token whose ``nbf`` lies in ARM's future."""
+    return ArmError(
+        401,
+        "InvalidAuthenticationToken",
+        f"The access token is not yet valid. Its validity starts at UTC time '{us_datetime(nbf)}', "
+        f"current UTC time is '{us_datetime(now)}'.",
+        {"WWW-Authenticate": _WWW_INVALID},
+    )
+
+
+def arm_subscription_not_found(sub: str) -> ArmError:
+    """404 ``SubscriptionNotFound``."""
+    return ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+
+
+def arm_authorization_failed(oid: str, action: str, scope: str) -> ArmError:
+    """403 ``AuthorizationFailed``: the object ID appears in both slots, as for every app-only principal."""
+    return ArmError(
+        403,
+        "AuthorizationFailed",
+        f"The client '{oid}' with object id '{oid}' does not have authorization to perform action "
+        f"'{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, "
+        "please refresh your credentials.",
+    )
+
+
+def arm_resource_group_not_found(rg: str) -> ArmError:
+    """404 ``ResourceGroupNotFound``."""
+    return ArmError(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+
+
+def arm_resource_not_found(rtype: str, name: str, rg: str) -> ArmError:
+    """404 ``ResourceNotFound`` with the documented fix link."""
+    return ArmError(
+        404,
+        "ResourceNotFound",
+        f"The Resource '{rtype}/{name}' under resource group '{rg}' was not found. "
+        "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+    )
+
+
+def arm_missing_api_version() -> ArmError:
+    """400 ``MissingApiVersionParameter``."""
+    return ArmError(
+        400,
+        "MissingApiVersionParameter",
+        "The api-version query parameter (?api-version=) is required for all requests.",
+    )
+
+
+def arm_throttled(sub: str, oid: str, retry_after: int) -> ArmError:
+    """429 ``SubscriptionRequestsThrottled`` with ``Retry-After``."""
+    return ArmError(
+        429,
+        "SubscriptionRequestsThrottled",
+        f"Number of 'read' requests for subscription '{sub}' actor '{oid}' exceeded. Please try again after "
+        f"'{retry_after}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
+        {"Retry-After": str(retry_after)},
+    )
+
+
+class AdminError(WireError):
+    """An admin-API error: ``{"error": code, "message": text}`` (plus ``allowed`` when it helps)."""
+
+    def __init__(self, status: int, code: str, message: str, allowed: list[str] | None = None) -> None:
+        body: dict[str, Any] = {"error": code, "message": message}
+        if allowed is not None:
+            body["allowed"] = allowed
+        super().__init__(status, body, content_type="application/json")

@@ -1,0 +1,295 @@
+"""The IMDS HTTP layer: parse a request, ask the world and the fault engine, render IMDS's exact reply.
+
+Order of checks (protocol reference §2, §3.1, §12): infrastructure faults (hang, foreign server, …) →
+``Metadata: true`` → ``X-Forwarded-For`` → method (405) → path (404) → ``api-version`` → duplicate query
+parameters → ``resource`` → selectors → service faults (410/429/500/propagation) → identity selection →
+token. Every field of a JSON body is a string.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from mi_helpers.emulator.errors import (
+    IMDS_CONTENT_TYPE,
+    ImdsError,
+    WireError,
+    imds_api_version,
+    imds_identity_not_found,
+)
+from mi_helpers.emulator.world import IdentitySelectionError
+
+if TYPE_CHECKING:
+    from mi_helpers.emulator.server import Emulator
+
+__all__ = ["API_VERSIONS", "IDENTITY_API_VERSIONS", "ImdsLayer", "instance_document"]
+
+# Documented IMDS api-versions, oldest first (GET /metadata/versions lists them).
+API_VERSIONS = [
+    "2017-03-01", "2017-04-02", "2017-08-01", "2017-10-01", "2017-12-01", "2018-02-01", "2018-04-02",
+    "2018-10-01", "2019-02-01", "2019-03-11", "2019-04-30", "2019-06-01", "2019-06-04", "2019-08-01",
+    "2019-08-15", "2019-11-01", "2020-06-01", "2020-07-15", "2020-09-01", "2020-10-01", "2020-12-01",
+    "2021-01-01", "2021-02-01", "2021-03-01", "2021-05-01", "2021-08-01", "2021-10-01", "2021-11-01",
+    "2021-11-15", "2021-12-13", "2023-07-01", "2023-11-15", "2024-03-15", "2024-07-17", "2025-04-07",
+]  # fmt: skip
+IDENTITY_API_VERSIONS = frozenset(v for v in API_VERSIONS if v >= "2018-02-01")
+INSTANCE_API_VERSIONS = frozenset(v for v in API_VERSIONS if v >= "2017-04-02")
+SELECTORS = ("client_id", "object_id", "msi_res_id", "mi_res_id")
+_HEADER_MISSING = "Required metadata header not specified"
+
+_URLS = Map(
+    [
+        Rule("/metadata/identity/oauth2/token", endpoint="token"),
+        Rule("/metadata/identity/info", endpoint="info"),
+        Rule("/metadata/instance", endpoint="instance"),
+        Rule("/metadata/instance/<path:sub>", endpoint="instance"),
+        Rule("/metadata/versions", endpoint="versions"),
+    ],
+    strict_slashes=False,
+    merge_slashes=True,
+)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    resp = Response(json.dumps(body, separators=(",", ":")), status=status, content_type=IMDS_CONTENT_TYPE)
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def _s(value: Any) -> Any:
+    """IMDS rule: every primitive in a JSON reply is a string (missing values are empty strings)."""
+    if isinstance(value, dict):
+        return {k: _s(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_s(v) for v in value]
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def instance_document(emu: Emulator) -> dict[str, Any]:
+    """``/metadata/instance`` for the host VM (2021-02-01-era fields; all primitives strings)."""
+    w = emu.world
+    with w.lock:
+        vm = w.host_vm
+        tags = ";".join(f"{k}:{v}" for k, v in vm.tags.items())
+        compute = {
+            "additionalCapabilities": {"hibernationEnabled": "false"},
+            "azEnvironment": w.az_environment,
+            "customData": "",
+            "evictionPolicy": "",
+            "extendedLocation": {"name": "", "type": ""},
+            "host": {"id": ""},
+            "hostGroup": {"id": ""},
+            "isHostCompatibilityLayerVm": "false",
+            "licenseType": "",
+            "location": vm.location,
+            "name": vm.name,
+            "offer": "0001-com-ubuntu-server-jammy" if vm.os_type.lower() == "linux" else "WindowsServer",
+            "osProfile": {
+                "adminUsername": "azureuser",
+                "computerName": vm.name,
+                "disablePasswordAuthentication": "true" if vm.os_type.lower() == "linux" else "false",
+            },
+            "osType": vm.os_type,
+            "physicalZone": "",
+            "placementGroupId": "",
+            "plan": {"name": "", "product": "", "publisher": ""},
+            "platformFaultDomain": "0",
+            "platformSubFaultDomain": "",
+            "platformUpdateDomain": "0",
+            "priority": "",
+            "provider": "Microsoft.Compute",
+            "publicKeys": [],
+            "publisher": "Canonical" if vm.os_type.lower() == "linux" else "MicrosoftWindowsServer",
+            "resourceGroupName": vm.resource_group,
+            "resourceId": vm.resource_id,
+            "securityProfile": {
+                "encryptionAtHost": "false",
+                "secureBootEnabled": "true",
+                "securityType": "TrustedLaunch",
+                "virtualTpmEnabled": "true",
+            },
+            "sku": "22_04-lts-gen2" if vm.os_type.lower() == "linux" else "2022-datacenter-g2",
+            "subscriptionId": vm.subscription_id,
+            "tags": tags,
+            "tagsList": [{"name": k, "value": v} for k, v in vm.tags.items()],
+            "userData": "",
+            "version": "22.04.202411010" if vm.os_type.lower() == "linux" else "20348.2849.241106",
+            "virtualMachineScaleSet": {"id": ""},
+            "vmId": vm.vm_id,
+            "vmScaleSetName": "",
+            "vmSize": vm.vm_size,
+            "zone": "",
+        }
+    network = {
+        "interface": [
+            {
+                "ipv4": {
+                    "ipAddress": [{"privateIpAddress": "10.0.0.4", "publicIpAddress": ""}],
+                    "subnet": [{"address": "10.0.0.0", "prefix": "24"}],
+                },
+                "ipv6": {"ipAddress": []},
+                "macAddress": "000D3A2B4C5D",
+            }
+        ]
+    }
+    return _s({"compute": compute, "network": network})
+
+
+class ImdsLayer:
+    """Answers requests on the IMDS listener (``/metadata/…``)."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+
+    def handle(self, request: Request) -> Response:
+        try:
+            return self._handle(request)
+        except WireError as err:
+            return err.response()
+
+    def _handle(self, request: Request) -> Response:
+        emu = self.emu
+        adapter = _URLS.bind_to_environ(request.environ)
+        endpoint: str | None
+        args: dict[str, Any] = {}
+        try:
+            endpoint, args = adapter.match(method="GET")  # the method is checked below, after the header
+        except HTTPException:
+            endpoint = None
+        request.environ["mi.fault"] = None
+        fault = emu.engine.check("imds")
+        if fault is not None:
+            request.environ["mi.fault"] = fault.label
+            if fault.kind == "hang":
+                emu.hang(request)
+            return self._fault_response(fault)
+        identity_path = request.path.startswith("/metadata/identity")
+
+        if request.headers.get("Metadata") != "true":
+            if identity_path:
+                raise ImdsError.oauth(400, "invalid_request", _HEADER_MISSING)
+            raise ImdsError.plain(400, f"Bad request. {_HEADER_MISSING}")
+        if "X-Forwarded-For" in request.headers:
+            # UNCONFIRMED body (protocol reference U1): the one public report quotes this XML.
+            raise WireError(
+                400,
+                '<?xml version="1.0" encoding="utf-8"?><Error><Code>InvalidHeaderValue</Code>'
+                "<Message>Header contains 'X-Forwarded-For' are not supported.</Message></Error>",
+                content_type="application/xml; charset=utf-8",
+            )
+        if request.method != "GET":
+            raise ImdsError.plain(405, "Method not allowed")
+        if endpoint is None:
+            raise ImdsError.plain(404, "Not found")
+        if endpoint == "versions":
+            return _json({"apiVersions": API_VERSIONS})
+
+        versions = IDENTITY_API_VERSIONS if identity_path else INSTANCE_API_VERSIONS
+        if request.args.get("api-version") not in versions:
+            raise imds_api_version()
+        dup = next((k for k in request.args if len(request.args.getlist(k)) > 1), None)
+        if dup is not None:
+            if identity_path:
+                raise ImdsError.oauth(
+                    400, "invalid_request", f"Duplicate query parameter '{dup}' is not allowed"
+                )
+            raise ImdsError.plain(400, f"Bad request. Duplicate query parameter '{dup}' is not allowed")
+        if endpoint == "token":
+            return self._token(request)
+        if endpoint == "info":
+            return _json({"tenantId": emu.world.tenant.id})
+        return self._instance(request, str(args.get("sub") or ""))
+
+    def _fault_response(self, fault: Any) -> Response:
+        body = fault.body
+        text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+        resp = Response(text, status=fault.status, content_type=fault.content_type)
+        for k, v in fault.headers.items():
+            resp.headers[k] = v
+        return resp
+
+    def _token(self, request: Request) -> Response:
+        emu = self.emu
+        resource = request.args.get("resource", "")
+        if not resource.strip():
+            raise ImdsError.oauth(400, "invalid_request", "Required query variable 'resource' is missing")
+        given = [k for k in SELECTORS if k in request.args]
+        if len(given) > 1:
+            # UNCONFIRMED (protocol reference U2): the spec only says the selectors are mutually exclusive.
+            raise ImdsError.oauth(
+                400,
+                "invalid_request",
+                "Only one of client_id, object_id or msi_res_id may be specified in the token request",
+            )
+        fault = emu.engine.check("imds-token")
+        if fault is not None:
+            request.environ["mi.fault"] = fault.label
+            return self._fault_response(fault)
+        selector = given[0] if given else None
+        value = request.args.get(selector) if selector else None
+        try:
+            principal = emu.world.select_identity(selector, value)
+        except IdentitySelectionError as exc:
+            if exc.reason == "multiple":
+                raise ImdsError.oauth(
+                    400,
+                    "invalid_request",
+                    "Multiple user assigned identities exist, please specify the clientId / resourceId of the "
+                    "identity in the token request",
+                ) from None
+            raise imds_identity_not_found() from None
+        now = time.time()
+        bypass = request.args.get("bypass_cache", "").lower() == "true"
+        tok = emu.issuer.issue(principal, resource, now, bypass_cache=bypass)
+        request.environ["mi.identity"] = principal.principal_id
+        body = {
+            "access_token": tok.access_token,
+            "client_id": principal.client_id,
+            "expires_in": str(max(0, int(tok.exp - now))),
+            "expires_on": str(tok.exp),
+            "ext_expires_in": str(tok.lifetime),
+            "not_before": str(tok.nbf),
+            "resource": resource,
+            "token_type": "Bearer",
+        }
+        if selector == "object_id":
+            body["object_id"] = principal.principal_id
+        elif selector in ("msi_res_id", "mi_res_id"):
+            body["msi_res_id"] = principal.resource_id or ""
+        return _json(body)
+
+    def _instance(self, request: Request, sub: str) -> Response:
+        doc: Any = instance_document(self.emu)
+        for part in [p for p in sub.split("/") if p]:
+            if isinstance(doc, dict) and part in doc:
+                doc = doc[part]
+            elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+                doc = doc[int(part)]
+            else:
+                raise ImdsError.plain(404, "Not found")
+        fmt = request.args.get("format", "json")
+        leaf = not isinstance(doc, (dict, list))
+        if fmt == "text":
+            if leaf:
+                text = str(doc)
+            elif isinstance(doc, dict):
+                text = "\n".join(k + ("/" if isinstance(v, (dict, list)) else "") for k, v in doc.items())
+            else:
+                text = "\n".join(f"{i}/" for i in range(len(doc)))
+            return Response(text, status=200, content_type="text/plain; charset=utf-8")
+        if fmt != "json":
+            raise ImdsError.plain(400, "Bad request. format must be json or text")
+        if leaf:
+            raise ImdsError.plain(400, "Bad request. Leaf nodes only support text format (use format=text)")
+        return _json(doc)

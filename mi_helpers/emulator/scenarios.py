@@ -1,0 +1,621 @@
+"""Named scenarios (a world edit + faults + client-side environment) and the fault engine that runs them.
+
+A scenario models one field failure from the failure-mode catalogue. Faults are scripted per *target*:
+
+* ``imds``       every ``/metadata/…`` request on the IMDS listener, before any validation (hang, latency,
+                 a foreign server's HTML, Docker Desktop's 403);
+* ``imds-token`` token requests that passed IMDS's own checks (410, 429, 500, ``Identity not found``);
+* ``arm``        authenticated ARM requests (latency, 429 throttling);
+* ``arm-rbac``   ARM's RBAC decision (``role-propagating`` denies while its window lasts).
+
+Windows of time and counts start at the **first matching request**, not at process start, so a client always
+gets the whole window: ``n`` requests or ``t`` seconds, whichever ends first (``None`` = unbounded).
+Giving only one of ``n``/``t`` when overriding a scenario drops the other default.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import certifi
+
+from mi_helpers.emulator.world import World
+from mi_helpers.validate import InputError
+
+__all__ = [
+    "COMMON_DEFAULTS",
+    "SCENARIOS",
+    "Fault",
+    "FaultEngine",
+    "Scenario",
+    "TokenBucket",
+    "Window",
+    "build_faults",
+    "build_world",
+    "get_scenario",
+    "resolve_params",
+    "scenario_names",
+]
+
+COMMON_DEFAULTS: dict[str, Any] = {"token_lifetime": 86399, "imds_latency": 0.0, "arm_latency": 0.0}
+COMMON_HELP = {
+    "token_lifetime": "lifetime of issued tokens in seconds (expires_in of a fresh token)",
+    "imds_latency": "seconds IMDS waits before answering any /metadata request",
+    "arm_latency": "seconds ARM waits before answering an authenticated request",
+}
+
+
+@dataclass
+class Window:
+    """Fires for the first ``n`` matching requests or ``t`` seconds after the first one (``None`` = no bound)."""
+
+    n: int | None = None
+    t: float | None = None
+    first: float | None = None
+    count: int = 0
+
+    def take(self, now: float) -> bool:
+        if self.first is None:
+            self.first = now
+        if self.n is not None and self.count >= self.n:
+            return False
+        if self.t is not None and now - self.first >= self.t:
+            return False
+        self.count += 1
+        return True
+
+
+@dataclass
+class TokenBucket:
+    """``capacity`` requests at once, refilled at ``rate`` per second (ARM and IMDS throttling)."""
+
+    capacity: float
+    rate: float
+    tokens: float = -1.0
+    stamp: float = 0.0
+
+    def take(self, now: float) -> bool:
+        if self.tokens < 0:
+            self.tokens, self.stamp = self.capacity, now
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    def remaining(self) -> int:
+        return max(0, int(self.tokens if self.tokens >= 0 else self.capacity))
+
+
+@dataclass
+class Fault:
+    """One scripted misbehaviour at a target.
+
+    ``kind``: ``reply`` (answer ``status``/``body``), ``hang`` (accept, never answer), ``latency`` (sleep
+    ``seconds`` then continue), ``throttle`` (``reply`` whenever ``bucket`` is empty), ``deny`` (RBAC says no).
+    """
+
+    target: str
+    kind: str
+    status: int = 0
+    body: Any = None
+    content_type: str = "application/json; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    window: Window = field(default_factory=Window)
+    seconds: float = 0.0
+    bucket: TokenBucket | None = None
+    label: str = ""
+
+
+class FaultEngine:
+    """Evaluates the active faults of a scenario, thread-safely; ``release`` frees hung requests."""
+
+    def __init__(self, faults: list[Fault] | None = None) -> None:
+        self._lock = threading.Lock()
+        self.faults: list[Fault] = list(faults or [])
+        self.released = threading.Event()
+
+    def replace(self, faults: list[Fault]) -> None:
+        """Switch to a new fault list; requests hung by the old one are released."""
+        old = self.released
+        with self._lock:
+            self.faults = list(faults)
+            self.released = threading.Event()
+        old.set()
+
+    def clear(self) -> None:
+        self.replace([])
+
+    def release(self) -> None:
+        self.released.set()
+
+    def check(self, target: str, now: float | None = None) -> Fault | None:
+        """The terminal fault for this request at ``target`` (sleeping through latency faults first)."""
+        t = time.time() if now is None else now
+        delay = 0.0
+        hit: Fault | None = None
+        with self._lock:
+            for f in self.faults:
+                if f.target != target:
+                    continue
+                if f.kind == "latency":
+                    if f.window.take(t):
+                        delay += f.seconds
+                elif f.kind == "throttle":
+                    assert f.bucket is not None
+                    if not f.bucket.take(t):
+                        hit = f
+                        break
+                elif f.window.take(t):
+                    hit = f
+                    break
+        if delay > 0:
+            self.released.wait(delay)
+        return hit
+
+    def describe(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {
+                    "target": f.target,
+                    "kind": f.kind,
+                    "label": f.label,
+                    "status": f.status or None,
+                    "n": f.window.n,
+                    "t": f.window.t,
+                    "fired": f.window.count,
+                    "started": f.window.first,
+                }
+                for f in self.faults
+            ]
+
+
+EnvBuilder = Callable[[dict[str, str], dict[str, Any]], dict[str, str]]
+FaultBuilder = Callable[[dict[str, Any]], list[Fault]]
+WorldEdit = Callable[[World, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named situation: world edit, faults, listener layout and client-side environment extras."""
+
+    name: str
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    params_help: dict[str, str] = field(default_factory=dict)
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    edit: WorldEdit | None = None
+    faults: FaultBuilder | None = None
+    imds_listening: bool = True
+    proxy: bool = False
+    legacy_port: bool = False
+    client_env: EnvBuilder | None = None
+    arm_clock_skew: str | None = None  # name of the param holding ARM's clock offset in seconds
+    failure_mode: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        params = {**COMMON_DEFAULTS, **self.defaults}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "params": params,
+            "params_help": {**COMMON_HELP, **self.params_help},
+            "choices": {k: list(v) for k, v in self.choices.items()},
+            "imds_listening": self.imds_listening,
+            "failure_mode": self.failure_mode,
+        }
+
+
+# --------------------------------------------------------------------------------------------- world edits
+def _host_principals(w: World) -> set[str]:
+    vm = w.host_vm
+    ids = {u.principal_id.lower() for u in w.identities}
+    if vm.system_identity is not None:
+        ids.add(vm.system_identity.principal_id.lower())
+    return ids
+
+
+def _no_identity(w: World, p: dict[str, Any]) -> None:
+    w.disable_system_identity()
+    w.host_vm.user_assigned = []
+
+
+def _user_assigned_only(w: World, p: dict[str, Any]) -> None:
+    w.disable_system_identity()
+    vm = w.host_vm
+    vm.user_assigned = vm.user_assigned[:1] or [w.identities[0].resource_id]
+
+
+def _multiple_user_assigned(w: World, p: dict[str, Any]) -> None:
+    w.disable_system_identity()
+    vm = w.host_vm
+    vm.user_assigned = [u.resource_id for u in w.identities[:2]]
+
+
+def _no_role_assignment(w: World, p: dict[str, Any]) -> None:
+    ids = _host_principals(w)
+    w.role_assignments = [a for a in w.role_assignments if a.principal_id.lower() not in ids]
+
+
+# --------------------------------------------------------------------------------------------- fault builders
+def _window(p: dict[str, Any]) -> Window:
+    n, t = p.get("n"), p.get("t")
+    return Window(None if n is None else int(n), None if t is None else float(t))
+
+
+def _imds_server_error(p: dict[str, Any]) -> list[Fault]:
+    body = {
+        "error": "unknown",
+        "error_description": "Failed to retrieve token from the Active directory. For details see logs in "
+        "C:\\WindowsAzure\\Logs\\Plugins\\Microsoft.Identity.Azure.IMDS\\imds.log",
+    }
+    return [Fault("imds-token", "reply", 500, body, window=_window(p), label="imds-server-error")]
+
+
+def _imds_updating(p: dict[str, Any]) -> list[Fault]:
+    body = {
+        "error": "service_unavailable",
+        "error_description": "IMDS is going through updates and will be available in a maximum of 70 seconds",
+    }
+    return [Fault("imds-token", "reply", 410, body, window=_window(p), label="imds-updating")]
+
+
+def _imds_throttled(p: dict[str, Any]) -> list[Fault]:
+    body = {"error": "too_many_requests", "error_description": "IMDS Throttle limit reached"}
+    return [
+        Fault(
+            "imds-token",
+            "throttle",
+            429,
+            body,
+            headers={"Retry-After": str(int(p["retry_after"]))},
+            bucket=TokenBucket(float(p["burst"]), float(p["rate"])),
+            label="imds-throttled",
+        )
+    ]
+
+
+def _identity_propagating(p: dict[str, Any]) -> list[Fault]:
+    body = {"error": "invalid_request", "error_description": "Identity not found"}
+    return [Fault("imds-token", "reply", 400, body, window=_window(p), label="identity-propagating")]
+
+
+def _role_propagating(p: dict[str, Any]) -> list[Fault]:
+    return [Fault("arm-rbac", "deny", window=_window(p), label="role-propagating")]
+
+
+def _imds_hang(p: dict[str, Any]) -> list[Fault]:
+    return [Fault("imds", "hang", label="imds-hang")]
+
+
+_FOREIGN_HTML = (
+    "<!DOCTYPE html>\n<html><head><title>Instance metadata</title></head>\n<body><h1>Metadata service</h1>\n"
+    "<p>This is not the Azure Instance Metadata Service.</p></body></html>\n"
+)
+GATEWAY_HTML = (
+    "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n<body><h1>Bad Gateway</h1>\n"
+    "<p>The request failed due to a gateway error.</p><hr><address>corporate-proxy</address></body></html>\n"
+)
+
+
+def _foreign(p: dict[str, Any]) -> list[Fault]:
+    if p.get("mode") == "mmds":
+        return [
+            Fault(
+                "imds",
+                "reply",
+                401,
+                "No MMDS token provided. Use `X-metadata-token` header to specify the session token.",
+                content_type="text/plain; charset=utf-8",
+                label="foreign-metadata-server",
+            )
+        ]
+    return [
+        Fault(
+            "imds",
+            "reply",
+            200,
+            _FOREIGN_HTML,
+            content_type="text/html; charset=UTF-8",
+            label="foreign-metadata-server",
+        )
+    ]
+
+
+def _docker_desktop(p: dict[str, Any]) -> list[Fault]:
+    text = (
+        "connecting to 169.254.169.254:80: connecting to 169.254.169.254:80: dial tcp 169.254.169.254:80: "
+        "connect: host is unreachable"
+    )
+    return [
+        Fault(
+            "imds",
+            "reply",
+            403,
+            text,
+            content_type="text/plain; charset=utf-8",
+            label="docker-desktop-unreachable",
+        )
+    ]
+
+
+def _arm_throttled(p: dict[str, Any]) -> list[Fault]:
+    return [
+        Fault(
+            "arm",
+            "throttle",
+            429,
+            None,
+            headers={"Retry-After": str(int(p["retry_after"]))},
+            bucket=TokenBucket(float(p["burst"]), float(p["rate"])),
+            label="arm-throttled",
+        )
+    ]
+
+
+def _latency_faults(p: dict[str, Any]) -> list[Fault]:
+    out = []
+    if float(p.get("imds_latency") or 0) > 0:
+        out.append(Fault("imds", "latency", seconds=float(p["imds_latency"]), label="imds-latency"))
+    if float(p.get("arm_latency") or 0) > 0:
+        out.append(Fault("arm", "latency", seconds=float(p["arm_latency"]), label="arm-latency"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------- client env
+def _proxy_env(ctx: dict[str, str], p: dict[str, Any]) -> dict[str, str]:
+    # IMDS is served on 127.0.0.1 and NO_PROXY names only "localhost": token requests go through the proxy,
+    # while the admin URL is given as localhost (bypassed) and ARM is HTTPS (HTTP_PROXY does not apply).
+    admin = ctx["admin_url"].replace("://127.0.0.1:", "://localhost:")
+    return {
+        "HTTP_PROXY": ctx["proxy_url"],
+        "http_proxy": ctx["proxy_url"],
+        "NO_PROXY": "localhost",
+        "no_proxy": "localhost",
+        "MI_HELPERS_EMULATOR_ADMIN": admin,
+    }
+
+
+def _legacy_env(ctx: dict[str, str], p: dict[str, Any]) -> dict[str, str]:
+    return {"MSI_ENDPOINT": f"http://localhost:{ctx['legacy_port']}/oauth2/token"}
+
+
+def _tls_untrusted_env(ctx: dict[str, str], p: dict[str, Any]) -> dict[str, str]:
+    return {"REQUESTS_CA_BUNDLE": certifi.where()}
+
+
+_N_HELP = {"n": "number of matching requests that fail", "t": "seconds the failure lasts after the first one"}
+_BUCKET_HELP = {
+    "burst": "requests allowed back to back before throttling starts",
+    "rate": "requests per second refilled",
+    "retry_after": "value of the Retry-After header (seconds)",
+}
+
+_ALL = [
+    Scenario(
+        "healthy",
+        "Everything works: system-assigned identity with Reader on the resource group.",
+        failure_mode="",
+    ),
+    Scenario(
+        "no-identity",
+        "The VM has no managed identity: IMDS answers 400 'Identity not found'.",
+        edit=_no_identity,
+        failure_mode="FM2",
+    ),
+    Scenario(
+        "user-assigned-only",
+        "No system-assigned identity, exactly one user-assigned (uami-reader): IMDS uses it for a plain request.",
+        edit=_user_assigned_only,
+        failure_mode="FM3",
+    ),
+    Scenario(
+        "multiple-user-assigned",
+        "Two user-assigned identities and no system-assigned: a request without client_id gets 400 'Multiple user "
+        "assigned identities exist…'.",
+        edit=_multiple_user_assigned,
+        failure_mode="FM3",
+    ),
+    Scenario(
+        "no-role-assignment",
+        "Token works but the identity has no role: ARM answers 403 AuthorizationFailed, no subscriptions listed.",
+        edit=_no_role_assignment,
+        failure_mode="FM4",
+    ),
+    Scenario(
+        "role-propagating",
+        "A role was just granted: ARM answers 403 AuthorizationFailed for the first n requests (or t seconds).",
+        defaults={"n": 2, "t": None},
+        params_help=_N_HELP,
+        faults=_role_propagating,
+        failure_mode="FM5",
+    ),
+    Scenario(
+        "identity-propagating",
+        "The identity was just enabled: IMDS answers 'Identity not found' for the first n token requests (or t s).",
+        defaults={"n": 2, "t": None},
+        params_help=_N_HELP,
+        faults=_identity_propagating,
+        failure_mode="FM5",
+    ),
+    Scenario(
+        "imds-unreachable",
+        "Not on Azure / IMDS blocked: nothing listens on the IMDS port (connection refused); ARM and admin stay up.",
+        imds_listening=False,
+        failure_mode="FM1",
+    ),
+    Scenario(
+        "imds-hang",
+        "IMDS accepts connections but never answers (pass read_timeout= or wait 300 s per try).",
+        faults=_imds_hang,
+        failure_mode="FM1",
+    ),
+    Scenario(
+        "imds-updating",
+        "IMDS is being updated: token requests get 410 for t seconds after the first one.",
+        defaults={"n": None, "t": 3.0},
+        params_help=_N_HELP,
+        faults=_imds_updating,
+        failure_mode="FM10",
+    ),
+    Scenario(
+        "imds-throttled",
+        "Too many token requests: IMDS answers 429 with Retry-After once the burst is used up.",
+        defaults={"burst": 10, "rate": 5.0, "retry_after": 1},
+        params_help=_BUCKET_HELP,
+        faults=_imds_throttled,
+        failure_mode="FM11",
+    ),
+    Scenario(
+        "imds-server-error",
+        "IMDS cannot reach Entra ID: 500 'Failed to retrieve token from the Active directory' for n requests.",
+        defaults={"n": 2, "t": None},
+        params_help=_N_HELP,
+        faults=_imds_server_error,
+        failure_mode="FM10",
+    ),
+    Scenario(
+        "foreign-metadata-server",
+        "Another cloud's metadata server answers: HTML 200 (mode=html) or 401 'No MMDS token provided' (mode=mmds).",
+        defaults={"mode": "html"},
+        params_help={"mode": "html: an HTML page with status 200; mmds: Firecracker's 401 text"},
+        choices={"mode": ("html", "mmds")},
+        faults=_foreign,
+        failure_mode="FM13",
+    ),
+    Scenario(
+        "proxy-intercept",
+        "HTTP_PROXY without NO_PROXY for IMDS: a corporate proxy answers 502 (mode=gateway) or forwards with "
+        "X-Forwarded-For, which IMDS rejects (mode=forward).",
+        defaults={"mode": "gateway"},
+        params_help={"mode": "gateway: 502 HTML; forward: relay to IMDS adding X-Forwarded-For"},
+        choices={"mode": ("gateway", "forward")},
+        proxy=True,
+        client_env=_proxy_env,
+        failure_mode="FM6",
+    ),
+    Scenario(
+        "legacy-extension-endpoint",
+        "An old script sets MSI_ENDPOINT to the retired VM-extension endpoint (localhost:50342): nothing listens there.",
+        legacy_port=True,
+        client_env=_legacy_env,
+        failure_mode="FM14",
+    ),
+    Scenario(
+        "expired-token",
+        "ARM's clock runs ahead of IMDS's: a fresh token is already expired for ARM (401 ExpiredAuthenticationToken).",
+        defaults={"skew": 172800},
+        params_help={"skew": "seconds ARM's clock runs ahead"},
+        arm_clock_skew="skew",
+        failure_mode="FM9",
+    ),
+    Scenario(
+        "arm-throttled",
+        "Too many ARM reads: 429 SubscriptionRequestsThrottled with Retry-After once the burst is used up.",
+        defaults={"burst": 10, "rate": 1.0, "retry_after": 1},
+        params_help=_BUCKET_HELP,
+        faults=_arm_throttled,
+        failure_mode="FM11",
+    ),
+    Scenario(
+        "tls-untrusted",
+        "The client does not trust the emulator's CA: REQUESTS_CA_BUNDLE points at certifi only (TLS errors on ARM).",
+        client_env=_tls_untrusted_env,
+        failure_mode="",
+    ),
+    Scenario(
+        "docker-desktop-unreachable",
+        "Inside a Docker Desktop container: IMDS traffic gets a 403 whose text says the host is unreachable.",
+        faults=_docker_desktop,
+        failure_mode="FM8",
+    ),
+]
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
+
+
+def scenario_names() -> list[str]:
+    return list(SCENARIOS)
+
+
+def get_scenario(name: str) -> Scenario:
+    """The scenario called ``name`` or an :class:`InputError` listing the allowed names."""
+    s = SCENARIOS.get(str(name).strip()) if isinstance(name, str) else None
+    if s is None:
+        raise InputError("scenario", f"unknown scenario {name!r} (allowed: {', '.join(SCENARIOS)})", name)
+    return s
+
+
+def _coerce(key: str, value: Any, default: Any, choices: tuple[str, ...] | None) -> Any:
+    if isinstance(value, str):
+        v = value.strip()
+        if v.lower() in ("", "none", "null"):
+            return None
+        if choices:
+            if v not in choices:
+                raise InputError(key, f"{v!r} is not allowed (allowed: {', '.join(choices)})", value)
+            return v
+        if isinstance(default, str):
+            return v
+        try:
+            return int(v)
+        except ValueError:
+            try:
+                return float(v)
+            except ValueError:
+                raise InputError(key, f"{v!r} is not a number (give seconds or a count)", value) from None
+    if value is None:
+        return None
+    if choices:
+        if value not in choices:
+            raise InputError(key, f"{value!r} is not allowed (allowed: {', '.join(choices)})", value)
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(key, f"{value!r} is not a number", value)
+    if value < 0:
+        raise InputError(key, f"{value!r} must not be negative", value)
+    return value
+
+
+def resolve_params(scenario: Scenario, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Scenario defaults + common defaults, with ``overrides`` checked (names, types, choices) and applied."""
+    params = {**COMMON_DEFAULTS, **scenario.defaults}
+    ov = dict(overrides or {})
+    unknown = [k for k in ov if k not in params]
+    if unknown:
+        raise InputError(
+            unknown[0],
+            f"unknown parameter for scenario {scenario.name!r} (allowed: {', '.join(sorted(params))})",
+            ov[unknown[0]],
+        )
+    if ("n" in ov) != ("t" in ov) and "n" in params and "t" in params:
+        params["n" if "t" in ov else "t"] = None
+    for k, v in ov.items():
+        params[k] = _coerce(k, v, params[k], scenario.choices.get(k))
+    if params.get("token_lifetime") is None or int(params["token_lifetime"]) < 1:
+        raise InputError(
+            "token_lifetime", "must be a positive number of seconds", params.get("token_lifetime")
+        )
+    return params
+
+
+def build_faults(scenario: Scenario, params: dict[str, Any]) -> list[Fault]:
+    """The fault list for a scenario run with ``params``."""
+    faults = _latency_faults(params)
+    if scenario.faults is not None:
+        faults.extend(scenario.faults(params))
+    return faults
+
+
+def build_world(scenario: Scenario, base: World, params: dict[str, Any]) -> World:
+    """A fresh copy of ``base`` with the scenario's edit applied."""
+    w = base.copy()
+    if scenario.edit is not None:
+        with w.lock:
+            scenario.edit(w, params)
+    return w

@@ -1,0 +1,812 @@
+"""The emulator's state: tenant, subscriptions, resource groups, VMs, identities, resources and role assignments.
+
+Plain dataclasses, loadable from a small YAML/JSON file (``default_world.yaml`` is the documented default).
+The rules that depend only on this state live here too, so IMDS and ARM cannot disagree about them:
+which identity a token request selects, and whether a principal may read a scope (Azure RBAC: an
+assignment applies to its scope and everything below it). Every read and write takes ``World.lock``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+import importlib.resources as importlib_resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mi_helpers.validate import InputError
+
+__all__ = [
+    "BUILTIN_ROLES",
+    "GenericResource",
+    "IdentitySelectionError",
+    "Principal",
+    "ResourceGroup",
+    "RoleAssignment",
+    "Subscription",
+    "SystemIdentity",
+    "Tenant",
+    "UserAssignedIdentity",
+    "VirtualMachine",
+    "World",
+    "scope_within",
+]
+
+# Built-in role definitions (IDs as in Azure). All three grant every read the emulator serves.
+BUILTIN_ROLES: dict[str, dict[str, Any]] = {
+    "Reader": {
+        "id": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+        "description": "View all resources, but does not allow you to make any changes.",
+        "actions": ["*/read"],
+        "not_actions": [],
+    },
+    "Contributor": {
+        "id": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+        "description": "Grants full access to manage all resources, but does not allow you to assign roles in "
+        "Azure RBAC, manage assignments in Azure Blueprints, or share image galleries.",
+        "actions": ["*"],
+        "not_actions": [
+            "Microsoft.Authorization/*/Delete",
+            "Microsoft.Authorization/*/Write",
+            "Microsoft.Authorization/elevateAccess/Action",
+        ],
+    },
+    "Owner": {
+        "id": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+        "description": "Grants full access to manage all resources, including the ability to assign roles in "
+        "Azure RBAC.",
+        "actions": ["*"],
+        "not_actions": [],
+    },
+}
+_ROLE_BY_ID = {v["id"]: k for k, v in BUILTIN_ROLES.items()}
+_FIXED_TIME = "2026-01-01T00:00:00.0000000Z"
+
+
+def _norm(scope: str) -> str:
+    """Case-insensitive, slash-tolerant form of an ARM scope for comparisons."""
+    parts = [p for p in scope.strip().split("/") if p]
+    return "/" + "/".join(parts).lower()
+
+
+def scope_within(scope: str, ancestor: str) -> bool:
+    """True when ``scope`` equals ``ancestor`` or lies below it (case-insensitive, as ARM compares IDs)."""
+    s, a = _norm(scope), _norm(ancestor)
+    return a == "/" or s == a or s.startswith(a + "/")
+
+
+@dataclass
+class Tenant:
+    """The Entra tenant every identity belongs to."""
+
+    id: str
+    name: str = "Emulated Tenant"
+
+
+@dataclass
+class Subscription:
+    """An Azure subscription."""
+
+    id: str
+    name: str = "Emulated Subscription"
+
+    @property
+    def resource_id(self) -> str:
+        return f"/subscriptions/{self.id}"
+
+
+@dataclass
+class ResourceGroup:
+    """A resource group in a subscription."""
+
+    subscription_id: str
+    name: str
+    location: str = "westeurope"
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resource_id(self) -> str:
+        return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.name}"
+
+
+@dataclass
+class UserAssignedIdentity:
+    """A user-assigned managed identity (a standalone ARM resource that can be attached to VMs)."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    client_id: str
+    principal_id: str
+    location: str = "westeurope"
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resource_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{self.name}"
+        )
+
+
+@dataclass
+class SystemIdentity:
+    """A VM's system-assigned identity. The IDs stay when disabled, so re-enabling restores them."""
+
+    principal_id: str
+    client_id: str
+    enabled: bool = True
+
+
+@dataclass
+class VirtualMachine:
+    """A virtual machine, with its identity block (system-assigned and attached user-assigned identities)."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    vm_id: str
+    location: str = "westeurope"
+    vm_size: str = "Standard_D2s_v5"
+    os_type: str = "Linux"
+    tags: dict[str, str] = field(default_factory=dict)
+    system_identity: SystemIdentity | None = None
+    user_assigned: list[str] = field(default_factory=list)  # resource IDs of attached UAMIs
+
+    @property
+    def resource_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Compute/virtualMachines/{self.name}"
+        )
+
+    @property
+    def has_system_identity(self) -> bool:
+        return self.system_identity is not None and self.system_identity.enabled
+
+
+@dataclass
+class GenericResource:
+    """Any other resource in a resource group (storage account, key vault, …): listed, not modelled."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    type: str
+    location: str = "westeurope"
+    kind: str | None = None
+    sku: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resource_id(self) -> str:
+        return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}/providers/{self.type}/{self.name}"
+
+
+@dataclass
+class RoleAssignment:
+    """A role (Reader, Contributor, Owner) granted to a principal at a scope."""
+
+    principal_id: str
+    role: str
+    scope: str
+    id: str = ""
+    principal_type: str = "ServicePrincipal"
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            key = f"{self.principal_id}|{self.role}|{_norm(self.scope)}".lower()
+            self.id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+
+    @property
+    def role_definition_guid(self) -> str:
+        return str(BUILTIN_ROLES[self.role]["id"])
+
+    @property
+    def resource_id(self) -> str:
+        scope = self.scope.rstrip("/")
+        return f"{scope}/providers/Microsoft.Authorization/roleAssignments/{self.id}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The identity a token is issued for (what IMDS selected)."""
+
+    kind: str  # "system" | "user"
+    principal_id: str
+    client_id: str
+    tenant_id: str
+    mirid: str  # xms_mirid: VM ID (system) or UAMI ID (user), with lower-case "resourcegroups"
+    resource_id: str | None = None  # the UAMI's resource ID (user only)
+    name: str = ""
+
+
+class IdentitySelectionError(LookupError):
+    """IMDS could not pick an identity: ``reason`` is ``"not_found"`` or ``"multiple"``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _mirid(resource_id: str) -> str:
+    """``xms_mirid`` form of a resource ID: the ``resourceGroups`` segment in lower case, as in real tokens."""
+    parts = resource_id.split("/")
+    return "/".join("resourcegroups" if p.lower() == "resourcegroups" else p for p in parts)
+
+
+def _str_map(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(where, "must be a mapping of tag names to values", value)
+    return {str(k): str(v) for k, v in value.items()}
+
+
+class World:
+    """The whole emulated estate plus "the VM this IMDS belongs to" (``host_vm``)."""
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        subscriptions: list[Subscription],
+        resource_groups: list[ResourceGroup],
+        identities: list[UserAssignedIdentity],
+        vms: list[VirtualMachine],
+        resources: list[GenericResource],
+        role_assignments: list[RoleAssignment],
+        host_vm: str,
+        az_environment: str = "AzurePublicCloud",
+    ) -> None:
+        self.lock = threading.RLock()
+        self.tenant = tenant
+        self.subscriptions = subscriptions
+        self.resource_groups = resource_groups
+        self.identities = identities
+        self.vms = vms
+        self.resources = resources
+        self.role_assignments = role_assignments
+        self.az_environment = az_environment
+        self._host_vm_id = ""
+        vm = self._find_vm_by_ref(host_vm)
+        if vm is None:
+            raise InputError("host_vm", f"no virtual machine named {host_vm!r} in the world", host_vm)
+        self._host_vm_id = vm.resource_id
+
+    # ----------------------------------------------------------------- loading and saving
+    @classmethod
+    def default(cls) -> World:
+        """The documented default world (``default_world.yaml``)."""
+        text = (
+            importlib_resources.files("mi_helpers.emulator").joinpath("default_world.yaml").read_text("utf-8")
+        )
+        return cls.from_dict(yaml.safe_load(text))
+
+    @classmethod
+    def load(cls, path: str | Path) -> World:
+        """Load a world from a YAML or JSON file (same keys as ``default_world.yaml``)."""
+        p = Path(path)
+        try:
+            text = p.read_text("utf-8")
+        except OSError as exc:
+            raise InputError(
+                "world", f"cannot read {str(p)!r}: {exc.strerror} (give a YAML or JSON file)"
+            ) from exc
+        try:
+            data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError("world", f"{str(p)!r} is not valid YAML/JSON: {first}") from exc
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> World:
+        """Build a world from a dict (the YAML layout, or the output of :meth:`to_dict`)."""
+        if not isinstance(data, dict):
+            raise InputError(
+                "world", "must be a mapping with tenant, subscriptions, virtual_machines, …", data
+            )
+        try:
+            return cls._from_dict(data)
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError("world", f"malformed world description ({type(exc).__name__}: {exc})") from exc
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> World:
+        t = data.get("tenant") or {}
+        tenant = Tenant(id=str(t["id"]), name=str(t.get("name", "Emulated Tenant")))
+        subs = [
+            Subscription(id=str(s["id"]), name=str(s.get("name", "Emulated Subscription")))
+            for s in data["subscriptions"]
+        ]
+        if not subs:
+            raise InputError("world.subscriptions", "needs at least one subscription")
+        default_sub = subs[0].id
+
+        def sub_of(d: dict[str, Any]) -> str:
+            return str(d.get("subscription_id") or d.get("subscription") or default_sub)
+
+        rgs = [
+            ResourceGroup(
+                sub_of(r),
+                str(r["name"]),
+                str(r.get("location", "westeurope")),
+                _str_map(r.get("tags"), "tags"),
+            )
+            for r in data.get("resource_groups", [])
+        ]
+        uamis = [
+            UserAssignedIdentity(
+                sub_of(u),
+                str(u["resource_group"]),
+                str(u["name"]),
+                str(u["client_id"]),
+                str(u["principal_id"]),
+                str(u.get("location", "westeurope")),
+                _str_map(u.get("tags"), "tags"),
+            )
+            for u in data.get("user_assigned_identities", [])
+        ]
+        world = cls.__new__(cls)  # a partial world to resolve UAMI references while reading VMs
+        world.identities = uamis
+        vms = []
+        for v in data.get("virtual_machines", []):
+            si = v.get("system_identity")
+            system = None
+            if isinstance(si, dict):
+                system = SystemIdentity(
+                    str(si["principal_id"]), str(si["client_id"]), bool(si.get("enabled", True))
+                )
+            attached = []
+            for ref in v.get("user_assigned") or []:
+                ua = world._find_uami(str(ref))
+                if ua is None:
+                    raise InputError("world.virtual_machines.user_assigned", f"unknown identity {ref!r}", ref)
+                attached.append(ua.resource_id)
+            vms.append(
+                VirtualMachine(
+                    sub_of(v),
+                    str(v["resource_group"]),
+                    str(v["name"]),
+                    str(v["vm_id"]),
+                    str(v.get("location", "westeurope")),
+                    str(v.get("vm_size", "Standard_D2s_v5")),
+                    str(v.get("os_type", "Linux")),
+                    _str_map(v.get("tags"), "tags"),
+                    system,
+                    attached,
+                )
+            )
+        res = [
+            GenericResource(
+                sub_of(r),
+                str(r["resource_group"]),
+                str(r["name"]),
+                str(r["type"]),
+                str(r.get("location", "westeurope")),
+                r.get("kind"),
+                r.get("sku"),
+                _str_map(r.get("tags"), "tags"),
+            )
+            for r in data.get("resources", [])
+        ]
+        ras = []
+        for a in data.get("role_assignments", []):
+            role = str(a["role"])
+            if role not in BUILTIN_ROLES:
+                raise InputError(
+                    "world.role_assignments.role",
+                    f"unknown role {role!r} (allowed: {', '.join(BUILTIN_ROLES)})",
+                )
+            ras.append(
+                RoleAssignment(
+                    str(a["principal_id"]),
+                    role,
+                    str(a["scope"]),
+                    str(a.get("id", "")),
+                    str(a.get("principal_type", "ServicePrincipal")),
+                )
+            )
+        host = data.get("host_vm")
+        if isinstance(host, dict):
+            host = host.get("resource_id") or host.get("name")
+        if not host:
+            if not vms:
+                raise InputError("world.virtual_machines", "needs at least one VM (the one IMDS belongs to)")
+            host = vms[0].name
+        return cls(
+            tenant,
+            subs,
+            rgs,
+            uamis,
+            vms,
+            res,
+            ras,
+            str(host),
+            str(data.get("az_environment", "AzurePublicCloud")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description of the world (loadable again with :meth:`from_dict`)."""
+        with self.lock:
+            host = self.host_vm
+            return {
+                "tenant": {"id": self.tenant.id, "name": self.tenant.name},
+                "az_environment": self.az_environment,
+                "subscriptions": [
+                    {"id": s.id, "name": s.name, "resource_id": s.resource_id} for s in self.subscriptions
+                ],
+                "resource_groups": [
+                    {
+                        "subscription_id": r.subscription_id,
+                        "name": r.name,
+                        "location": r.location,
+                        "tags": dict(r.tags),
+                        "resource_id": r.resource_id,
+                    }
+                    for r in self.resource_groups
+                ],
+                "user_assigned_identities": [
+                    {
+                        "subscription_id": u.subscription_id,
+                        "resource_group": u.resource_group,
+                        "name": u.name,
+                        "client_id": u.client_id,
+                        "principal_id": u.principal_id,
+                        "location": u.location,
+                        "tags": dict(u.tags),
+                        "resource_id": u.resource_id,
+                        "attached_to": [v.name for v in self.vms if self._attached(v, u)],
+                    }
+                    for u in self.identities
+                ],
+                "virtual_machines": [self._vm_dict(v) for v in self.vms],
+                "resources": [
+                    {
+                        "subscription_id": r.subscription_id,
+                        "resource_group": r.resource_group,
+                        "name": r.name,
+                        "type": r.type,
+                        "location": r.location,
+                        "kind": r.kind,
+                        "sku": r.sku,
+                        "tags": dict(r.tags),
+                        "resource_id": r.resource_id,
+                    }
+                    for r in self.resources
+                ],
+                "role_assignments": [
+                    {
+                        "id": a.id,
+                        "principal_id": a.principal_id,
+                        "principal_type": a.principal_type,
+                        "role": a.role,
+                        "role_definition_id": a.role_definition_guid,
+                        "scope": a.scope,
+                        "resource_id": a.resource_id,
+                    }
+                    for a in self.role_assignments
+                ],
+                "host_vm": {"name": host.name, "resource_id": host.resource_id},
+            }
+
+    def _vm_dict(self, v: VirtualMachine) -> dict[str, Any]:
+        si = v.system_identity
+        return {
+            "subscription_id": v.subscription_id,
+            "resource_group": v.resource_group,
+            "name": v.name,
+            "vm_id": v.vm_id,
+            "location": v.location,
+            "vm_size": v.vm_size,
+            "os_type": v.os_type,
+            "tags": dict(v.tags),
+            "resource_id": v.resource_id,
+            "system_identity": None
+            if si is None
+            else {"enabled": si.enabled, "principal_id": si.principal_id, "client_id": si.client_id},
+            "user_assigned": list(v.user_assigned),
+        }
+
+    def copy(self) -> World:
+        """An independent deep copy (scenarios edit copies, never the loaded original)."""
+        with self.lock:
+            lock = self.lock
+            self.lock = None  # type: ignore[assignment]
+            try:
+                dup = copy.deepcopy(self)
+            finally:
+                self.lock = lock
+            dup.lock = threading.RLock()
+            return dup
+
+    # ----------------------------------------------------------------- lookups
+    @property
+    def host_vm(self) -> VirtualMachine:
+        """The VM this IMDS belongs to (instance metadata and token requests describe it)."""
+        vm = self._find_vm_by_ref(self._host_vm_id)
+        assert vm is not None
+        return vm
+
+    @property
+    def default_subscription(self) -> Subscription:
+        return self.subscriptions[0]
+
+    def _find_vm_by_ref(self, ref: str) -> VirtualMachine | None:
+        for v in self.vms:
+            if ref.lower() in (v.name.lower(), v.resource_id.lower()):
+                return v
+        return None
+
+    def _find_uami(self, ref: str) -> UserAssignedIdentity | None:
+        r = ref.strip().lower()
+        for u in self.identities:
+            if r in (u.name.lower(), u.resource_id.lower(), u.client_id.lower(), u.principal_id.lower()):
+                return u
+        if r.startswith("/"):
+            for u in self.identities:
+                if _norm(u.resource_id) == _norm(r):
+                    return u
+        return None
+
+    def _attached(self, vm: VirtualMachine, u: UserAssignedIdentity) -> bool:
+        return any(_norm(x) == _norm(u.resource_id) for x in vm.user_assigned)
+
+    def subscription(self, sub_id: str) -> Subscription | None:
+        with self.lock:
+            return next((s for s in self.subscriptions if s.id.lower() == sub_id.lower()), None)
+
+    def resource_group(self, sub_id: str, name: str) -> ResourceGroup | None:
+        with self.lock:
+            return next(
+                (
+                    r
+                    for r in self.resource_groups
+                    if r.subscription_id.lower() == sub_id.lower() and r.name.lower() == name.lower()
+                ),
+                None,
+            )
+
+    def vm(self, sub_id: str, rg: str, name: str) -> VirtualMachine | None:
+        with self.lock:
+            return next(
+                (
+                    v
+                    for v in self.vms
+                    if v.subscription_id.lower() == sub_id.lower()
+                    and v.resource_group.lower() == rg.lower()
+                    and v.name.lower() == name.lower()
+                ),
+                None,
+            )
+
+    def uami(self, sub_id: str, rg: str, name: str) -> UserAssignedIdentity | None:
+        with self.lock:
+            return next(
+                (
+                    u
+                    for u in self.identities
+                    if u.subscription_id.lower() == sub_id.lower()
+                    and u.resource_group.lower() == rg.lower()
+                    and u.name.lower() == name.lower()
+                ),
+                None,
+            )
+
+    def uami_by_id(self, resource_id: str) -> UserAssignedIdentity | None:
+        with self.lock:
+            return next((u for u in self.identities if _norm(u.resource_id) == _norm(resource_id)), None)
+
+    def attached_identities(self, vm: VirtualMachine) -> list[UserAssignedIdentity]:
+        """UAMIs attached to ``vm``, in attachment order."""
+        with self.lock:
+            out = []
+            for rid in vm.user_assigned:
+                u = self.uami_by_id(rid)
+                if u is not None:
+                    out.append(u)
+            return out
+
+    # ----------------------------------------------------------------- identity selection (IMDS rule)
+    def _system_principal(self, vm: VirtualMachine) -> Principal:
+        assert vm.system_identity is not None
+        return Principal(
+            "system",
+            vm.system_identity.principal_id,
+            vm.system_identity.client_id,
+            self.tenant.id,
+            _mirid(vm.resource_id),
+            None,
+            vm.name,
+        )
+
+    def _user_principal(self, u: UserAssignedIdentity) -> Principal:
+        return Principal(
+            "user", u.principal_id, u.client_id, self.tenant.id, _mirid(u.resource_id), u.resource_id, u.name
+        )
+
+    def select_identity(self, selector: str | None = None, value: str | None = None) -> Principal:
+        """Pick the identity for a token request on the host VM, following IMDS's rules.
+
+        ``selector`` is ``client_id``, ``object_id`` or ``msi_res_id`` (``mi_res_id`` is the same). Without a
+        selector: the system-assigned identity if enabled; else exactly one attached UAMI; else
+        ``IdentitySelectionError("multiple")`` for two or more, ``IdentitySelectionError("not_found")`` for none.
+        IDs compare case-insensitively.
+        """
+        with self.lock:
+            vm = self.host_vm
+            uamis = self.attached_identities(vm)
+            if selector is None:
+                if vm.has_system_identity:
+                    return self._system_principal(vm)
+                if len(uamis) == 1:
+                    return self._user_principal(uamis[0])
+                raise IdentitySelectionError("multiple" if uamis else "not_found")
+            v = (value or "").strip().lower()
+            candidates = [self._user_principal(u) for u in uamis]
+            if vm.has_system_identity:
+                candidates.append(self._system_principal(vm))
+            for p in candidates:
+                if selector == "client_id" and p.client_id.lower() == v:
+                    return p
+                if selector == "object_id" and p.principal_id.lower() == v:
+                    return p
+                if (
+                    selector in ("msi_res_id", "mi_res_id")
+                    and p.resource_id
+                    and _norm(p.resource_id) == _norm(v)
+                ):
+                    return p
+            raise IdentitySelectionError("not_found")
+
+    # ----------------------------------------------------------------- RBAC (ARM rule)
+    def assignments_for(self, principal_id: str) -> list[RoleAssignment]:
+        with self.lock:
+            return [a for a in self.role_assignments if a.principal_id.lower() == principal_id.lower()]
+
+    def can_read(self, principal_id: str, scope: str) -> bool:
+        """True when one of the principal's roles (all of which include ``*/read``) covers ``scope``."""
+        return any(scope_within(scope, a.scope) for a in self.assignments_for(principal_id))
+
+    def has_access_in(self, principal_id: str, scope: str) -> bool:
+        """True when the principal holds an assignment at, above or anywhere below ``scope``."""
+        return any(
+            scope_within(scope, a.scope) or scope_within(a.scope, scope)
+            for a in self.assignments_for(principal_id)
+        )
+
+    # ----------------------------------------------------------------- state changes (fixes)
+    def enable_system_identity(self) -> str:
+        with self.lock:
+            vm = self.host_vm
+            if vm.system_identity is None:
+                vm.system_identity = SystemIdentity(str(uuid.uuid4()), str(uuid.uuid4()), True)
+            elif vm.system_identity.enabled:
+                return f"system-assigned identity of {vm.name} was already enabled"
+            vm.system_identity.enabled = True
+            return f"enabled the system-assigned identity of {vm.name} (principal {vm.system_identity.principal_id})"
+
+    def disable_system_identity(self) -> str:
+        with self.lock:
+            vm = self.host_vm
+            if not vm.has_system_identity:
+                return f"system-assigned identity of {vm.name} was already disabled"
+            assert vm.system_identity is not None
+            vm.system_identity.enabled = False
+            return f"disabled the system-assigned identity of {vm.name}"
+
+    def _uami_from_kw(
+        self, name: str | None, resource_id: str | None, client_id: str | None = None
+    ) -> UserAssignedIdentity:
+        ref = resource_id or name or client_id
+        if not ref:
+            raise InputError("name", "give name= or resource_id= of a user-assigned identity", None)
+        u = self._find_uami(str(ref))
+        if u is None:
+            allowed = ", ".join(x.name for x in self.identities) or "none"
+            raise InputError(
+                "name" if name else "resource_id",
+                f"no user-assigned identity {ref!r} (known: {allowed})",
+                ref,
+            )
+        return u
+
+    def attach_user_identity(
+        self, name: str | None = None, resource_id: str | None = None, client_id: str | None = None
+    ) -> str:
+        with self.lock:
+            u = self._uami_from_kw(name, resource_id, client_id)
+            vm = self.host_vm
+            if self._attached(vm, u):
+                return f"{u.name} was already attached to {vm.name}"
+            vm.user_assigned.append(u.resource_id)
+            return f"attached {u.name} (client id {u.client_id}) to {vm.name}"
+
+    def detach_user_identity(
+        self, name: str | None = None, resource_id: str | None = None, client_id: str | None = None
+    ) -> str:
+        with self.lock:
+            u = self._uami_from_kw(name, resource_id, client_id)
+            vm = self.host_vm
+            before = len(vm.user_assigned)
+            vm.user_assigned = [x for x in vm.user_assigned if _norm(x) != _norm(u.resource_id)]
+            if len(vm.user_assigned) == before:
+                return f"{u.name} was not attached to {vm.name}"
+            return f"detached {u.name} from {vm.name}"
+
+    def _check_role(self, role: str) -> str:
+        for known in BUILTIN_ROLES:
+            if known.lower() == str(role).lower() or BUILTIN_ROLES[known]["id"] == str(role).lower():
+                return known
+        raise InputError("role", f"unknown role {role!r} (allowed: {', '.join(BUILTIN_ROLES)})", role)
+
+    def _check_scope(self, scope: str) -> str:
+        s = str(scope).strip()
+        if not s.startswith("/subscriptions/") and s != "/":
+            raise InputError(
+                "scope", "must be an ARM scope such as /subscriptions/<id>[/resourceGroups/<name>]", scope
+            )
+        return s.rstrip("/") or "/"
+
+    def add_role_assignment(
+        self, principal_id: str | None = None, role: str = "Reader", scope: str | None = None
+    ) -> str:
+        with self.lock:
+            pid = principal_id or self._default_principal_id()
+            r = self._check_role(role)
+            sc = self._check_scope(scope or self.resource_group_scope())
+            if any(
+                a.principal_id.lower() == pid.lower() and a.role == r and _norm(a.scope) == _norm(sc)
+                for a in self.role_assignments
+            ):
+                return f"{pid} already holds {r} at {sc}"
+            self.role_assignments.append(RoleAssignment(pid, r, sc))
+            return f"granted {r} to {pid} at {sc}"
+
+    def remove_role_assignment(
+        self,
+        principal_id: str | None = None,
+        role: str | None = None,
+        scope: str | None = None,
+        id: str | None = None,
+    ) -> str:
+        with self.lock:
+            pid = principal_id or (None if id else self._default_principal_id())
+            r = self._check_role(role) if role else None
+
+            def match(a: RoleAssignment) -> bool:
+                if id and a.id.lower() != id.lower():
+                    return False
+                if pid and a.principal_id.lower() != pid.lower():
+                    return False
+                if r and a.role != r:
+                    return False
+                return not (scope and _norm(a.scope) != _norm(scope))
+
+            keep = [a for a in self.role_assignments if not match(a)]
+            removed = len(self.role_assignments) - len(keep)
+            self.role_assignments = keep
+            return f"removed {removed} role assignment(s)"
+
+    def resource_group_scope(self) -> str:
+        vm = self.host_vm
+        return f"/subscriptions/{vm.subscription_id}/resourceGroups/{vm.resource_group}"
+
+    def _default_principal_id(self) -> str:
+        """The principal a no-selector token request gets (system, else the single UAMI)."""
+        try:
+            return self.select_identity().principal_id
+        except IdentitySelectionError as exc:
+            raise InputError(
+                "principal_id", "required: the VM has no unambiguous default identity", None
+            ) from exc
+
+    def role_name(self, role_definition_guid: str) -> str | None:
+        return _ROLE_BY_ID.get(role_definition_guid.lower())
