@@ -645,10 +645,20 @@ def scope_of(resource: object, cloud: str = "public") -> str:
     """The scope to request for ``resource``: a service name (``"arm"``, ``"key vault"``), a resource URI or
     a scope. A resource URI gets ``/.default`` appended verbatim, so IMDS receives it exactly as typed.
     """
-    if isinstance(resource, str) and "://" not in resource and resource.strip():
-        from mi_helpers.audiences import scope_for
+    if isinstance(resource, str) and resource.strip() and not any(c in resource for c in ":/."):
+        from mi_helpers.audiences import SERVICES, scope_for
 
-        return scope_for(resource, cloud)
+        try:
+            return scope_for(resource, cloud)
+        except InputError as exc:
+            if "no resource ID is documented" in str(exc):
+                raise InputError("resource", str(exc).removeprefix("service: "), resource) from None
+            known = ", ".join(s.aliases[0] for s in SERVICES)
+            raise InputError(
+                "resource",
+                f"{resource!r} is neither a known service ({known}) nor a URI with a scheme (https://… or api://…)",
+                resource,
+            ) from None
     text = validate_resource(resource)
     return text if text.endswith("/.default") else f"{text}/.default"
 

@@ -202,7 +202,6 @@ def _export(env: dict[str, str]) -> None:
         if key not in _exported:
             _exported[key] = os.environ.get(key)
         os.environ[key] = str(value)
-    _merge_no_proxy(*_LOOPBACK_NO_PROXY)
 
 
 def _sync_env(control: Any) -> None:
@@ -235,7 +234,7 @@ def _emulator_target(reason: str, scenario: str = "healthy", params: dict[str, A
     else:
         control = _start_embedded(scenario, params or {})
         reason += " (embedded emulator on 127.0.0.1)"
-    _merge_no_proxy(*_LOOPBACK_NO_PROXY)
+    # The emulator's environment is authoritative (NO_PROXY included: proxy-intercept narrows it on purpose).
     os.environ["MI_HELPERS_TARGET"] = "emulator"
     public = CLOUDS["public"]
     return Target(

@@ -1,0 +1,171 @@
+"""Fixtures for the mi_helpers tests: a clean target per test, the embedded emulator, a scripted IMDS stub."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+target_mod = importlib.import_module("mi_helpers.target")
+identity_mod = importlib.import_module("mi_helpers.identity")
+
+# Stable IDs of the emulator's default world (docs/architecture.md).
+TENANT = "5f3b7d2a-8c41-4e6b-9a0d-2c7e1b4f6a93"
+SUBSCRIPTION = "3c9e6f1a-52d8-4b7e-a1c4-9d8e7f6a5b4c"
+RESOURCE_GROUP = "rg-mi-tutorial"
+VM_NAME = "vm-mi-tutorial"
+SYSTEM_PRINCIPAL = "9a7b5c3d-1e2f-4a6b-8c9d-0e1f2a3b4c5d"
+SYSTEM_CLIENT = "4e6f8a0b-2c4d-4e6f-9a1b-3c5d7e9f1a2b"
+UAMI_READER_CLIENT = "1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a"
+UAMI_READER_PRINCIPAL = "6c8e0a2b-4d6f-4a8c-9e0b-2d4f6a8c0e1b"
+UAMI_READER_ID = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/uami-reader"
+)
+READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+
+
+def _forget_credentials() -> None:
+    with identity_mod._cache_lock:
+        identity_mod._credentials.clear()
+
+
+@pytest.fixture
+def fresh_target() -> Iterator[None]:
+    """Forget the chosen target and restore os.environ afterwards (the embedded emulator keeps running)."""
+    saved = dict(os.environ)
+    target_mod.reset_target(stop_emulator=False)
+    _forget_credentials()
+    yield
+    target_mod.reset_target(stop_emulator=False)
+    _forget_credentials()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="package")
+def emulator() -> Iterator[Any]:
+    """The embedded emulator, started once for this package through the public ``use_emulator``."""
+    saved = dict(os.environ)
+    target_mod.reset_target(stop_emulator=True)
+    os.environ.pop("MI_HELPERS_EMULATOR_ADMIN", None)
+    control = target_mod.use_emulator("healthy")
+    yield control
+    target_mod.reset_target(stop_emulator=True)
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def emu(emulator: Any) -> Iterator[Any]:
+    """The emulator in ``healthy`` with an empty request log and no cached credentials."""
+    target_mod.use_emulator("healthy")
+    emulator.clear_log()
+    _forget_credentials()
+    yield emulator
+    target_mod.use_emulator("healthy")
+    _forget_credentials()
+
+
+# --------------------------------------------------------------------------- scripted IMDS stub
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # dict -> JSON; str -> sent as text/html
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: float = 0.0  # seconds to stall before answering
+
+
+@dataclass
+class Stub:
+    """A loopback HTTP server that answers IMDS token requests from a script (then repeats the last reply)."""
+
+    url: str
+    script: list[Reply]
+    requests: list[dict[str, Any]]
+    stop_event: threading.Event
+
+    def set(self, *replies: Reply) -> None:
+        self.script[:] = list(replies)
+        self.requests.clear()
+
+
+def stub_token(claims: dict[str, Any] | None = None) -> str:
+    import jwt
+
+    payload = {
+        "aud": "https://management.azure.com",
+        "oid": SYSTEM_PRINCIPAL,
+        "tid": TENANT,
+        "exp": 4102444800,
+    }
+    payload.update(claims or {})
+    return jwt.encode(payload, "stub-signing-key-of-sufficient-length!", algorithm="HS256")
+
+
+def ok_reply(claims: dict[str, Any] | None = None) -> Reply:
+    return Reply(
+        200,
+        {
+            "access_token": stub_token(claims),
+            "expires_in": "86399",
+            "expires_on": "4102444800",
+            "resource": "https://management.azure.com",
+            "token_type": "Bearer",
+        },
+    )
+
+
+@pytest.fixture
+def imds_stub(fresh_target: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stub]:
+    """Target ``azure`` aimed at a scripted loopback IMDS (the way tests run the azure target)."""
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request, Response
+
+    script: list[Reply] = [ok_reply()]
+    seen: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    @Request.application  # type: ignore[arg-type]
+    def app(request: Request) -> Response:
+        seen.append({"path": request.path, "args": dict(request.args), "headers": dict(request.headers)})
+        reply = script[min(len(seen) - 1, len(script) - 1)]
+        if reply.hang:
+            stop.wait(reply.hang)
+        if isinstance(reply.body, str):
+            return Response(reply.body, reply.status, reply.headers, content_type="text/html")
+        return Response(
+            json.dumps(reply.body or {}), reply.status, reply.headers, content_type="application/json"
+        )
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    for var in ("MI_HELPERS_EMULATOR_ADMIN", "MI_HELPERS_EMULATOR_KEY", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MI_HELPERS_TARGET", "azure")
+    monkeypatch.setenv("MI_HELPERS_CLOUD", "public")
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", url)
+    monkeypatch.setenv("MI_HELPERS_ARM_URL", "https://127.0.0.1:9")
+    try:
+        yield Stub(url, script, seen, stop)
+    finally:
+        stop.set()
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def events() -> tuple[list[Any], Callable[[Any], None]]:
+    """A progress callback that records every event."""
+    seen: list[Any] = []
+    return seen, seen.append

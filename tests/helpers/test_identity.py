@@ -1,0 +1,280 @@
+"""get_token: bounded retries, classification, progress, TokenInfo and redaction.
+
+The first half runs the real azure-identity against a scripted loopback IMDS (``imds_stub``: the azure
+target aimed at 127.0.0.1), so every status and failure shape is exact; the second half runs against the
+embedded emulator's scenarios.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import socket
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ClientAuthenticationError
+
+import mi_helpers as mi
+from mi_helpers.identity import SignInError, decode_claims
+from mi_helpers.validate import InputError
+
+from .conftest import (
+    SYSTEM_CLIENT,
+    SYSTEM_PRINCIPAL,
+    TENANT,
+    UAMI_READER_CLIENT,
+    UAMI_READER_ID,
+    UAMI_READER_PRINCIPAL,
+    Reply,
+    Stub,
+    ok_reply,
+)
+
+FAST = {"progress": False, "backoff": 0.05, "connect_timeout": 1, "read_timeout": 1}
+
+
+def error_reply(status: int, error: str = "", description: str = "", **headers: str) -> Reply:
+    body = {"error": error, "error_description": description} if error else {}
+    return Reply(status, body, dict(headers))
+
+
+def assert_no_whole_token(token: str, *texts: str) -> None:
+    for text in texts:
+        assert token not in text
+        assert token[len(token) // 2 :] not in text  # not even its second half
+
+
+# --------------------------------------------------------------------------- scripted IMDS
+
+
+def test_token_info_claims_and_redaction(imds_stub: Stub) -> None:
+    imds_stub.set(ok_reply({"appid": SYSTEM_CLIENT, "xms_mirid": "/subscriptions/x/vm", "iat": 1764921928}))
+    tok = mi.get_token("arm", **FAST)
+    raw = tok.secret()
+    assert raw.count(".") == 2
+    assert tok.principal_id == SYSTEM_PRINCIPAL and tok.tenant_id == TENANT
+    assert tok.client_id == SYSTEM_CLIENT and tok.mi_resource_id == "/subscriptions/x/vm"
+    assert tok.audience == "https://management.azure.com"
+    assert 86000 < tok.expires_in <= 86399  # MSAL uses expires_in, not expires_on
+    assert tok.redacted == f"{raw[:8]}…({len(raw)} chars)"
+    table = tok.claims_table()
+    assert list(table.columns) == ["claim", "value", "meaning"]
+    row = table.set_index("claim").loc["iat"]
+    assert "2025-12-05" in row["value"]
+    assert "principal" in table.set_index("claim").loc["oid", "meaning"]
+    assert_no_whole_token(
+        raw, repr(tok), str(tok), tok._repr_html_(), json.dumps(tok.summary()), table.to_string()
+    )
+    assert tok.redacted in repr(tok)
+    assert html.escape(tok.redacted) in tok._repr_html_()
+    (req,) = imds_stub.requests
+    assert req["path"] == "/metadata/identity/oauth2/token"
+    assert req["args"]["resource"] == "https://management.azure.com"
+    assert req["headers"]["Metadata"] == "true"
+
+
+def test_token_info_cannot_be_pickled(imds_stub: Stub) -> None:
+    import pickle
+
+    tok = mi.get_token(**FAST)
+    with pytest.raises(TypeError):
+        pickle.dumps(tok)
+
+
+def test_decode_claims_of_non_jwt() -> None:
+    assert decode_claims("not-a-jwt") == {}
+
+
+@pytest.mark.parametrize(
+    ("resource", "sent"),
+    [
+        ("key vault", "https://vault.azure.net"),
+        ("https://storage.azure.com/", "https://storage.azure.com/"),
+        ("https://management.core.windows.net/", "https://management.core.windows.net/"),
+        ("api://1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a/.default", "api://1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a"),
+    ],
+)
+def test_resource_forms(imds_stub: Stub, resource: str, sent: str) -> None:
+    tok = mi.get_token(resource, **FAST)
+    assert imds_stub.requests[-1]["args"]["resource"] == sent
+    assert tok.scope.endswith("/.default")
+
+
+def test_selectors_on_the_wire(imds_stub: Stub) -> None:
+    mi.get_token(client_id=UAMI_READER_CLIENT, **FAST)
+    mi.get_token(object_id=UAMI_READER_PRINCIPAL, **FAST)
+    mi.get_token(resource_id=UAMI_READER_ID, **FAST)
+    args = [r["args"] for r in imds_stub.requests]
+    assert args[0]["client_id"] == UAMI_READER_CLIENT
+    assert args[1]["object_id"] == UAMI_READER_PRINCIPAL
+    assert args[2]["msi_res_id"] == UAMI_READER_ID
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"client_id": "abc"}, "client_id"),
+        ({"resource": "management.azure.com"}, "resource"),
+        ({"resource": ["https://a.example/.default", "https://b.example/.default"]}, "resource"),
+        ({"client_id": UAMI_READER_CLIENT, "object_id": UAMI_READER_PRINCIPAL}, "identity"),
+        ({"budget": 0}, "budget"),
+        ({"read_timeout": -1}, "read_timeout"),
+    ],
+)
+def test_bad_input_sends_nothing(imds_stub: Stub, kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(InputError) as exc:
+        mi.get_token(**{"progress": False, **kwargs})
+    assert str(exc.value).startswith(f"{field}: ")
+    assert "\n" not in str(exc.value)
+    assert imds_stub.requests == []
+
+
+def test_second_call_served_from_token_cache(imds_stub: Stub) -> None:
+    first = mi.get_token(**FAST)
+    second = mi.get_token(**FAST)
+    assert first.secret() == second.secret()
+    assert len(imds_stub.requests) == 1
+
+
+def test_410_retried_until_recovered(imds_stub: Stub, events: tuple[list[Any], Any]) -> None:
+    seen, callback = events
+    imds_stub.set(error_reply(410), error_reply(410), ok_reply())
+    tok = mi.get_token(**{**FAST, "progress": callback, "budget": 10})
+    assert [a.status for a in tok.attempts] == [410, 410, 200]
+    assert [a.outcome for a in tok.attempts] == ["retry", "retry", "ok"]
+    assert [a.kind for a in tok.attempts] == ["imds-updating", "imds-updating", "ok"]
+    assert tok.attempts[1].wait == pytest.approx(0.05)  # back-off delta·(2¹−1)
+    assert len(imds_stub.requests) == 3
+    kinds = [e.kind for e in seen]
+    assert kinds[0] == "attempt" and kinds[-1] == "done" and "result" in kinds
+
+
+@pytest.mark.parametrize("status", [404, 500, 503])
+def test_404_and_5xx_retried(imds_stub: Stub, status: int) -> None:
+    imds_stub.set(error_reply(status, "unknown", "Failed to retrieve token"), ok_reply())
+    tok = mi.get_token(**{**FAST, "budget": 10})
+    assert [a.status for a in tok.attempts] == [status, 200]
+    if status >= 500:
+        assert tok.attempts[0].wait >= 1.0  # "retry after waiting for at least 1 second"
+
+
+def test_429_honours_retry_after(imds_stub: Stub) -> None:
+    imds_stub.set(Reply(429, {}, {"Retry-After": "1"}), ok_reply())
+    tok = mi.get_token(**{**FAST, "budget": 10})
+    first = tok.attempts[0]
+    assert (first.status, first.kind, first.retry_after, first.wait) == (429, "throttled", 1.0, 1.0)
+
+
+def test_retry_after_beyond_budget_gives_up_at_once(imds_stub: Stub) -> None:
+    imds_stub.set(Reply(429, {}, {"Retry-After": "30"}))
+    with pytest.raises(SignInError) as exc:
+        mi.get_token(**{**FAST, "budget": 3})
+    err = exc.value
+    assert err.reason == "budget-exhausted" and err.kind == "throttled"
+    assert len(err.attempts) == 1 and err.elapsed < 3
+    assert "budget" in str(err)
+
+
+def test_identity_not_found_stops_at_once(imds_stub: Stub) -> None:
+    imds_stub.set(error_reply(400, "invalid_request", "Identity not found"))
+    with pytest.raises(SignInError) as exc:
+        mi.get_token(client_id=UAMI_READER_CLIENT, **FAST)
+    err = exc.value
+    assert isinstance(err, ClientAuthenticationError)
+    assert len(imds_stub.requests) == 1
+    assert (err.kind, err.reason, err.status, err.error_code) == (
+        "identity-not-found",
+        "not-retryable",
+        400,
+        "invalid_request",
+    )
+    assert err.description == "Identity not found"
+    assert err.selector == ("client_id", UAMI_READER_CLIENT)
+    assert err.url.startswith(imds_stub.url + "/metadata/identity/oauth2/token?")
+    assert "client_id=" + UAMI_READER_CLIENT in err.url
+    assert "Token request error: (invalid_request) Identity not found" in str(err.original)
+    assert "\n" not in str(err)
+    assert "retrying cannot fix this" in str(err)
+    assert [a.outcome for a in err.attempts] == ["fatal"]
+
+
+def test_multiple_user_assigned_identities(imds_stub: Stub) -> None:
+    imds_stub.set(
+        error_reply(
+            400,
+            "invalid_request",
+            "Multiple user assigned identities exist, please specify the clientId / resourceId "
+            "of the identity in the token request",
+        )
+    )
+    with pytest.raises(SignInError) as exc:
+        mi.get_token(**FAST)
+    assert exc.value.kind == "multiple-identities"
+    assert len(imds_stub.requests) == 1
+
+
+def test_non_json_answer_is_not_retried(imds_stub: Stub) -> None:
+    imds_stub.set(Reply(200, "<html><body>Welcome to nginx</body></html>"))
+    with pytest.raises(SignInError) as exc:
+        mi.get_token(**FAST)
+    assert exc.value.kind == "non-json"
+    assert len(imds_stub.requests) == 1
+
+
+def test_proxy_answer_is_not_retried(imds_stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A corporate proxy (the stub) answers for an IMDS host that NO_PROXY does not cover."""
+    monkeypatch.setenv("HTTP_PROXY", imds_stub.url)
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    monkeypatch.setenv("no_proxy", "localhost")
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://imds.invalid")
+    imds_stub.set(Reply(502, "<html><body>Bad Gateway (proxy)</body></html>", {"Via": "1.1 corp-proxy"}))
+    with pytest.raises(SignInError) as exc:
+        mi.get_token(**FAST)
+    assert exc.value.kind == "proxy"
+    assert len(imds_stub.requests) == 1
+
+
+def test_connection_refused_stops_at_once(imds_stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed when the block ends: nothing listens there
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", f"http://127.0.0.1:{port}")
+    with pytest.raises(SignInError) as exc:
+        mi.get_token(**FAST)
+    err = exc.value
+    assert (err.kind, err.reason, err.status) == ("connection-refused", "not-retryable", None)
+    assert len(err.attempts) == 1
+    assert f"127.0.0.1:{port}" in err.url
+
+
+def test_hanging_imds_gives_up_within_budget(imds_stub: Stub, events: tuple[list[Any], Any]) -> None:
+    seen, callback = events
+    imds_stub.set(Reply(200, {}, hang=30))
+    with pytest.raises(SignInError) as exc:
+        mi.get_token(**{**FAST, "read_timeout": 0.5, "budget": 2.0, "progress": callback})
+    err = exc.value
+    assert err.kind == "timeout"
+    assert err.reason in ("budget-exhausted", "retries-exhausted")
+    assert len(err.attempts) >= 2
+    assert all(a.kind == "timeout" and a.status is None for a in err.attempts)
+    assert err.elapsed <= err.budget + 1.5  # the bound itself, with slack for a loaded machine
+    assert seen[-1].kind == "failed"
+
+
+def test_no_whole_token_in_logs(imds_stub: Stub, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    tok = mi.get_token(**FAST)
+    assert_no_whole_token(tok.secret(), caplog.text)
+
+
+def test_redact_replaces_every_jwt() -> None:
+    from mi_helpers.redact import redact
+
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJvaWQiOiIxMjM0NTY3ODkwIn0.abcdefghijklmnop"
+    text = f"Authorization: Bearer {token} and again {token}; host management.azure.com v1.2.3"
+    out = redact(text)
+    assert token not in out
+    assert out.count("eyJhbGci…(") == 2
+    assert "management.azure.com v1.2.3" in out

@@ -1,0 +1,216 @@
+"""Target selection: SMBIOS detection with a fake DMI directory, no network while deciding, env export."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mi_helpers.validate import InputError
+
+from .conftest import Reply, Stub
+
+target_mod = importlib.import_module("mi_helpers.target")
+AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"
+
+
+def fake_dmi(tmp_path: Path, asset_tag: str | None, vendor: str | None) -> Path:
+    root = tmp_path / "dmi"
+    root.mkdir()
+    if asset_tag is not None:
+        (root / "chassis_asset_tag").write_text(asset_tag + "\n")
+    if vendor is not None:
+        (root / "sys_vendor").write_text(vendor + "\n")
+    return root
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Any socket use (even loopback, even DNS) is recorded and refused."""
+    calls: list[str] = []
+
+    def refuse(name: str) -> Any:
+        def _refuse(*args: Any, **kwargs: Any) -> Any:
+            calls.append(f"{name}{args[1:2]}")
+            raise OSError(f"test: {name} forbidden")
+
+        return _refuse
+
+    monkeypatch.setattr(socket.socket, "connect", refuse("connect"))
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse("connect_ex"))
+    monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
+    monkeypatch.setattr(socket, "create_connection", refuse("create_connection"))
+    return calls
+
+
+def test_detect_azure_vm(tmp_path: Path, no_network: list[str]) -> None:
+    found = target_mod.detect(fake_dmi(tmp_path, AZURE_TAG, "Microsoft Corporation"), platform="linux")
+    assert found.is_azure
+    assert AZURE_TAG in found.reason
+    assert no_network == []
+
+
+def test_detect_laptop(tmp_path: Path, no_network: list[str]) -> None:
+    found = target_mod.detect(fake_dmi(tmp_path, "Default string", "LENOVO"), platform="linux")
+    assert not found.is_azure
+    assert found.reason == (
+        "not an Azure VM (chassis asset tag is 'Default string') — using the local emulator"
+    )
+    assert no_network == []
+
+
+def test_detect_hyper_v_without_tag(tmp_path: Path) -> None:
+    found = target_mod.detect(fake_dmi(tmp_path, "", "Microsoft Corporation"), platform="linux")
+    assert not found.is_azure
+    assert "not an Azure VM" in found.reason
+
+
+def test_detect_no_dmi(tmp_path: Path) -> None:
+    found = target_mod.detect(tmp_path / "missing", platform="linux")
+    assert not found.is_azure
+    assert "no chassis asset tag readable" in found.reason
+
+
+def test_detect_windows_uses_wmi(monkeypatch: pytest.MonkeyPatch, no_network: list[str]) -> None:
+    seen: list[list[str]] = []
+
+    def fake_run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        seen.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=AZURE_TAG + "\r\n", stderr="")
+
+    monkeypatch.setattr(target_mod.subprocess, "run", fake_run)
+    assert target_mod.detect(platform="win32").is_azure
+    assert "SMBIOSAssetTag" in seen[0][-1]
+    monkeypatch.setattr(
+        target_mod.subprocess,
+        "run",
+        lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, stdout="No Asset Tag\r\n", stderr=""),
+    )
+    assert not target_mod.detect(platform="win32").is_azure
+    assert no_network == []
+
+
+def _clear_endpoint_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+        "MI_HELPERS_ARM_URL",
+        "MI_HELPERS_EMULATOR_ADMIN",
+        "MI_HELPERS_EMULATOR_KEY",
+        "REQUESTS_CA_BUNDLE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_auto_on_azure_picks_azure_without_network(
+    tmp_path: Path, fresh_target: None, monkeypatch: pytest.MonkeyPatch, no_network: list[str]
+) -> None:
+    _clear_endpoint_env(monkeypatch)
+    monkeypatch.setenv("MI_HELPERS_TARGET", "auto")
+    monkeypatch.setenv("MI_HELPERS_CLOUD", "usgov")
+    monkeypatch.setenv("NO_PROXY", "corp.example")
+    t = target_mod.target(dmi_root=fake_dmi(tmp_path, AZURE_TAG, "Microsoft Corporation"))
+    assert t.name == "azure"
+    assert t.imds_url == "http://169.254.169.254"
+    assert t.arm_url == "https://management.usgovcloudapi.net"
+    assert t.arm_scope == "https://management.core.usgovcloudapi.net/.default"
+    assert t.emulator is None and t.ca_bundle is None
+    assert os.environ["NO_PROXY"].split(",")[:2] == ["corp.example", "169.254.169.254"]
+    assert "169.254.169.254" in os.environ["no_proxy"]
+    assert target_mod.target() is t  # cached
+    assert no_network == []
+
+
+def test_azure_cloud_from_instance_metadata(imds_stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MI_HELPERS_CLOUD")
+    imds_stub.set(Reply(200, "AzureChinaCloud"))
+    t = target_mod.target()
+    assert t.name == "azure" and t.cloud == "china"
+    assert t.imds_url == imds_stub.url
+    assert t.arm_url == "https://127.0.0.1:9"  # MI_HELPERS_ARM_URL wins over the cloud's endpoint
+    assert t.arm_scope == "https://management.chinacloudapi.cn/.default"
+    (req,) = imds_stub.requests
+    assert req["path"] == "/metadata/instance/compute/azEnvironment"
+    assert req["headers"]["Metadata"] == "true"
+
+
+def test_azure_cloud_defaults_to_public_when_imds_says_nothing(
+    imds_stub: Stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MI_HELPERS_CLOUD")
+    imds_stub.set(Reply(404, {"error": "Not found"}))
+    t = target_mod.target()
+    assert t.cloud == "public"
+    assert "defaulted to public" in t.reason
+
+
+def test_bad_target_value(fresh_target: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MI_HELPERS_TARGET", "cloud")
+    with pytest.raises(InputError) as exc:
+        target_mod.target()
+    assert str(exc.value) == "MI_HELPERS_TARGET: 'cloud' is not allowed (one of: auto, azure, emulator)"
+
+
+def test_auto_off_azure_uses_embedded_emulator(
+    tmp_path: Path, emulator: Any, fresh_target: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MI_HELPERS_TARGET", "auto")
+    t = target_mod.target(dmi_root=fake_dmi(tmp_path, "Default string", None))
+    assert t.name == "emulator"
+    assert t.reason.startswith(
+        "not an Azure VM (chassis asset tag is 'Default string') — using the local emulator"
+    )
+    assert t.emulator is emulator
+    assert os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"] == emulator.imds_url == t.imds_url
+    assert os.environ["MI_HELPERS_ARM_URL"] == emulator.arm_url == t.arm_url
+    assert t.ca_bundle == emulator.ca_bundle and os.path.isfile(t.ca_bundle)
+    assert os.environ["REQUESTS_CA_BUNDLE"] == t.ca_bundle
+    for var in ("NO_PROXY", "no_proxy"):
+        assert {"127.0.0.1", "localhost"} <= set(os.environ[var].split(","))
+    assert t.arm_scope == "https://management.azure.com/.default"
+
+
+def test_scenario_switch_reexports_environment(
+    emu: Any, fresh_target: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    target_mod.target()
+    control = target_mod.use_emulator("proxy-intercept")
+    assert control is emu
+    assert os.environ["HTTP_PROXY"] == emu.environment()["HTTP_PROXY"]
+    assert os.environ["NO_PROXY"] == "localhost"  # the scenario's misconfiguration, kept as it is
+    target_mod.use_emulator("healthy")
+    assert "HTTP_PROXY" not in os.environ
+    assert "127.0.0.1" in os.environ["NO_PROXY"].split(",")
+    emu.set_scenario("legacy-extension-endpoint")  # directly on the control: target() notices
+    target_mod.target()
+    assert os.environ["MSI_ENDPOINT"] == emu.environment()["MSI_ENDPOINT"]
+    emu.set_scenario("healthy")
+    target_mod.target()
+    assert "MSI_ENDPOINT" not in os.environ
+
+
+def test_emulator_described_by_environment_is_reused(
+    emulator: Any, fresh_target: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mi_helpers.emulator import Emulator
+
+    other = Emulator(scenario="healthy")
+    other.start()
+    try:
+        monkeypatch.setattr(target_mod, "_embedded", None)  # as in a kernel beside `mi-helpers lab`
+        for key, value in other.environment().items():
+            monkeypatch.setenv(key, value)
+        t = target_mod.target()
+        assert t.name == "emulator"
+        assert t.imds_url == other.imds_url.rstrip("/")
+        assert t.emulator is not other and type(t.emulator).__name__ == "AdminClient"
+        assert "started outside this process" in t.reason
+        assert target_mod._embedded is None  # nothing new was started
+    finally:
+        target_mod.reset_target(stop_emulator=False)
+        other.stop()
