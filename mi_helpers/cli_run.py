@@ -37,7 +37,7 @@ def _port(text: str) -> int:
     return value
 
 
-def add_tour_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_tour_command(subparsers: Any) -> None:
     """Register ``mi-helpers tour``."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "tour",
@@ -56,7 +56,6 @@ def add_tour_command(subparsers: Any) -> argparse.ArgumentParser:
         help="where the notebooks send requests (default: emulator)",
     )
     p.set_defaults(func=cmd_tour)
-    return p
 
 
 def cmd_tour(args: argparse.Namespace) -> int:
@@ -85,7 +84,7 @@ def cmd_tour(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def add_lab_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_lab_command(subparsers: Any) -> None:
     """Register ``mi-helpers lab``."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "lab",
@@ -98,7 +97,6 @@ def add_lab_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--scenario", default="healthy", help="emulator scenario to start in (default: healthy)")
     p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder Lab opens")
     p.set_defaults(func=cmd_lab)
-    return p
 
 
 def cmd_lab(args: argparse.Namespace) -> int:

@@ -1,0 +1,228 @@
+"""`mi-helpers lab` / `start_lab`: JupyterLab on loopback with the emulator's variables in every kernel.
+
+Lab start costs seconds, so there are two Lab starts in this file: the Python API (REST status, settings
+overrides, a kernel started through the REST API that sees and reaches the emulator) and the console
+command (banner, Ctrl-C stops Lab and the emulator). The network guard of the suite is inherited by Lab
+and its kernels, so any outbound call Lab made (news, update check, extension listing) fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import nbformat
+import pytest
+from jupyter_client import BlockingKernelClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from mi_helpers import lab
+from mi_helpers.validate import InputError
+
+pytestmark = pytest.mark.slow
+
+# The kernel prints what it sees, then asks the emulator's IMDS for a token with the Metadata header and
+# prints the status and token type (never the token).
+KERNEL_PROBE = """
+import json, os, urllib.request
+print("HOST=" + os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", ""))
+print("TARGET=" + os.environ.get("MI_HELPERS_TARGET", ""))
+print("CA=" + os.environ.get("REQUESTS_CA_BUNDLE", ""))
+url = os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"] + (
+    "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F")
+req = urllib.request.Request(url, headers={"Metadata": "true"})
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+with opener.open(req, timeout=10) as resp:
+    body = json.load(resp)
+print("IMDS=%d %s %s" % (resp.status, body["token_type"], body["access_token"][:3]))
+"""
+
+
+def _notebooks(tmp_path: Path) -> Path:
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    nbformat.write(new_notebook(cells=[new_code_cell("1 + 1")]), nbs / "00-hello.ipynb")
+    return nbs
+
+
+def _refused(url: str) -> bool:
+    parsed = urlparse(url)
+    with socket.socket() as s:
+        s.settimeout(2)
+        return s.connect_ex((parsed.hostname or "127.0.0.1", parsed.port or 80)) != 0
+
+
+def _run_in_kernel(connection_file: Path, code: str) -> str:
+    client = BlockingKernelClient(connection_file=str(connection_file))
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        # The heartbeat answers only once the kernel process is up; until then the client calls it dead.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.wait_for_ready(timeout=30)
+                break
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        chunks: list[str] = []
+
+        def hook(msg: dict) -> None:
+            if msg["msg_type"] == "stream":
+                chunks.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                chunks.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
+
+        reply = client.execute_interactive(code, output_hook=hook, timeout=60)
+        assert reply["content"]["status"] == "ok", "".join(chunks)
+        return "".join(chunks)
+    finally:
+        client.stop_channels()
+
+
+def test_start_lab_serves_the_notebooks_with_the_emulator_beside_it(tmp_path: Path) -> None:
+    nbs = _notebooks(tmp_path)
+    handle = lab.start_lab(nbs, scenario="healthy")
+    try:
+        assert handle.url == f"http://127.0.0.1:{handle.port}/" and handle.port > 0
+        assert handle.token not in repr(handle)
+        status = handle.api("/api/status")
+        assert "started" in status
+        with pytest.raises(urllib.error.HTTPError) as refused:  # the token is required
+            urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+                handle.url + "api/contents", timeout=5
+            )
+        assert refused.value.code == 403
+        assert [c["name"] for c in handle.api("/api/contents")["content"]] == ["00-hello.ipynb"]
+
+        # The shipped overrides are in effect: the default kernel starts without a dialog, no news.
+        tracker = handle.api("/lab/api/settings/@jupyterlab/notebook-extension:tracker")
+        assert tracker["schema"]["properties"]["autoStartDefaultKernel"]["default"] is True
+        notes = handle.api("/lab/api/settings/@jupyterlab/apputils-extension:notification")
+        assert notes["schema"]["properties"]["fetchNews"]["default"] == "false"
+        assert notes["schema"]["properties"]["checkForUpdates"]["default"] is False
+        assert handle.api("/lab/api/news") == {"news": []}
+
+        kernel = handle.api("/api/kernels", method="POST", body={"name": "python3"})
+        out = _run_in_kernel(handle.run_dir / "runtime" / f"kernel-{kernel['id']}.json", KERNEL_PROBE)
+        env = handle.env
+        assert f"HOST={env['AZURE_POD_IDENTITY_AUTHORITY_HOST']}\n" in out
+        assert env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] == handle.emulator.imds_url
+        assert "TARGET=emulator\n" in out
+        assert f"CA={handle.emulator.ca_bundle}\n" in out
+        assert "IMDS=200 Bearer eyJ" in out
+        handle.api(f"/api/kernels/{kernel['id']}", method="DELETE")
+    finally:
+        handle.stop()
+    assert handle.process.poll() is not None
+    assert not handle.run_dir.exists()
+    assert _refused(handle.url) and _refused(handle.emulator.imds_url)
+    handle.stop()  # idempotent
+
+
+def test_mi_helpers_lab_prints_the_url_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    nbs = _notebooks(tmp_path)
+    exe = Path(sys.executable).with_name("mi-helpers")
+    proc = subprocess.Popen(
+        [str(exe), "lab", "--no-browser", "--port", "0", "--notebooks", str(nbs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        banner = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            banner.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "".join(banner)
+        lab_url = next(line.split()[1] for line in banner if line.startswith("JupyterLab:"))
+        imds = next(line.split()[1] for line in banner if line.strip().startswith("IMDS"))
+        parsed = urlparse(lab_url)
+        assert parsed.hostname == "127.0.0.1" and parsed.path == "/lab", text
+        token = parse_qs(parsed.query)["token"][0]
+        req = urllib.request.Request(f"http://127.0.0.1:{parsed.port}/api/status")
+        req.add_header("Authorization", f"token {token}")
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=10) as resp:
+            assert resp.status == 200 and "started" in json.load(resp)
+        assert imds.startswith("http://127.0.0.1:") and not _refused(imds)
+
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        assert proc.wait(timeout=60) == 0
+        deadline = time.monotonic() + 10
+        while not (_refused(lab_url) and _refused(imds)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _refused(lab_url) and _refused(imds)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def test_bad_input_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"^notebooks: '.*missing' is not a directory"):
+        lab.start_lab(tmp_path / "missing")
+    with pytest.raises(InputError, match=r"^port: 70000 is not a TCP port"):
+        lab.start_lab(tmp_path, port=70000)
+    with pytest.raises(InputError, match=r"^scenario: 'no-such-scenario' is not a known scenario \(one of: "):
+        lab.start_lab(tmp_path, scenario="no-such-scenario")
+
+
+def test_overrides_and_server_config_merge_into_existing_files(tmp_path: Path) -> None:
+    settings = tmp_path / "settings"
+    settings.mkdir()
+    (settings / "overrides.json").write_text(
+        json.dumps(
+            {
+                "@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"},
+                "@jupyterlab/notebook-extension:tracker": {
+                    "autoStartDefaultKernel": False,
+                    "kernelShutdown": True,
+                },
+            }
+        )
+    )
+    merged = json.loads(lab.install_overrides(settings).read_text())
+    assert merged["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}
+    assert merged["@jupyterlab/notebook-extension:tracker"] == {
+        "autoStartDefaultKernel": True,
+        "kernelShutdown": True,
+    }
+    assert merged["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    assert merged["@jupyterlab/extensionmanager-extension:plugin"]["enabled"] is False
+
+    config_dir = tmp_path / "cfg"
+    config_dir.mkdir()
+    (config_dir / "jupyter_lab_config.json").write_text(
+        json.dumps({"ServerApp": {"x": 1}, "LabApp": {"y": 2}})
+    )
+    config = json.loads(lab.install_server_config(config_dir).read_text())
+    assert config["ServerApp"] == {"x": 1}
+    assert config["LabApp"] == {"y": 2, **lab.LAB_SERVER_CONFIG}
+    assert config["LabApp"]["news_url"] is None
+
+
+def test_shipped_override_ids_exist_in_the_installed_jupyterlab() -> None:
+    """Every plugin id and key in mi_helpers/lab/overrides.json names a real setting of this JupyterLab."""
+    schemas = Path(lab.default_app_settings_dir()).parent / "schemas"
+    for plugin_id, values in lab.lab_overrides().items():
+        package, plugin = plugin_id.split(":")
+        schema = json.loads((schemas / package / f"{plugin}.json").read_text())
+        for key, value in values.items():
+            prop = schema["properties"][key]
+            allowed = [c["const"] for c in prop.get("oneOf", [])] or None
+            assert allowed is None or value in allowed, (plugin_id, key, value)
+            assert {"boolean": bool, "string": str}[prop["type"]] is type(value), (plugin_id, key)
