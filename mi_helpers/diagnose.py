@@ -377,9 +377,10 @@ def _collect(subject: Any, ctx: DiagnosisContext) -> _Facts:
             inner = getattr(subject, name, None)
             if isinstance(inner, BaseException):
                 _read_exception(facts, inner)
-    if ctx.attempts and not facts.attempts:
+    if ctx.attempts:  # the caller's history (e.g. several calls) wins over one exception's own attempts
         facts.attempts = list(ctx.attempts)
         facts.statuses.extend(s for s in (_get(a, "status") for a in ctx.attempts) if isinstance(s, int))
+        facts.kinds = [k for k in (_get(a, "kind") for a in ctx.attempts) if isinstance(k, str) and k != "ok"]
     if ctx.url and not facts.url:
         facts.url = ctx.url
     return facts

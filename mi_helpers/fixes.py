@@ -341,6 +341,17 @@ def _cmd_invalid_token(p: Placeholders) -> dict[str, str]:
     }
 
 
+def _cmd_wrong_identity(p: Placeholders) -> dict[str, str]:
+    return {
+        "portal": f"Virtual machines → {p.vm} → Identity: compare the Object (principal) ID with the "
+        "token's oid.",
+        "az": f"az vm identity show -g {p.rg} -n {p.vm}\n"
+        "env | grep -e AZURE_CLIENT_ID -e IDENTITY_ -e MSI_    # settings that switch the identity",
+        "powershell": f"(Get-AzVM -ResourceGroupName {p.rg} -Name {p.vm}).Identity\n"
+        f"Connect-AzAccount -Identity -AccountId {p.client}",
+    }
+
+
 def _cmd_unknown(p: Placeholders) -> dict[str, str]:
     return {
         "portal": f"Virtual machines → {p.vm} → Identity: check which identities are on.",
@@ -611,6 +622,18 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_CLI_TROUBLESHOOT,
         _cmd_tls,
+    ),
+    "wrong-identity": Recipe(
+        "The token belongs to a different identity than expected",
+        "The token's oid (principal ID) is not the principal of the identity you meant: another "
+        "user-assigned identity was selected (client_id), DefaultAzureCredential picked another credential "
+        "(AZURE_CLIENT_ID, a developer sign-in), or an environment variable switched the backend.",
+        (
+            "Pass the intended identity explicitly: ManagedIdentityCredential(client_id=…).",
+            "Decode the token (appid, oid, xms_mirid) to see who you are; compare with the VM's identity.",
+        ),
+        DOC_PY_IDENTITY,
+        _cmd_wrong_identity,
     ),
     "unknown": Recipe(
         "Unrecognised failure",
