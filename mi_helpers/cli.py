@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from mi_helpers.cli_doctor import register as add_doctor_command
 from mi_helpers.cli_run import add_lab_command, add_tour_command
 
 __all__ = ["build_parser", "main"]
@@ -26,6 +27,7 @@ def _register_emulator(sub: Any) -> None:
 # One entry per sub-command module; other modules add their own registration function here.
 REGISTRATIONS: list[Callable[[Any], None]] = [_register_emulator]
 REGISTRATIONS += [add_tour_command, add_lab_command]  # mi_helpers/cli_run.py
+REGISTRATIONS += [add_doctor_command]  # mi_helpers/cli_doctor.py
 
 
 def build_parser() -> argparse.ArgumentParser:
