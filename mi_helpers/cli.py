@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered sub-command."""
     parser = argparse.ArgumentParser(
         prog="mi-helpers",
-        description="Sign in with an Azure VM managed identity, call ARM, diagnose failures; local emulator included.",
+        description="Sign in with an Azure VM managed identity, call ARM, diagnose failures "
+        "(a local Azure emulator is included).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in REGISTRATIONS:

@@ -55,6 +55,8 @@ _URLS = Map(
         Rule("/_emulator/fix", endpoint="fix", methods=["POST"]),
         Rule("/_emulator/requests", endpoint="requests_get", methods=["GET"]),
         Rule("/_emulator/requests", endpoint="requests_delete", methods=["DELETE"]),
+        Rule("/_emulator/log", endpoint="requests_get", methods=["GET"]),  # alias of /requests
+        Rule("/_emulator/log", endpoint="requests_delete", methods=["DELETE"]),
         Rule("/_emulator/environment", endpoint="environment", methods=["GET"]),
         # Token verification documents (public, no key), as Entra ID serves them per tenant.
         Rule("/<tenant>/discovery/keys", endpoint="jwks", methods=["GET"]),

@@ -249,7 +249,7 @@ class ArmLayer:
             raise E.arm_authorization_failed(ctx.oid, action, scope)
 
     def _list_access(self, request: Request, ctx: _Ctx, scope: str, action: str) -> bool:
-        """For lists: True = the whole scope is readable; False = filter per item; 403 if nothing inside is."""
+        """For lists: True = whole scope readable; False = filter per item; 403 if nothing inside is."""
         world = self.emu.world
         if self._rbac_denied(request, ctx):
             raise E.arm_authorization_failed(ctx.oid, action, scope)
@@ -411,7 +411,8 @@ class ArmLayer:
             "name": a.id,
             "type": "Microsoft.Authorization/roleAssignments",
             "properties": {
-                "roleDefinitionId": f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{a.role_definition_guid}",
+                "roleDefinitionId": f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/"
+                f"{a.role_definition_guid}",
                 "principalId": a.principal_id,
                 "principalType": a.principal_type,
                 "scope": a.scope,
@@ -530,7 +531,7 @@ class ArmLayer:
     def _items_in(self, sub: str, rg: str | None) -> list[tuple[str, str, str, str, dict[str, Any]]]:
         """(resource_group, name, type, location, json) of every resource in a subscription or group."""
         world = self.emu.world
-        out = []
+        out: list[tuple[str, str, str, str, str, Any]] = []
         with world.lock:
             for vm in world.vms:
                 out.append(
@@ -596,7 +597,8 @@ class ArmLayer:
                     400,
                     "InvalidFilterInQueryString",
                     f"Invalid $filter '{text}' specified in the query string. The emulator understands "
-                    "name eq '…', resourceType eq '…', resourceGroup eq '…' and location eq '…', joined by 'and'.",
+                    "name eq '…', resourceType eq '…', resourceGroup eq '…' and location eq '…', "
+                    "joined by 'and'.",
                 )
             terms[field] = m.group(2).replace("''", "'")
         return terms
@@ -700,7 +702,10 @@ class ArmLayer:
 
     def _uami_get(self, request: Request, ctx: _Ctx, sub: str, rg: str, name: str) -> Response:
         self._subscription(sub)
-        scope = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+        scope = (
+            f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity"
+            f"/userAssignedIdentities/{name}"
+        )
         self._authorize(request, ctx, scope, "Microsoft.ManagedIdentity/userAssignedIdentities/read")
         rg_name = self._rg(sub, rg)
         u = self.emu.world.uami(sub, rg, name)
@@ -777,7 +782,8 @@ class ArmLayer:
                     raise E.ArmError(
                         400,
                         "UnsupportedQuery",
-                        "The filter 'atScope() and principalId eq' is not supported. Use 'atScope() and assignedTo(...)'.",
+                        "The filter 'atScope() and principalId eq' is not supported. "
+                        "Use 'atScope() and assignedTo(...)'.",
                     )
             else:
                 raise E.ArmError(

@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["register", "run_emulator", "run_scenarios"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``emulator`` and ``scenarios`` sub-commands to the top-level parser."""
     p = sub.add_parser(
         "emulator",
@@ -92,7 +92,8 @@ def run_emulator(args: argparse.Namespace) -> int:
         if args.env_file:
             emu.write_env_file(args.env_file)
         print(
-            f"# emulator ready: scenario {emu.scenario!r}, IMDS {emu.imds_url}, ARM {emu.arm_url}, admin {emu.admin_url}",
+            f"# emulator ready: scenario {emu.scenario!r}, IMDS {emu.imds_url}, ARM {emu.arm_url}, "
+            f"admin {emu.admin_url}",
             file=sys.stderr,
         )
         sys.stdout.flush()

@@ -1,4 +1,4 @@
-"""Every error the emulator puts on the wire: one class per IMDS or ARM error, carrying status, body and headers.
+"""Every error the emulator puts on the wire: one class or factory per IMDS/ARM error (status, body, headers).
 
 Bodies and texts follow the protocol reference (IMDS §2.5/§3.1, ARM §5.9). Keeping them here means a rule
 such as "the ExpiredAuthenticationToken message uses the US date format" lives in exactly one place, and the
@@ -73,7 +73,7 @@ class WireError(Exception):
 
 
 class ImdsError(WireError):
-    """An IMDS error: ``{"error": ..., "error_description": ...}`` or the instance-style ``{"error": ...}``."""
+    """An IMDS error: ``{"error", "error_description"}`` or the instance-style ``{"error": ...}``."""
 
     @classmethod
     def oauth(cls, status: int, error: str, description: str, **kw: Any) -> ImdsError:

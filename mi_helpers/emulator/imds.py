@@ -9,6 +9,7 @@ token. Every field of a JSON body is a string.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,8 @@ API_VERSIONS = [
 ]  # fmt: skip
 IDENTITY_API_VERSIONS = frozenset(v for v in API_VERSIONS if v >= "2018-02-01")
 INSTANCE_API_VERSIONS = frozenset(v for v in API_VERSIONS if v >= "2017-04-02")
-SELECTORS = ("client_id", "object_id", "msi_res_id", "mi_res_id")
+# ``resource_id`` is what async azure-identity sends for identity_config={"resource_id": ...} (verbatim key).
+SELECTORS = ("client_id", "object_id", "msi_res_id", "mi_res_id", "resource_id")
 _HEADER_MISSING = "Required metadata header not specified"
 
 _URLS = Map(
@@ -54,6 +56,16 @@ _URLS = Map(
     strict_slashes=False,
     merge_slashes=True,
 )
+
+
+_RESOURCE = re.compile(
+    r"^(?:(?:https?|api)://[^\s/?#]+[^\s]*|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})$"
+)
+
+
+def _plausible_resource(resource: str) -> bool:
+    """An App ID URI (``https://…``, ``api://…``) or an application ID (GUID), printable, at most 2 KB."""
+    return len(resource) <= 2048 and resource.isprintable() and bool(_RESOURCE.match(resource))
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -162,7 +174,7 @@ class ImdsLayer:
         emu = self.emu
         adapter = _URLS.bind_to_environ(request.environ)
         endpoint: str | None
-        args: dict[str, Any] = {}
+        args: Any = {}
         try:
             endpoint, args = adapter.match(method="GET")  # the method is checked below, after the header
         except HTTPException:
@@ -245,10 +257,19 @@ class ImdsLayer:
                 raise ImdsError.oauth(
                     400,
                     "invalid_request",
-                    "Multiple user assigned identities exist, please specify the clientId / resourceId of the "
-                    "identity in the token request",
+                    "Multiple user assigned identities exist, please specify the clientId / resourceId "
+                    "of the identity in the token request",
                 ) from None
             raise imds_identity_not_found() from None
+        if not _plausible_resource(resource):
+            raise ImdsError.oauth(
+                400,
+                "invalid_resource",
+                f"AADSTS50001: The application named {resource[:256]} was not found in the tenant named "
+                f"{emu.world.tenant.id}. This can happen if the application has not been installed by the "
+                "administrator of the tenant or consented to by any user in the tenant. You might have sent "
+                "your authentication request to the wrong tenant.",
+            )
         now = time.time()
         bypass = request.args.get("bypass_cache", "").lower() == "true"
         tok = emu.issuer.issue(principal, resource, now, bypass_cache=bypass)
@@ -265,7 +286,7 @@ class ImdsLayer:
         }
         if selector == "object_id":
             body["object_id"] = principal.principal_id
-        elif selector in ("msi_res_id", "mi_res_id"):
+        elif selector in ("msi_res_id", "mi_res_id", "resource_id"):
             body["msi_res_id"] = principal.resource_id or ""
         return _json(body)
 

@@ -51,7 +51,7 @@ COMMON_HELP = {
 
 @dataclass
 class Window:
-    """Fires for the first ``n`` matching requests or ``t`` seconds after the first one (``None`` = no bound)."""
+    """Fires for the first ``n`` matching requests or ``t`` s after the first one (``None``: no bound)."""
 
     n: int | None = None
     t: float | None = None
@@ -97,7 +97,8 @@ class Fault:
     """One scripted misbehaviour at a target.
 
     ``kind``: ``reply`` (answer ``status``/``body``), ``hang`` (accept, never answer), ``latency`` (sleep
-    ``seconds`` then continue), ``throttle`` (``reply`` whenever ``bucket`` is empty), ``deny`` (RBAC says no).
+    ``seconds`` then continue), ``throttle`` (``reply`` whenever ``bucket`` is empty), ``deny`` (RBAC says
+    no).
     """
 
     target: str
@@ -410,26 +411,30 @@ _ALL = [
     ),
     Scenario(
         "user-assigned-only",
-        "No system-assigned identity, exactly one user-assigned (uami-reader): IMDS uses it for a plain request.",
+        "No system-assigned identity, exactly one user-assigned (uami-reader): IMDS uses it for a plain "
+        "request.",
         edit=_user_assigned_only,
         failure_mode="FM3",
     ),
     Scenario(
         "multiple-user-assigned",
-        "Two user-assigned identities and no system-assigned: a request without client_id gets 400 'Multiple user "
+        "Two user-assigned identities and no system-assigned: a request without client_id gets 400 "
+        "'Multiple user "
         "assigned identities exist…'.",
         edit=_multiple_user_assigned,
         failure_mode="FM3",
     ),
     Scenario(
         "no-role-assignment",
-        "Token works but the identity has no role: ARM answers 403 AuthorizationFailed, no subscriptions listed.",
+        "Token works but the identity has no role: ARM answers 403 AuthorizationFailed, no subscriptions "
+        "listed.",
         edit=_no_role_assignment,
         failure_mode="FM4",
     ),
     Scenario(
         "role-propagating",
-        "A role was just granted: ARM answers 403 AuthorizationFailed for the first n requests (or t seconds).",
+        "A role was just granted: ARM answers 403 AuthorizationFailed for the first n requests "
+        "(or t seconds).",
         defaults={"n": 2, "t": None},
         params_help=_N_HELP,
         faults=_role_propagating,
@@ -437,7 +442,8 @@ _ALL = [
     ),
     Scenario(
         "identity-propagating",
-        "The identity was just enabled: IMDS answers 'Identity not found' for the first n token requests (or t s).",
+        "The identity was just enabled: IMDS answers 'Identity not found' for the first n token "
+        "requests (or t seconds).",
         defaults={"n": 2, "t": None},
         params_help=_N_HELP,
         faults=_identity_propagating,
@@ -445,7 +451,8 @@ _ALL = [
     ),
     Scenario(
         "imds-unreachable",
-        "Not on Azure / IMDS blocked: nothing listens on the IMDS port (connection refused); ARM and admin stay up.",
+        "Not on Azure / IMDS blocked: nothing listens on the IMDS port (connection refused); ARM and "
+        "admin stay up.",
         imds_listening=False,
         failure_mode="FM1",
     ),
@@ -473,7 +480,8 @@ _ALL = [
     ),
     Scenario(
         "imds-server-error",
-        "IMDS cannot reach Entra ID: 500 'Failed to retrieve token from the Active directory' for n requests.",
+        "IMDS cannot reach Entra ID: 500 'Failed to retrieve token from the Active directory' for n "
+        "requests.",
         defaults={"n": 2, "t": None},
         params_help=_N_HELP,
         faults=_imds_server_error,
@@ -481,7 +489,8 @@ _ALL = [
     ),
     Scenario(
         "foreign-metadata-server",
-        "Another cloud's metadata server answers: HTML 200 (mode=html) or 401 'No MMDS token provided' (mode=mmds).",
+        "Another cloud's metadata server answers: HTML 200 (mode=html) or 401 'No MMDS token provided' "
+        "(mode=mmds).",
         defaults={"mode": "html"},
         params_help={"mode": "html: an HTML page with status 200; mmds: Firecracker's 401 text"},
         choices={"mode": ("html", "mmds")},
@@ -501,14 +510,16 @@ _ALL = [
     ),
     Scenario(
         "legacy-extension-endpoint",
-        "An old script sets MSI_ENDPOINT to the retired VM-extension endpoint (localhost:50342): nothing listens there.",
+        "An old script sets MSI_ENDPOINT to the retired VM-extension endpoint (localhost:50342): nothing "
+        "listens there.",
         legacy_port=True,
         client_env=_legacy_env,
         failure_mode="FM14",
     ),
     Scenario(
         "expired-token",
-        "ARM's clock runs ahead of IMDS's: a fresh token is already expired for ARM (401 ExpiredAuthenticationToken).",
+        "ARM's clock runs ahead of IMDS's: a fresh token is already expired for ARM "
+        "(401 ExpiredAuthenticationToken).",
         defaults={"skew": 172800},
         params_help={"skew": "seconds ARM's clock runs ahead"},
         arm_clock_skew="skew",
@@ -524,7 +535,8 @@ _ALL = [
     ),
     Scenario(
         "tls-untrusted",
-        "The client does not trust the emulator's CA: REQUESTS_CA_BUNDLE points at certifi only (TLS errors on ARM).",
+        "The client does not trust the emulator's CA: REQUESTS_CA_BUNDLE points at certifi only "
+        "(TLS errors on ARM).",
         client_env=_tls_untrusted_env,
         failure_mode="",
     ),

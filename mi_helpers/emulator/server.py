@@ -205,7 +205,7 @@ def _coerce_world(world: World | dict[str, Any] | str | os.PathLike[str] | None)
         return world.copy()
     if isinstance(world, dict):
         return World.from_dict(world)
-    return World.load(world)
+    return World.load(os.fspath(world))
 
 
 class Emulator:
@@ -535,7 +535,12 @@ class Emulator:
         return float(self._params.get(key) or 0)
 
     def world_dict(self) -> dict[str, Any]:
+        """JSON-able description of the live world (same as ``GET /_emulator/world``)."""
         return self.world.to_dict()
+
+    def jwks(self) -> dict[str, Any]:
+        """The public token-signing keys (same as ``GET {imds_url}/<tenant>/discovery/keys``)."""
+        return self.issuer.jwks()
 
     # ------------------------------------------------------------------ hang support (imds-hang)
     def hang(self, request: Request) -> None:
@@ -613,7 +618,8 @@ class Emulator:
                     json.dumps(
                         {
                             "error": "bad_request",
-                            "error_description": f"The emulator could not process this request ({type(exc).__name__}).",
+                            "error_description": "The emulator could not process this request "
+                            f"({type(exc).__name__}).",
                         }
                     ),
                     status=400,

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import certifi
 import trustme
@@ -104,6 +105,8 @@ def _cert_ok(pem: bytes, names: tuple[str, ...]) -> bool:
     now = _dt.datetime.now(_dt.timezone.utc)
     if cert.not_valid_after_utc < now + _dt.timedelta(days=1):
         return False
+    if not names:
+        return True
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -163,7 +166,7 @@ class _LazyHandshakeContext(ssl.SSLContext):
     the handshake moves it into the per-connection thread, where the handler's timeout bounds it.
     """
 
-    def wrap_socket(self, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["do_handshake_on_connect"] = False
         return super().wrap_socket(*args, **kwargs)
 

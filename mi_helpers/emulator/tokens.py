@@ -150,7 +150,7 @@ class TokenIssuer:
         return IssuedToken(token, iat, iat, exp, self.lifetime, False)
 
     def verify(self, token: str, now: float) -> dict[str, Any]:
-        """Check signature, issuer, audience (one of the four ARM audiences) and ``nbf``/``exp`` against ``now``."""
+        """Check signature, issuer, audience (one of the four ARM ones), ``nbf`` and ``exp`` at ``now``."""
         digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
         with self._lock:
             claims = self._verified.get(digest)

@@ -1,4 +1,4 @@
-"""The emulator's state: tenant, subscriptions, resource groups, VMs, identities, resources and role assignments.
+"""The emulator's state: tenant, subscriptions, groups, VMs, identities, resources, role assignments.
 
 Plain dataclasses, loadable from a small YAML/JSON file (``default_world.yaml`` is the documented default).
 The rules that depend only on this state live here too, so IMDS and ARM cannot disagree about them:
@@ -9,11 +9,11 @@ assignment applies to its scope and everything below it). Every read and write t
 from __future__ import annotations
 
 import copy
+import importlib.resources as importlib_resources
 import json
 import threading
 import uuid
 from dataclasses import dataclass, field
-import importlib.resources as importlib_resources
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,8 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
     },
     "Contributor": {
         "id": "b24988ac-6180-42a0-ab88-20f7382dd24c",
-        "description": "Grants full access to manage all resources, but does not allow you to assign roles in "
+        "description": "Grants full access to manage all resources, but does not allow you to assign "
+        "roles in "
         "Azure RBAC, manage assignments in Azure Blueprints, or share image galleries.",
         "actions": ["*"],
         "not_actions": [
@@ -185,7 +186,10 @@ class GenericResource:
 
     @property
     def resource_id(self) -> str:
-        return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}/providers/{self.type}/{self.name}"
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/{self.type}/{self.name}"
+        )
 
 
 @dataclass
@@ -235,7 +239,7 @@ class IdentitySelectionError(LookupError):
 
 
 def _mirid(resource_id: str) -> str:
-    """``xms_mirid`` form of a resource ID: the ``resourceGroups`` segment in lower case, as in real tokens."""
+    """``xms_mirid`` form of a resource ID: ``resourceGroups`` in lower case, as in real tokens."""
     parts = resource_id.split("/")
     return "/".join("resourcegroups" if p.lower() == "resourcegroups" else p for p in parts)
 
@@ -637,7 +641,8 @@ class World:
 
         ``selector`` is ``client_id``, ``object_id`` or ``msi_res_id`` (``mi_res_id`` is the same). Without a
         selector: the system-assigned identity if enabled; else exactly one attached UAMI; else
-        ``IdentitySelectionError("multiple")`` for two or more, ``IdentitySelectionError("not_found")`` for none.
+        ``IdentitySelectionError("multiple")`` for two or more, ``IdentitySelectionError("not_found")`` for
+        none.
         IDs compare case-insensitively.
         """
         with self.lock:
@@ -659,7 +664,7 @@ class World:
                 if selector == "object_id" and p.principal_id.lower() == v:
                     return p
                 if (
-                    selector in ("msi_res_id", "mi_res_id")
+                    selector in ("msi_res_id", "mi_res_id", "resource_id")
                     and p.resource_id
                     and _norm(p.resource_id) == _norm(v)
                 ):
@@ -691,7 +696,8 @@ class World:
             elif vm.system_identity.enabled:
                 return f"system-assigned identity of {vm.name} was already enabled"
             vm.system_identity.enabled = True
-            return f"enabled the system-assigned identity of {vm.name} (principal {vm.system_identity.principal_id})"
+            pid = vm.system_identity.principal_id
+            return f"enabled the system-assigned identity of {vm.name} (principal {pid})"
 
     def disable_system_identity(self) -> str:
         with self.lock:
