@@ -84,6 +84,24 @@ class _Handler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return None
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's 4xx for an oversized request line/headers, then drain what the client still sends.
+
+        Closing a socket with unread input makes the kernel send RST, and over TLS the client then sees a
+        connection reset instead of the 431/414; reading the rest (bounded) lets it read the answer.
+        """
+        super().send_error(code, message, explain)
+        if 400 <= code < 500:
+            with contextlib.suppress(OSError, ValueError):
+                self.wfile.flush()
+                self.connection.settimeout(0.2)
+                total = 0
+                while total < 8_000_000:
+                    chunk = self.rfile.read1(65536)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+
     def send_response(self, code: int, message: str | None = None) -> None:
         self.send_response_only(code, message)
         header = getattr(self.server, "mi_server_header", "")
