@@ -250,18 +250,15 @@ def unverified_claims(token: str) -> dict[str, Any]:
 
 
 def fetch_jwks(emu: Any) -> dict[str, Any]:
-    """The emulator's published signing keys (JWKS)."""
-    from mi_helpers.emulator import tokens
-
-    return tokens_jwks(emu, tokens)
-
-
-def tokens_jwks(emu: Any, tokens_module: Any) -> dict[str, Any]:
-    for attr in ("jwks",):
-        fn = getattr(emu, attr, None)
-        if callable(fn):
-            return fn()
-    return tokens_module.jwks()
+    """The emulator's signing keys, found as a token reader would: OpenID metadata → ``jwks_uri``."""
+    base = emu.admin_url.rsplit("/_emulator", 1)[0]
+    with plain_session() as s:
+        meta = s.get(f"{base}/{TENANT}/.well-known/openid-configuration", timeout=5)
+        assert meta.status_code == 200, meta.text[:200]
+        assert meta.json()["issuer"] == f"https://sts.windows.net/{TENANT}/"
+        keys = s.get(meta.json()["jwks_uri"], timeout=5)
+        assert keys.status_code == 200, keys.text[:200]
+        return keys.json()
 
 
 def verify_token(emu: Any, token: str, audience: str) -> dict[str, Any]:
