@@ -332,6 +332,7 @@ def _check_imds(st: _State) -> Check:
         body = None
     if isinstance(body, dict) and ("error" in body or "access_token" in body):
         what = body.get("error_description") or body.get("error") or "a token"
+        _coordinates(st)  # the VM's names, so later diagnoses show real commands (best effort)
         return Check("imds-reachable", title, PASS, f"IMDS answered {resp.status_code} ({what}) at {url}")
     d = diagnose(resp, context=ctx)
     ctype = resp.headers.get("Content-Type", "?")

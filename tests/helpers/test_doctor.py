@@ -1,0 +1,199 @@
+"""The doctor against the embedded emulator: every scenario names its diagnosis within the budget.
+
+The scenario sweep lives here (one module) and reuses the package's embedded emulator, switching scenarios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+from mi_helpers.doctor import Check, DoctorReport, doctor
+from mi_helpers.emulator import SCENARIOS
+from mi_helpers.redact import JWT_PATTERN
+from mi_helpers.validate import InputError
+
+# scenario -> (expected diagnosis id, status of the check carrying it); None = everything passes.
+EXPECTED: dict[str, tuple[str, str] | None] = {
+    "healthy": None,
+    "no-identity": ("identity-not-assigned", "fail"),
+    "user-assigned-only": ("user-assigned-selector-required", "warn"),
+    "multiple-user-assigned": ("user-assigned-selector-required", "fail"),
+    "no-role-assignment": ("arm-authorization-failed", "fail"),
+    "role-propagating": ("role-propagating", "warn"),
+    "identity-propagating": ("identity-propagating", "warn"),
+    "imds-unreachable": ("imds-unreachable", "fail"),
+    "imds-hang": ("imds-timeout", "fail"),
+    "imds-updating": ("imds-updating", "warn"),
+    "imds-throttled": ("imds-throttled", "fail"),
+    "imds-server-error": ("imds-server-error", "warn"),
+    "foreign-metadata-server": ("non-imds-response", "fail"),
+    "proxy-intercept": ("proxy-intercepts-imds", "fail"),
+    "legacy-extension-endpoint": ("legacy-extension-endpoint", "fail"),
+    "expired-token": ("arm-token-expired", "fail"),
+    "arm-throttled": ("arm-throttled", "fail"),
+    "tls-untrusted": ("tls-untrusted", "fail"),
+    "docker-desktop-unreachable": ("imds-unreachable", "fail"),
+}
+# Small windows so the sweep stays fast (defaults are used for the rest).
+PARAMS: dict[str, dict[str, Any]] = {
+    "imds-updating": {"t": 1.0},
+    "identity-propagating": {"n": 1},
+    "role-propagating": {"n": 1},
+    "imds-server-error": {"n": 1},
+    "imds-throttled": {"burst": 0, "rate": 1.0, "retry_after": 1},
+    "arm-throttled": {"burst": 0, "rate": 1.0, "retry_after": 1},
+}
+BUDGET = 8.0
+SLACK = 0.75  # scheduling noise on a shared 2-core machine; the contract is "within the budget"
+CHECK_IDS = [
+    "target",
+    "environment",
+    "imds-reachable",
+    "identity",
+    "arm-token",
+    "token-claims",
+    "vm-readable",
+    "principal-matches",
+    "role-assignments",
+]
+
+
+@pytest.fixture(autouse=True)
+def _healthy(emu: Any) -> Any:
+    """Every test starts (and the restore is checked) against the package emulator in ``healthy``."""
+    return emu
+
+
+def _assert_no_token(report: DoctorReport) -> None:
+    for out in (report.to_json(), str(report), repr(report), report._repr_html_()):
+        assert not JWT_PATTERN.search(out), "a whole token leaked into the doctor output"
+
+
+def test_every_scenario_is_mapped() -> None:
+    assert set(SCENARIOS) == set(EXPECTED), "a scenario was added or removed: map it to its diagnosis"
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_scenario_sweep(name: str, emu: Any) -> None:
+    report = doctor(scenario=name, budget=BUDGET, params=PARAMS.get(name))
+    assert report.scenario == name
+    assert report.target == "emulator"
+    assert [c.id for c in report.checks] == CHECK_IDS
+    assert report.elapsed_s <= BUDGET + SLACK
+    _assert_no_token(report)
+    expected = EXPECTED[name]
+    if expected is None:
+        assert report.ok, str(report)
+        assert all(c.status == "pass" and c.diagnosis is None for c in report.checks)
+        return
+    did, status = expected
+    assert not report.ok
+    flagged = [c for c in report.checks if c.status in ("fail", "warn")]
+    assert flagged, str(report)
+    carrying = [c for c in flagged if c.diagnosis is not None and c.diagnosis.id == did]
+    assert carrying, f"{name}: expected {did}, got {report.diagnosis_ids}\n{report}"
+    assert carrying[-1].status == status
+    # the first problem found is this one (an environment warning may name the same cause earlier)
+    assert report.diagnosis_ids[0] == did
+    if status == "fail":  # everything after the first failure depends on it here, so it is skipped
+        failed = next(c for c in report.checks if c.status == "fail")
+        later = report.checks[report.checks.index(failed) + 1 :]
+        assert all(c.status == "skip" and c.detail.startswith("skipped: needs") for c in later)
+
+
+def test_restores_scenario_and_environment(emu: Any) -> None:
+    before = dict(os.environ)
+    report = doctor(scenario="proxy-intercept", budget=BUDGET)
+    assert "proxy-intercepts-imds" in report.diagnosis_ids
+    assert dict(os.environ) == before
+    assert emu.scenario == "healthy"
+    assert doctor(budget=BUDGET).ok  # the process still works against the restored emulator
+
+
+def test_variants_of_foreign_and_proxy(emu: Any) -> None:
+    mmds = doctor(scenario="foreign-metadata-server", budget=BUDGET, params={"mode": "mmds"})
+    assert mmds.diagnosis_ids[0] == "non-imds-response"
+    forward = doctor(scenario="proxy-intercept", budget=BUDGET, params={"mode": "forward"})
+    assert "proxy-intercepts-imds" in forward.diagnosis_ids
+
+
+def test_hang_respects_a_small_budget(emu: Any) -> None:
+    report = doctor(scenario="imds-hang", budget=1.5)
+    assert report.elapsed_s <= 1.5 + SLACK
+    assert report.diagnosis_ids == ["imds-timeout"]
+    assert [c.status for c in report.checks][3:] == ["skip"] * 6
+
+
+def test_without_scenario_uses_current_target(emu: Any) -> None:
+    report = doctor(budget=BUDGET, client_id="1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a")
+    assert report.scenario is None
+    assert report.ok, str(report)
+    principal = next(c for c in report.checks if c.id == "principal-matches")
+    assert "user-assigned uami-reader" in principal.detail
+
+
+def test_unattached_client_id_is_identity_not_assigned(emu: Any) -> None:
+    report = doctor(scenario="healthy", budget=BUDGET, client_id="2c4e6a8b-0d2f-4c4e-8a6b-8d0f2c4e6a8b")
+    identity = next(c for c in report.checks if c.id == "identity")
+    assert identity.status == "fail"
+    assert identity.diagnosis is not None and identity.diagnosis.id == "identity-not-assigned"
+    assert "2c4e6a8b-0d2f-4c4e-8a6b-8d0f2c4e6a8b" in identity.diagnosis.commands["az"]
+
+
+def test_json_shape_and_rendering(emu: Any) -> None:
+    report = doctor(scenario="no-identity", budget=BUDGET)
+    data = json.loads(report.to_json())
+    assert set(data) == {"target", "scenario", "ok", "elapsed_s", "checks"}
+    assert data["ok"] is False and data["scenario"] == "no-identity"
+    for c in data["checks"]:
+        assert set(c) == {"id", "title", "status", "detail", "diagnosis"}
+        assert c["status"] in {"pass", "fail", "warn", "skip"}
+        if c["diagnosis"] is not None:
+            assert set(c["diagnosis"]) == {"id", "cause", "fix", "commands"}
+            assert set(c["diagnosis"]["commands"]) == {"az", "powershell"}
+    failed = [c for c in data["checks"] if c["status"] == "fail"]
+    assert failed[0]["diagnosis"]["id"] == "identity-not-assigned"
+    assert (
+        "az vm identity assign -g rg-mi-tutorial -n vm-mi-tutorial"
+        in failed[0]["diagnosis"]["commands"]["az"]
+    )
+    text = str(report)
+    assert "✓" in text and "✗" in text and "–" in text
+    assert "Cause:" in text and "Fix:" in text  # the diagnosis card follows the table
+    html = report._repr_html_()
+    for label in ("pass", "fail", "skip", "Cause:", "Fix:"):
+        assert label in html
+
+
+def test_bad_inputs_are_one_line_errors() -> None:
+    for kwargs, field in (
+        ({"budget": -1}, "budget"),
+        ({"budget": 0}, "budget"),
+        ({"budget": "fast"}, "budget"),
+        ({"scenario": "nope"}, "scenario"),
+        ({"client_id": "not-a-guid"}, "client_id"),
+        ({"params": {"n": 1}}, "params"),
+        ({"scenario": "imds-updating", "params": {"bogus": 1}}, "bogus"),
+    ):
+        with pytest.raises(InputError) as info:
+            doctor(**kwargs)
+        msg = str(info.value)
+        assert msg.startswith(field) and "\n" not in msg, msg
+    with pytest.raises(InputError) as info:
+        doctor(scenario="nope")
+    assert "healthy" in str(info.value) and "imds-hang" in str(info.value)
+
+
+def test_check_to_dict_without_diagnosis() -> None:
+    c = Check("target", "Target", "pass", "emulator")
+    assert c.to_dict() == {
+        "id": "target",
+        "title": "Target",
+        "status": "pass",
+        "detail": "emulator",
+        "diagnosis": None,
+    }
