@@ -1,0 +1,168 @@
+"""Quick smoke tests of the emulator's own API (the conformance suite lives in the other files here).
+
+Each test checks a behaviour that could break on its own: the healthy path with the real SDK, token caching,
+the refused IMDS port of ``imds-unreachable`` and its re-opening, the admin API's guards, the env file,
+world round-trips and the release of hung requests on ``stop()``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+
+SUB = "3c9e6f1a-52d8-4b7e-a1c4-9d8e7f6a5b4c"
+TENANT = "5f3b7d2a-8c41-4e6b-9a0d-2c7e1b4f6a93"
+SYS_PRINCIPAL = "9a7b5c3d-1e2f-4a6b-8c9d-0e1f2a3b4c5d"
+TOKEN_PATH = "/metadata/identity/oauth2/token"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Any]:
+    from mi_helpers.emulator import Emulator
+
+    emu = Emulator(scenario="healthy")
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture
+def fresh(emulator: Any) -> Any:
+    emulator.set_scenario("healthy")
+    emulator.clear_log()
+    return emulator
+
+
+def _session() -> requests.Session:
+    s = requests.Session()
+    s.trust_env = False
+    return s
+
+
+def _token(emu: Any, **params: str) -> requests.Response:
+    query = {"api-version": "2018-02-01", "resource": "https://management.azure.com/", **params}
+    with _session() as s:
+        return s.get(emu.imds_url + TOKEN_PATH, params=query, headers={"Metadata": "true"}, timeout=5)
+
+
+def test_healthy_sdk_round_trip(fresh: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.identity import ManagedIdentityCredential
+    from azure.mgmt.compute import ComputeManagementClient
+
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", fresh.imds_url)
+    cred = ManagedIdentityCredential(retry_total=0, read_timeout=5)
+    client = ComputeManagementClient(
+        cred, SUB, base_url=fresh.arm_url, connection_verify=fresh.ca_bundle, retry_total=0
+    )
+    vm = client.virtual_machines.get("rg-mi-tutorial", "vm-mi-tutorial")
+    assert vm.identity.principal_id == SYS_PRINCIPAL
+    listeners = {e["listener"] for e in fresh.request_log()}
+    assert listeners == {"imds", "arm"}
+    from mi_helpers.redact import JWT_PATTERN
+
+    assert not JWT_PATTERN.search(json.dumps(fresh.request_log()))
+    assert any("…" in (e["authorization"] or "") for e in fresh.request_log())
+
+
+def test_token_verifies_with_published_jwks(fresh: Any) -> None:
+    token = _token(fresh).json()["access_token"]
+    with _session() as s:
+        jwks = s.get(f"{fresh.imds_url}/{TENANT}/discovery/keys", timeout=5).json()
+    header = jwt.get_unverified_header(token)
+    key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+    claims = jwt.decode(
+        token, jwt.PyJWK(key).key, algorithms=["RS256"], audience="https://management.azure.com/"
+    )
+    assert claims["oid"] == claims["sub"] == SYS_PRINCIPAL
+    assert claims["iss"] == f"https://sts.windows.net/{TENANT}/"
+    assert "/resourcegroups/" in claims["xms_mirid"]
+
+
+def test_token_is_cached_and_expires_in_counts_down(fresh: Any) -> None:
+    first, second = _token(fresh).json(), _token(fresh).json()
+    assert first["access_token"] == second["access_token"]
+    assert int(second["expires_in"]) <= int(first["expires_in"]) <= 86399
+    assert all(isinstance(v, str) for v in first.values())
+    other = _token(fresh, resource="https://storage.azure.com/").json()
+    assert other["access_token"] != first["access_token"]
+
+
+def test_imds_unreachable_refuses_on_the_same_port(fresh: Any) -> None:
+    from mi_helpers.emulator import AdminClient
+
+    port = int(fresh.imds_url.rsplit(":", 1)[1])
+    fresh.set_scenario("imds-unreachable")
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
+    admin = AdminClient(fresh.admin_url, fresh.admin_key)
+    assert admin.scenario == "imds-unreachable"
+    admin.set_scenario("healthy")
+    assert fresh.imds_url.endswith(f":{port}")
+    assert _token(fresh).status_code == 200
+
+
+def test_admin_guards(fresh: Any) -> None:
+    url = fresh.admin_url
+    with _session() as s:
+        assert s.get(f"{url}/world", timeout=5).status_code == 401
+        key = {"X-Emulator-Key": fresh.admin_key}
+        bad = s.put(f"{url}/scenario", data=b"{not json", headers=key, timeout=5)
+        assert bad.status_code == 400 and bad.json()["error"] == "invalid_json"
+        unknown = s.put(f"{url}/scenario", json={"scenario": "nope"}, headers=key, timeout=5)
+        assert unknown.status_code == 400 and "healthy" in unknown.json()["allowed"]
+        fix = s.post(f"{url}/fix", json={"action": "teleport"}, headers=key, timeout=5)
+        assert fix.status_code == 400 and "add-role-assignment" in fix.json()["allowed"]
+    assert fresh.scenario == "healthy"
+
+
+def test_env_file_is_plain_key_value(fresh: Any, tmp_path: Path) -> None:
+    path = fresh.write_env_file(tmp_path / "emu.env")
+    lines = path.read_text().splitlines()
+    parsed = dict(line.split("=", 1) for line in lines)
+    assert parsed == fresh.environment()
+    assert not any(line.startswith("export ") or '"' in line for line in lines)
+
+
+def test_world_round_trip_and_fix(fresh: Any) -> None:
+    from mi_helpers.emulator import World
+
+    doc = fresh.world_dict()
+    assert World.from_dict(doc).to_dict() == doc
+    fresh.set_scenario("no-role-assignment")
+    assert not [a for a in fresh.world_dict()["role_assignments"] if a["principal_id"] == SYS_PRINCIPAL]
+    fresh.apply_fix(
+        "add-role-assignment", principal_id=SYS_PRINCIPAL, role="Reader", scope=f"/subscriptions/{SUB}"
+    )
+    assert any(a["scope"] == f"/subscriptions/{SUB}" for a in fresh.world_dict()["role_assignments"])
+
+
+def test_hung_request_is_released_by_stop() -> None:
+    from mi_helpers.emulator import Emulator
+
+    emu = Emulator(scenario="imds-hang").start()
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(_token(emu).status_code)
+        except requests.RequestException as exc:
+            outcome.append(type(exc).__name__)
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(0.5)
+    assert worker.is_alive(), "imds-hang answered instead of hanging"
+    emu.stop()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert outcome and outcome[0] != 200
