@@ -278,3 +278,138 @@ def test_redact_replaces_every_jwt() -> None:
     assert token not in out
     assert out.count("eyJhbGci…(") == 2
     assert "management.azure.com v1.2.3" in out
+
+
+# --------------------------------------------------------------------------- embedded emulator
+
+
+def now_iso() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def token_requests(emu: Any, since: str = "") -> list[dict[str, Any]]:
+    """Answered token requests in the emulator's log, from ``since`` on (a request left hanging by an
+    earlier ``imds-hang`` test is logged, unanswered with status 0, when that scenario is switched away)."""
+    return [
+        r
+        for r in emu.request_log()
+        if "/oauth2/token" in str(r.get("path", "")) and str(r.get("time", "")) >= since and r.get("status")
+    ]
+
+
+def test_emulator_healthy_claims(emu: Any) -> None:
+    tok = mi.get_token("arm", progress=False)
+    assert tok.principal_id == SYSTEM_PRINCIPAL
+    assert tok.client_id == SYSTEM_CLIENT
+    assert tok.tenant_id == TENANT
+    assert tok.audience.rstrip("/") == "https://management.azure.com"
+    assert (
+        (tok.mi_resource_id or "")
+        .lower()
+        .endswith("/providers/microsoft.compute/virtualmachines/vm-mi-tutorial")
+    )
+    assert tok.attempts[-1].status == 200 and len(tok.attempts) == 1
+    assert_no_whole_token(tok.secret(), repr(tok), tok._repr_html_(), tok.claims_table().to_string())
+    assert_no_whole_token(tok.secret(), json.dumps(emu.request_log(), default=str))
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        {"client_id": UAMI_READER_CLIENT},
+        {"object_id": UAMI_READER_PRINCIPAL},
+        {"resource_id": UAMI_READER_ID},
+        {"resource_id": UAMI_READER_ID.lower()},
+    ],
+)
+def test_emulator_user_assigned(emu: Any, selector: dict[str, str]) -> None:
+    tok = mi.get_token("arm", progress=False, **selector)
+    assert tok.principal_id == UAMI_READER_PRINCIPAL
+    assert tok.client_id == UAMI_READER_CLIENT
+    assert (tok.mi_resource_id or "").lower() == UAMI_READER_ID.lower()
+    assert tok.selector is not None and tok.selector[0] == next(iter(selector))
+
+
+def test_emulator_imds_updating_recovers_within_budget(emu: Any, events: tuple[list[Any], Any]) -> None:
+    seen, callback = events
+    mi.use_emulator("imds-updating", t=1.0)
+    since = now_iso()
+    tok = mi.get_token("arm", budget=10, backoff=0.3, progress=callback)
+    statuses = [a.status for a in tok.attempts]
+    assert statuses[0] == 410 and statuses[-1] == 200
+    assert set(statuses[:-1]) == {410}
+    assert all(a.kind == "imds-updating" and a.outcome == "retry" for a in tok.attempts[:-1])
+    assert len(token_requests(emu, since)) == len(tok.attempts)
+    assert tok.elapsed < 10
+    assert any(e.kind == "wait" for e in seen) or all(a.wait == 0 for a in tok.attempts)
+
+
+def test_emulator_server_error_recovers(emu: Any) -> None:
+    mi.use_emulator("imds-server-error", n=2)
+    tok = mi.get_token("arm", budget=10, backoff=0.05, progress=False)
+    assert [a.status for a in tok.attempts][-1] == 200
+    assert [a.kind for a in tok.attempts[:-1]] == ["server-error", "server-error"]
+
+
+def test_emulator_imds_hang_gives_up_within_budget(emu: Any) -> None:
+    mi.use_emulator("imds-hang")
+    with pytest.raises(SignInError) as exc:
+        mi.get_token("arm", budget=2.0, read_timeout=0.5, backoff=0.05, progress=False)
+    err = exc.value
+    assert err.kind == "timeout" and err.reason in ("budget-exhausted", "retries-exhausted")
+    assert len(err.attempts) >= 2
+    assert err.elapsed <= err.budget + 1.5
+
+
+def test_emulator_no_identity_stops_at_once(emu: Any) -> None:
+    mi.use_emulator("no-identity")
+    since = now_iso()
+    with pytest.raises(SignInError) as exc:
+        mi.get_token("arm", budget=20, progress=False)
+    err = exc.value
+    assert (err.kind, err.reason, err.status) == ("identity-not-found", "not-retryable", 400)
+    assert len(err.attempts) == 1
+    assert len(token_requests(emu, since)) == 1
+    assert err.elapsed < 5  # stopped at once instead of spending the 20 s budget
+
+
+@pytest.mark.parametrize(
+    ("scenario", "kind"),
+    [
+        ("multiple-user-assigned", "multiple-identities"),
+        ("imds-unreachable", "connection-refused"),
+        ("proxy-intercept", "proxy"),
+        ("foreign-metadata-server", "non-json"),
+    ],
+)
+def test_emulator_unfixable_by_retrying(emu: Any, scenario: str, kind: str) -> None:
+    mi.use_emulator(scenario)
+    with pytest.raises(SignInError) as exc:
+        mi.get_token("arm", budget=20, progress=False)
+    assert exc.value.kind == kind
+    assert exc.value.reason == "not-retryable"
+    assert len(exc.value.attempts) == 1
+
+
+def test_emulator_throttled_honours_retry_after(emu: Any) -> None:
+    mi.use_emulator("imds-throttled", burst=1, rate=2.0, retry_after=1)
+    mi.get_token("arm", progress=False)
+    tok = mi.get_token("key vault", budget=10, progress=False)  # another resource: not in the token cache
+    throttled = [a for a in tok.attempts if a.status == 429]
+    assert throttled and throttled[0].retry_after == 1.0 and throttled[0].wait >= 1.0
+    assert tok.attempts[-1].status == 200
+
+
+def test_credential_factory_is_the_real_sdk_credential(emu: Any) -> None:
+    from azure.identity import ManagedIdentityCredential
+
+    cred = mi.credential(client_id=UAMI_READER_CLIENT)
+    assert isinstance(cred, ManagedIdentityCredential)
+    tok = mi.get_token("arm", credential=cred, progress=False)
+    assert tok.client_id == UAMI_READER_CLIENT
+    with pytest.raises(InputError):
+        mi.credential(client_id="abc")
+    with pytest.raises(InputError):
+        mi.credential(client_id=UAMI_READER_CLIENT, resource_id=UAMI_READER_ID)
