@@ -389,10 +389,11 @@ def whoami(client_id: str | None = None, *, credential: Any = None, label: str =
     """
     import mi_helpers
 
-    if credential is not None:
+    if credential is None:
+        # a fresh credential: "who am I now", not a token cached before the world changed
+        credential = mi_helpers.credential(client_id=client_id or None)
+    with quiet_sdk_logs():
         tok = mi_helpers.get_token("arm", credential=credential, progress=False)
-    else:
-        tok = mi_helpers.get_token("arm", client_id=client_id or None, progress=False)
     asked = label or (f"client_id={client_id}" if client_id else "no selector")
     return {
         "asked for": asked,
@@ -457,7 +458,7 @@ def compare_azure_client_id(client_id: str) -> list[dict[str, Any]]:
 
     cid = validate_guid(client_id, "client_id")
     rows = []
-    with _env(AZURE_CLIENT_ID=cid):
+    with _env(AZURE_CLIENT_ID=cid), quiet_sdk_logs():
         makers: list[tuple[str, Callable[[], Any]]] = [
             (
                 "DefaultAzureCredential()",

@@ -259,6 +259,7 @@ class ErrorLabView(View):
         self.reset_button = w.Button(description="Reset", icon="undo")
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="Retrying", style=_LABEL)
         self.status = w.HTML(value="")
+        self.status_text = ""
         self.output = w.Output()
         self.last: Any = None
         self.run_button.on_click(self.run)
@@ -277,8 +278,11 @@ class ErrorLabView(View):
         self._selected()
 
     def _set_status(self, ok: bool | None, text: str) -> None:
+        import html
+
         symbol = {True: "✓ OK", False: "✗ FAILED", None: "…"}[ok]
-        self.status.value = f"<b>{symbol}</b> — {text}"
+        self.status_text = f"{symbol} — {text}"
+        self.status.value = f"<b>{symbol}</b> — {html.escape(text)}"
 
     def _on_progress(self, fraction: float, message: str) -> None:
         self.progress.value = max(0.0, min(1.0, fraction))
