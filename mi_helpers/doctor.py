@@ -56,6 +56,7 @@ DOCTOR_SCENARIO_PARAMS: dict[str, dict[str, Any]] = {
 }
 _CONNECT, _READ = 2.0, 3.0  # per network step, cut to the time left
 _ARM_RESERVE = 3.0  # seconds kept for the ARM checks while IMDS retries
+_TEARDOWN = 0.4  # seconds kept for restoring the previous emulator state after a scenario run
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ class _Deadline:
         return time.monotonic() - self.start
 
     def timeouts(self, connect: float = _CONNECT, read: float = _READ) -> tuple[float, float]:
-        left = max(0.05, self.left() - 0.05)
+        left = max(0.05, self.left() - 0.15)  # room to handle the failure after a timeout fires
         return min(connect, left), min(read, left)
 
     def sleep(self, seconds: float) -> bool:
@@ -767,7 +768,8 @@ def doctor(
         subscription_id = validate_guid(subscription_id, "subscription_id")
     if params is not None and scenario is None:
         raise InputError("params", "only meaningful together with scenario=", dict(params))
-    deadline = _Deadline(budget)
+    # Stopping/switching the emulator afterwards also counts against the budget: keep time for it.
+    deadline = _Deadline(budget - (_TEARDOWN if scenario is not None else 0.05))
     st = _State(deadline, client_id, vm_name, resource_group, subscription_id, progress)
     if scenario is not None:
         name = _validate_scenario_name(scenario)
@@ -783,7 +785,7 @@ def _run_checks(st: _State) -> list[Check]:
         if missing:
             st.checks.append(Check(check_id, title, SKIP, f"skipped: needs {', '.join(missing)}"))
             continue
-        if st.deadline.left() <= 0.05:
+        if st.deadline.left() <= 0.2:
             st.checks.append(Check(check_id, title, SKIP, "skipped: the time budget is used up"))
             continue
         st.say(title)
