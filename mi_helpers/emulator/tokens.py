@@ -144,8 +144,9 @@ class TokenIssuer:
             "ver": "1.0",
             "xms_mirid": p.mirid,
         }
+        # Header order as in real tokens: typ, alg, x5t, kid.
         token = jwt.encode(
-            claims, self._key, algorithm="RS256", headers={"kid": self.kid, "x5t": self.kid, "typ": "JWT"}
+            claims, self._key, algorithm="RS256", headers={"x5t": self.kid, "kid": self.kid}, sort_headers=False
         )
         return IssuedToken(token, iat, iat, exp, self.lifetime, False)
 
