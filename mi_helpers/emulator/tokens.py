@@ -145,9 +145,8 @@ class TokenIssuer:
             "xms_mirid": p.mirid,
         }
         # Header order as in real tokens: typ, alg, x5t, kid.
-        token = jwt.encode(
-            claims, self._key, algorithm="RS256", headers={"x5t": self.kid, "kid": self.kid}, sort_headers=False
-        )
+        header = {"x5t": self.kid, "kid": self.kid}
+        token = jwt.encode(claims, self._key, algorithm="RS256", headers=header, sort_headers=False)
         return IssuedToken(token, iat, iat, exp, self.lifetime, False)
 
     def verify(self, token: str, now: float) -> dict[str, Any]:
