@@ -635,3 +635,61 @@ def test_trap_emulator_override_is_info() -> None:
         {"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:4444"}, arc_agent_path=None
     )
     assert [t.severity for t in traps if t.id == "imds-host-override"] == ["info"]
+
+
+def test_default_azure_credential_wrapping(imds: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DefaultAzureCredential folds the MI message into its own; the MI line still decides."""
+    from azure.identity import DefaultAzureCredential
+
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")
+    imds(400, NOT_FOUND)
+    cred = DefaultAzureCredential(retry_total=0, connection_timeout=1, read_timeout=1)
+    with pytest.raises(Exception) as info:
+        cred.get_token("https://management.azure.com/.default")
+    assert "DefaultAzureCredential failed to retrieve a token" in str(info.value)
+    assert diagnose(info.value).id == "identity-not-assigned"
+
+
+# One input per catalogue id that `diagnose` itself can name (wrong-identity comes from the doctor's
+# comparison of the token with the VM, not from an error text).
+ONE_PER_ID: dict[str, tuple[Any, dict[str, Any]]] = {
+    "not-on-azure": ("[Errno 111] Connection refused", {"target": "off-azure"}),
+    "imds-unreachable": ("[Errno 111] Connection refused", {"target": "azure"}),
+    "imds-timeout": ("Read timed out. (read timeout=3)", {"target": "azure"}),
+    "missing-metadata-header": ("Required metadata header not specified", {}),
+    "identity-not-assigned": ("ERROR: Identity not found", {}),
+    "user-assigned-selector-required": (
+        "ERROR: Multiple user assigned identities exist, please specify…",
+        {},
+    ),
+    "identity-propagating": ("ERROR: Identity not found", {"identity_attached": True}),
+    "imds-updating": ({"attempts": [{"status": 410, "kind": "imds-updating"}]}, {}),
+    "imds-throttled": ({"attempts": [{"status": 429, "kind": "throttled"}]}, {}),
+    "imds-server-error": ({"attempts": [{"status": 500, "kind": "server-error"}]}, {}),
+    "non-imds-response": ("ManagedIdentityCredential authentication unavailable.", {"environ": CLEAN_ENV}),
+    "proxy-intercepts-imds": ("The request failed due to a gateway error.", {}),
+    "legacy-extension-endpoint": ("az login: error: unrecognized arguments: --msi", {}),
+    "arm-authorization-failed": ("(AuthorizationFailed) x\nCode: AuthorizationFailed", {}),
+    "role-propagating": (
+        "(AuthorizationFailed) x\nCode: AuthorizationFailed",
+        {"role_assignment_exists": True},
+    ),
+    "arm-wrong-audience": (
+        "(InvalidAuthenticationTokenAudience) x\nCode: InvalidAuthenticationTokenAudience",
+        {},
+    ),
+    "arm-token-expired": ("(ExpiredAuthenticationToken) x\nCode: ExpiredAuthenticationToken", {}),
+    "arm-invalid-token": ("(InvalidAuthenticationToken) The access token is invalid.", {}),
+    "arm-resource-not-found": ("(ResourceNotFound) x\nCode: ResourceNotFound", {}),
+    "arm-resource-group-not-found": ("(ResourceGroupNotFound) x\nCode: ResourceGroupNotFound", {}),
+    "arm-subscription-not-found": ("(SubscriptionNotFound) x\nCode: SubscriptionNotFound", {}),
+    "arm-throttled": ("(SubscriptionRequestsThrottled) x\nCode: SubscriptionRequestsThrottled", {}),
+    "tls-untrusted": ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed", {}),
+    "unknown": ("nothing we know", {}),
+}
+
+
+def test_one_input_per_id() -> None:
+    assert set(ONE_PER_ID) | {"wrong-identity"} == set(DIAGNOSIS_IDS)
+    for did, (subject, ctx) in ONE_PER_ID.items():
+        assert diagnose(subject, context=ctx).id == did, did
