@@ -162,6 +162,7 @@ class AdminLayer:
                 "imds_listening": emu.imds_listening,
                 "arm_url": emu.arm_url,
                 "admin_url": emu.admin_url,
+                "ca_bundle": emu.ca_bundle,
             }
         )
 

@@ -123,3 +123,20 @@ class AdminClient:
 
     def environment(self) -> dict[str, str]:
         return {str(k): str(v) for k, v in self._call("GET", "environment").items()}
+
+    @property
+    def admin_key(self) -> str:
+        return self._key
+
+    @property
+    def imds_url(self) -> str:
+        return str(self.health()["imds_url"])
+
+    @property
+    def arm_url(self) -> str:
+        return str(self.health()["arm_url"])
+
+    @property
+    def ca_bundle(self) -> str:
+        """The CA bundle the emulator advertises (its ``REQUESTS_CA_BUNDLE`` without scenario extras)."""
+        return str(self.health()["ca_bundle"])

@@ -522,14 +522,16 @@ class World:
     def copy(self) -> World:
         """An independent deep copy (scenarios edit copies, never the loaded original)."""
         with self.lock:
-            lock = self.lock
-            self.lock = None  # type: ignore[assignment]
-            try:
-                dup = copy.deepcopy(self)
-            finally:
-                self.lock = lock
-            dup.lock = threading.RLock()
-            return dup
+            return copy.deepcopy(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("lock", None)  # locks cannot be copied; every copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
 
     # ----------------------------------------------------------------- lookups
     @property
