@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mi_helpers.cli_doctor import register as add_doctor_command
+from mi_helpers.cli_identity import register as add_identity_commands
 from mi_helpers.cli_run import add_lab_command, add_tour_command
 
 __all__ = ["build_parser", "main"]
@@ -28,6 +29,7 @@ def _register_emulator(sub: Any) -> None:
 REGISTRATIONS: list[Callable[[Any], None]] = [_register_emulator]
 REGISTRATIONS += [add_tour_command, add_lab_command]  # mi_helpers/cli_run.py
 REGISTRATIONS += [add_doctor_command]  # mi_helpers/cli_doctor.py
+REGISTRATIONS += [add_identity_commands]  # mi_helpers/cli_identity.py: token, whoami
 
 
 def build_parser() -> argparse.ArgumentParser:

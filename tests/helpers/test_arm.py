@@ -149,3 +149,31 @@ def test_clients_aim_at_the_target(emu: Any) -> None:
         assert client._config.retry_policy.total_retries <= 3  # a broken ARM fails in seconds
     finally:
         client.close()
+
+
+# --------------------------------------------------------------------------- CLI: mi-helpers whoami
+
+
+def test_cli_whoami(emu: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from mi_helpers.cli import main
+
+    assert main(["whoami", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["token_principal_id"] == data["arm_principal_id"] == SYSTEM_PRINCIPAL
+    assert data["matches"] is True and data["arm_identity"] == "system-assigned"
+    assert main(["whoami", "--resource-id", UAMI_READER_ID, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(UAMI_READER_PRINCIPAL) >= 2  # token side and ARM side
+    assert "match" in out and "yes" in out
+
+
+def test_cli_whoami_arm_failure(emu: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from mi_helpers.cli import main
+
+    mi.use_emulator("no-role-assignment")
+    assert main(["whoami", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "AuthorizationFailed" in err
+    assert "Traceback" not in err
