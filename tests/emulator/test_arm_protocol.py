@@ -292,3 +292,47 @@ def test_tls_only(emu):
         return
     assert r.status_code >= 400
     assert "principalId" not in r.text
+
+
+def test_resources_by_group_and_name_as_the_cli_asks(arm, token):
+    r = arm.get(
+        f"/subscriptions/{SUB}/resources",
+        token=token,
+        api_version="2024-11-01",
+        params={"$filter": f"resourceGroup eq '{RG}' and name eq '{VM}'"},
+    )
+    assert r.status_code == 200, r.text
+    assert [i["name"] for i in r.json()["value"]] == [VM]
+
+
+def test_resource_groups_list(arm, token):
+    r = arm.get(f"/subscriptions/{SUB}/resourcegroups", token=token, api_version="2025-04-01")
+    assert r.status_code == 200
+    assert RG in [g["name"] for g in r.json()["value"]]
+
+
+def test_reader_role_definition(arm, token):
+    r = arm.get(
+        f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions",
+        token=token,
+        api_version="2022-05-01-preview",
+        params={"$filter": "roleName eq 'Reader'"},
+    )
+    assert r.status_code == 200, r.text
+    (reader,) = r.json()["value"]
+    assert reader["name"] == READER_ROLE_ID
+    assert reader["properties"]["roleName"] == "Reader"
+    assert reader["properties"]["type"] == "BuiltInRole"
+    assert reader["properties"]["permissions"][0]["actions"] == ["*/read"]
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Token abc"])
+def test_malformed_authorization_header(arm, header):
+    r = arm.get(VM_PATH, headers={"Authorization": header})
+    assert r.status_code == 401
+    assert arm_error(r)[0] == "AuthenticationFailed"
+
+
+def test_global_reads_header(arm, token):
+    r = arm.get(VM_PATH, token=token)
+    assert int(r.headers["x-ms-ratelimit-remaining-subscription-global-reads"]) >= 0

@@ -277,3 +277,12 @@ def test_role_assignment_fix_is_listed(emu):
         )
     )
     assert {ra.scope.lower() for ra in found} >= {VM_RESOURCE_ID.lower()}
+
+
+def test_resource_group_check_existence(emu):
+    client = _resource_client(emu)
+    assert client.resource_groups.check_existence(RG) is True
+    emu.apply_fix(
+        "add-role-assignment", principal_id=SYS_PRINCIPAL, role="Reader", scope=f"/subscriptions/{SUB}"
+    )
+    assert client.resource_groups.check_existence("rg-nope") is False

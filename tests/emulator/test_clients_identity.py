@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 import msal
@@ -208,3 +209,25 @@ def test_msal_error_dict(emu):
     assert "access_token" not in result
     assert result["error"] == "invalid_request"
     assert result["error_description"] == "Identity not found"
+
+
+# --- the DefaultAzureCredential / ChainedTokenCredential probe (reference §6.4) ------------------------
+
+
+def test_chain_probe_reads_the_missing_header_400_as_up(emu, monkeypatch):
+    """The probe omits Metadata on purpose; IMDS's 400 for that tells the SDK the endpoint is there.
+
+    The probe only runs when AZURE_POD_IDENTITY_AUTHORITY_HOST is unset at construction time, so the
+    credential is built first and the variable set afterwards (reference §1.1).
+    """
+    from azure.identity import ChainedTokenCredential
+
+    host = os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"]
+    monkeypatch.delenv("AZURE_POD_IDENTITY_AUTHORITY_HOST")
+    chain = ChainedTokenCredential(mi_credential())
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", host)
+    emu.clear_log()
+    token = chain.get_token(ARM_SCOPE)
+    assert unverified_claims(token.token)["oid"] == SYS_PRINCIPAL
+    seen = [(e["metadata_header"], e["status"]) for e in emu.request_log() if "oauth2/token" in e["path"]]
+    assert seen == [(None, 400), ("true", 200)]

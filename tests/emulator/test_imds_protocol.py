@@ -18,6 +18,7 @@ from emulator_suite import (
     UAMI_READER_CLIENT,
     UAMI_READER_PRINCIPAL,
     VM_RESOURCE_ID,
+    Imds,
     uami_resource_id,
     unverified_claims,
     verify_token,
@@ -269,3 +270,41 @@ def test_token_path_is_exact(imds):
     r = imds.get(TOKEN_PATH + "/extra", params=TOKEN_QUERY)
     assert r.status_code == 404
     assert b"access_token" not in r.content
+
+
+def test_token_needs_api_version_2018_02_01_or_later(imds):
+    r = imds.get(params={"api-version": "2017-12-01", "resource": ARM_RESOURCE})
+    assert r.status_code == 400
+    assert "api-version" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"bypass_cache": "true"}, {"authority": f"https://login.microsoftonline.com/{TENANT}"}],
+    ids=["bypass_cache", "authority"],
+)
+def test_optional_swagger_parameters_are_accepted(imds, extra):
+    r = imds.get(params={**TOKEN_QUERY, **extra})
+    assert r.status_code == 200, r.text
+    assert unverified_claims(r.json()["access_token"])["oid"] == SYS_PRINCIPAL
+
+
+@pytest.mark.parametrize(
+    ("selector", "value", "echo"),
+    [
+        ("object_id", UAMI_READER_PRINCIPAL, UAMI_READER_PRINCIPAL),
+        ("msi_res_id", uami_resource_id(UAMI_READER), uami_resource_id(UAMI_READER)),
+    ],
+)
+def test_selector_is_echoed_as_in_the_swagger(imds, selector, value, echo):
+    body = imds.token(ARM_RESOURCE, **{selector: value}).json()
+    assert body[selector].lower() == echo.lower()
+    assert body["client_id"] == UAMI_READER_CLIENT
+
+
+def test_short_token_lifetime_scenario_parameter(use_scenario):
+    emu = use_scenario("healthy", token_lifetime=200)
+    body = Imds(emu.imds_url).token("https://management.core.windows.net/").json()
+    assert 190 <= int(body["expires_in"]) <= 200
+    claims = unverified_claims(body["access_token"])
+    assert claims["exp"] - claims["iat"] == 200

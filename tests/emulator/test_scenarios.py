@@ -586,3 +586,96 @@ def test_request_log_redacts_tokens(emu, arm):
     text = json.dumps(log)
     assert token not in text
     assert not JWT_LIKE.search(text), JWT_LIKE.search(text).group(0)[:40]
+
+
+# --- scenario variants and engine controls ------------------------------------------------------------
+
+
+def test_docker_desktop_reason_phrase(use_scenario):
+    """Docker Desktop answers on the status line: `HTTP/1.0 403 connecting to …: … unreachable network.`
+
+    (failure modes FM8; azure-sdk-for-python#31759). The message lives in the reason phrase.
+    """
+    emu = use_scenario("docker-desktop-unreachable")
+    r = Imds(emu.imds_url).token(ARM_RESOURCE)
+    assert r.status_code == 403
+    assert "access_token" not in r.text
+    assert "unreachable" in r.reason, r.reason
+    assert r.reason.startswith("connecting to 169.254.169.254:80"), r.reason
+
+
+def test_docker_desktop_sdk(use_scenario):
+    use_scenario("docker-desktop-unreachable")
+    assert _sync_token_error().message == UNAVAILABLE
+    assert _async_error().message.startswith('Unexpected content type "text/plain')
+
+
+def test_foreign_metadata_server_mmds(use_scenario):
+    emu = use_scenario("foreign-metadata-server", mode="mmds")
+    r = Imds(emu.imds_url).token(ARM_RESOURCE)
+    assert r.status_code == 401
+    assert r.text.startswith("No MMDS token provided")
+    assert _sync_token_error().message == UNAVAILABLE
+
+
+def test_proxy_forward_mode_is_rejected_for_x_forwarded_for(use_scenario):
+    import os
+
+    emu = use_scenario("proxy-intercept", mode="forward")
+    r = requests.get(
+        os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"] + "/metadata/identity/oauth2/token",
+        params={"api-version": "2018-02-01", "resource": ARM_RESOURCE},
+        headers={"Metadata": "true"},
+        timeout=5,
+    )
+    assert r.status_code == 400
+    assert "X-Forwarded-For" in r.text
+    assert _sync_token_error().message == UNAVAILABLE
+    forwarded = [e for e in emu.request_log() if e.get("listener") == "imds" and e.get("status") == 400]
+    assert forwarded, "the proxy forwarded the request to IMDS"
+
+
+def test_scenario_environment_holds_only_the_extras(emu, use_scenario):
+    assert emu.scenario_environment() == {}
+    base = emu.environment()
+    use_scenario("legacy-extension-endpoint")
+    extras = emu.scenario_environment()
+    assert set(extras) == {"MSI_ENDPOINT"}
+    assert {k: v for k, v in emu.environment().items() if base.get(k) != v} == extras
+
+
+def test_clear_faults_keeps_the_world(use_scenario):
+    emu = use_scenario("imds-server-error", n=100)
+    imds = Imds(emu.imds_url)
+    assert imds.token(ARM_RESOURCE).status_code == 500
+    emu.apply_fix("clear-faults")
+    assert imds.token(ARM_RESOURCE).status_code == 200
+    emu = use_scenario("no-role-assignment")
+    emu.apply_fix("clear-faults")  # a world edit is not a fault: still no role
+    token = imds.access_token(ARM_RESOURCE)
+    assert Arm(emu.arm_url, emu.ca_bundle).get(VM_PATH, token=token).status_code == 403
+
+
+def test_time_window_starts_at_the_first_request(use_scenario):
+    emu = use_scenario("identity-propagating", t=1)
+    imds = Imds(emu.imds_url)
+    time.sleep(1.2)
+    assert imds.token(ARM_RESOURCE).status_code == 400  # the window opens now, not at the switch
+    time.sleep(1.1)
+    assert imds.token(ARM_RESOURCE).status_code == 200
+
+
+def test_user_assigned_only_vm_identity(use_scenario):
+    emu = use_scenario("user-assigned-only")
+    vm = compute_client(emu).virtual_machines.get(RG, VM)
+    assert vm.identity.principal_id is None
+    assert str(vm.identity.type) in ("UserAssigned", "ResourceIdentityType.USER_ASSIGNED")
+    assert _sync_oid() == UAMI_READER_PRINCIPAL
+
+
+def test_no_identity_fix(use_scenario):
+    emu = use_scenario("no-identity")
+    assert _sync_token_error().message == NOT_FOUND_SYNC
+    emu.apply_fix("enable-system-identity")
+    assert _sync_oid() == SYS_PRINCIPAL
+    assert compute_client(emu).virtual_machines.get(RG, VM).identity.principal_id == SYS_PRINCIPAL
