@@ -720,8 +720,11 @@ class Diagnosis:
         out = []
         for key, label in labels.items():
             val = self.evidence.get(key)
-            if val not in (None, "", [], {}):
-                out.append(f"{label}: {val}")
+            if val in (None, "", [], {}):
+                continue
+            if key == "attempts" and isinstance(val, list):
+                val = _attempts_text(val)
+            out.append(f"{label}: {val}")
         return out
 
     def __str__(self) -> str:
@@ -768,9 +771,31 @@ class Diagnosis:
 def _attempts_summary(attempts: Iterable[Any]) -> list[dict[str, Any]]:
     out = []
     for a in attempts:
-        item = {k: _get(a, k) for k in ("status", "time", "retry_after")}
+        item = {
+            "status": _get(a, "status"),
+            "kind": _get(a, "kind"),
+            "time": _get(a, "time") if _get(a, "time") is not None else _get(a, "started"),
+            "retry_after": _get(a, "retry_after"),
+        }
+        if isinstance(item["time"], float):
+            item["time"] = round(item["time"], 3)
         out.append({k: v for k, v in item.items() if v is not None} or {"status": None})
     return out[:20]
+
+
+def _attempts_text(attempts: list[dict[str, Any]]) -> str:
+    """``400 identity-not-found @0.0 s → 200 @0.6 s`` (status ``-`` = no HTTP answer)."""
+    parts = []
+    for a in attempts:
+        text = str(a.get("status") if a.get("status") is not None else "-")
+        if a.get("kind") and a.get("kind") != "ok":
+            text += f" {a['kind']}"
+        if isinstance(a.get("time"), (int, float)):
+            text += f" @{a['time']:.1f} s"
+        if a.get("retry_after") is not None:
+            text += f" (Retry-After {a['retry_after']})"
+        parts.append(text)
+    return " → ".join(parts)
 
 
 def _evidence(facts: _Facts, subject: Any) -> dict[str, Any]:

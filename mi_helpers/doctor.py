@@ -380,6 +380,7 @@ def _check_identity(st: _State) -> Check:
     errors: list[BaseException] = []
     waits = [0.5, 1.0, 2.0]  # extra tries for "Identity not found" right after assignment
     _forget_cached_credentials()
+    started = time.monotonic()
     while True:
         budget = max(0.3, st.deadline.left() - _ARM_RESERVE)
         connect, read = st.deadline.timeouts()
@@ -401,14 +402,15 @@ def _check_identity(st: _State) -> Check:
                 waits.pop(0)
                 continue
             d = diagnose(exc, context=st.context(identity_attached=attached, stage="imds", attempts=history))
-            return Check("identity", title, FAIL, f"{who}: {exc}", d)
+            return Check("identity", title, FAIL, str(exc), d)
         except InputError as exc:
             return Check("identity", title, FAIL, str(exc))
         break
     st.token = tok
     history.extend(a.as_dict() for a in tok.attempts)
     tries = len(history)
-    detail = f"{who}: token {tok.redacted} after {tries} attempt(s) in {tok.elapsed:.1f} s"
+    took = time.monotonic() - started
+    detail = f"{who}: token {tok.redacted} after {tries} attempt(s) in {took:.1f} s"
     failed = [a for a in history if a.get("kind") != "ok"]
     if failed:
         subject: Any = errors[-1] if errors else {"attempts": history}

@@ -191,7 +191,7 @@ def _cmd_identity_propagating(p: Placeholders) -> dict[str, str]:
     return {
         "portal": f"Virtual machines → {p.vm} → Identity: the identity shows as assigned; wait a minute.",
         "az": f"az vm identity show -g {p.rg} -n {p.vm}\n"
-        f"for i in 1 2 3 4 5 6; do {_curl(p)} && break; sleep 10; done",
+        f"for i in 1 2 3 4 5 6; do {_curl(p, '-f ')} && break; sleep 10; done",
         "powershell": f"(Get-AzVM -ResourceGroupName {p.rg} -Name {p.vm}).Identity\n"
         f"foreach ($i in 1..6) {{ try {{ {_irm(p)}; break }} catch {{ Start-Sleep 10 }} }}",
     }
