@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -122,20 +123,25 @@ def run_notebook(
     """Execute one notebook in a fresh kernel (cwd: the notebook's folder) and save the executed copy."""
     import nbformat
     from nbclient import NotebookClient
+    from traitlets.config import Config
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name=kernel_name,
-        resources={"metadata": {"path": str(path.parent)}},
-    )
     status, detail = "ok", ""
     start = time.monotonic()
-    try:
-        client.execute(env=env)
-    except Exception as exc:  # any failure of the run, reported in the table rather than raised
-        status, detail = "failed", _error_line(exc)
+    with tempfile.TemporaryDirectory(prefix="mi-tour-") as sockets:
+        # Kernel channels over Unix sockets in a private directory rather than open loopback TCP ports.
+        config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name=kernel_name,
+            resources={"metadata": {"path": str(path.parent)}},
+            config=config,
+        )
+        try:
+            client.execute(env=env)
+        except Exception as exc:  # any failure of the run, reported in the table rather than raised
+            status, detail = "failed", _error_line(exc)
     seconds = time.monotonic() - start
 
     text = nbformat.writes(nb)
