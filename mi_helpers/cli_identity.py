@@ -113,11 +113,12 @@ def run_token(args: argparse.Namespace) -> int:
     if claims.empty:
         print("(the token is not a JWT: no claims to show)")
         return 0
-    width = max(len("claim"), *(len(c) for c in claims["claim"]))
+    rows = [(str(r["claim"]), str(r["value"]), str(r["meaning"])) for r in claims.to_dict("records")]
+    width = max(len("claim"), *(len(name) for name, _, _ in rows))
     print(f"{'claim'.ljust(width)}  value")
-    for row in claims.itertuples(index=False):
-        meaning = f"   ({row.meaning})" if row.meaning else ""
-        print(f"{row.claim.ljust(width)}  {redact(row.value)}{meaning}")
+    for name, value, meaning in rows:
+        note = f"   ({meaning})" if meaning else ""
+        print(f"{name.ljust(width)}  {redact(value)}{note}")
     return 0
 
 

@@ -14,6 +14,7 @@ token is only reachable through :meth:`TokenInfo.secret`.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -602,7 +603,7 @@ class _Progress:
                 total=round(self.budget, 1),
                 unit="s",
                 desc=self.label,
-                bar_format="{desc}: {bar}| {n:.1f}/{total:.0f} s budget {postfix}",
+                bar_format="{desc}: {bar}| {n:.1f}/{total:.0f} s{postfix}",
                 leave=True,
             )
         except Exception:
@@ -636,6 +637,38 @@ class _Progress:
         if self.bar is not None:
             self._refresh()
             self.bar.close()
+
+
+class _QuietRetries(logging.Filter):
+    """Drops the SDK's per-try ``get_token failed`` WARNINGs in the thread running :func:`get_token`.
+
+    Only installed when nobody configured logging for ``azure`` (the records would reach Python's
+    last-resort handler and print on stderr between progress updates); get_token reports failures itself.
+    """
+
+    LOGGERS = ("azure.identity._internal.msal_managed_identity_client", "azure.identity._internal.decorators")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.loggers = [logging.getLogger(n) for n in self.LOGGERS]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.thread == self.thread
+            and record.levelno == logging.WARNING
+            and "get_token failed" in record.getMessage()
+        )
+
+    def __enter__(self) -> _QuietRetries:
+        if not logging.getLogger("azure").hasHandlers():
+            for logger in self.loggers:
+                logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for logger in self.loggers:
+            logger.removeFilter(self)
 
 
 # --------------------------------------------------------------------------------------------- get_token
@@ -716,6 +749,7 @@ def get_token(
     attempts: list[Attempt] = []
     first_410: float | None = None
     retries = 0
+    quiet = _QuietRetries().__enter__()
     try:
         while True:
             number = len(attempts) + 1
@@ -817,6 +851,7 @@ def get_token(
                 url=att.url,
             )
     finally:
+        quiet.__exit__()
         prog.close()
 
 
