@@ -37,12 +37,14 @@ __all__ = [
     "ProgressEvent",
     "SignInError",
     "TokenInfo",
+    "clear_credential_cache",
     "credential",
     "decode_claims",
     "get_token",
     "redact",
     "scope_of",
     "selector_label",
+    "shared_credential",
 ]
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"  # noqa: S105 - a URL path, not a secret
@@ -192,6 +194,12 @@ def _forget_credential(cred: Any) -> None:
     with _cache_lock:
         for key in [k for k, v in _credentials.items() if v is cred]:
             del _credentials[key]
+
+
+def clear_credential_cache() -> None:
+    """Forget the shared credentials (and so their MSAL token caches): the next call asks IMDS again."""
+    with _cache_lock:
+        _credentials.clear()
 
 
 def shared_credential(
