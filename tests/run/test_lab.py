@@ -8,6 +8,7 @@ and its kernels, so any outbound call Lab made (news, update check, extension li
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -91,6 +92,30 @@ def _run_in_kernel(connection_file: Path, code: str) -> str:
         client.stop_channels()
 
 
+async def _run_in_terminal(handle: lab.LabHandle, command: str) -> str:
+    """Type ``command`` into a new Lab terminal (the websocket Lab's UI uses); return its output."""
+    from tornado.websocket import websocket_connect
+
+    name = handle.api("/api/terminals", method="POST")["name"]
+    url = f"ws://127.0.0.1:{handle.port}/terminals/websocket/{name}?token={handle.token}"
+    ws = await websocket_connect(url)
+    try:
+        # The marker is computed by the shell, so the echo of the typed line does not end the loop.
+        await ws.write_message(json.dumps(["stdin", command + "; echo END-$((40 + 2))\r"]))
+        out = ""
+        while "END-42" not in out:
+            msg = await asyncio.wait_for(ws.read_message(), timeout=30)
+            if msg is None:
+                break
+            kind, *rest = json.loads(msg)
+            if kind == "stdout":
+                out += rest[0]
+        return out
+    finally:
+        ws.close()
+        handle.api(f"/api/terminals/{name}", method="DELETE")
+
+
 def test_start_lab_serves_the_notebooks_with_the_emulator_beside_it(tmp_path: Path) -> None:
     nbs = _notebooks(tmp_path)
     handle = lab.start_lab(nbs, scenario="healthy")
@@ -123,6 +148,16 @@ def test_start_lab_serves_the_notebooks_with_the_emulator_beside_it(tmp_path: Pa
         assert f"CA={handle.emulator.ca_bundle}\n" in out
         assert "IMDS=200 Bearer eyJ" in out
         handle.api(f"/api/kernels/{kernel['id']}", method="DELETE")
+
+        # A Lab terminal is a shell on "the VM": curl with the Metadata header reaches IMDS as is.
+        typed = (
+            'curl -s -o /dev/null -w "status=%{http_code}\\n" -H Metadata:true '
+            '"$AZURE_POD_IDENTITY_AUTHORITY_HOST/metadata/identity/oauth2/token'
+            '?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F"; '
+            'echo "target=$MI_HELPERS_TARGET"'
+        )
+        shell = asyncio.run(_run_in_terminal(handle, typed))
+        assert "status=200" in shell and "target=emulator" in shell, shell[-2000:]
     finally:
         handle.stop()
     assert handle.process.poll() is not None
