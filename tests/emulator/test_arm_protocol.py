@@ -104,8 +104,9 @@ def test_vm_get_body(arm, token):
         f"/subscriptions/{SUB}/resourcegroups/{RG}/providers/microsoft.compute/virtualmachines/{VM}",
         f"/SUBSCRIPTIONS/{SUB.upper()}/RESOURCEGROUPS/{RG.upper()}/PROVIDERS/MICROSOFT.COMPUTE/"
         f"VIRTUALMACHINES/{VM.upper()}",
+        f"//subscriptions/{SUB}//resourceGroups/{RG}/providers//Microsoft.Compute/virtualMachines/{VM}",
     ],
-    ids=["lower", "upper", "cli-style", "all-upper"],
+    ids=["lower", "upper", "cli-style", "all-upper", "double-slashes"],
 )
 def test_paths_are_case_insensitive(arm, token, path):
     r = arm.get(path, token=token)
@@ -336,3 +337,9 @@ def test_malformed_authorization_header(arm, header):
 def test_global_reads_header(arm, token):
     r = arm.get(VM_PATH, token=token)
     assert int(r.headers["x-ms-ratelimit-remaining-subscription-global-reads"]) >= 0
+
+
+def test_vm_without_identity_omits_the_block(arm, token):
+    r = arm.get(VM_PATH.replace(VM, "vm-build-agent"), token=token)
+    assert r.status_code == 200
+    assert "identity" not in r.json()  # reference U4: omit the key

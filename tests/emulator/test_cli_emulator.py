@@ -136,6 +136,7 @@ def test_env_file_is_plain_key_value(standalone):
     assert standalone.env["MI_HELPERS_TARGET"] == "emulator"
     assert "MI_HELPERS_EMULATOR_KEY" in standalone.env
     assert {"127.0.0.1", "localhost"} <= set(standalone.env["NO_PROXY"].split(","))
+    assert standalone.env.get("no_proxy") == standalone.env["NO_PROXY"]
 
 
 def test_stdout_has_export_lines(standalone):
@@ -265,3 +266,62 @@ def test_bad_scenario_is_one_line_error(tmp_path):
     assert "Traceback" not in p.stderr
     assert "healthy" in p.stderr
     assert not (tmp_path / "x.env").exists()
+
+
+def test_imds_unreachable_env_file_when_arm_and_admin_accept(tmp_path):
+    env_file = tmp_path / "u.env"
+    proc = subprocess.Popen(
+        [*_cli(), "emulator", "--scenario", "imds-unreachable", "--env-file", str(env_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_child_env(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not env_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert env_file.exists(), proc.stderr.read().decode()[-2000:] if proc.poll() is not None else ""
+        env = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+        assert _accepts(env["MI_HELPERS_ARM_URL"])
+        assert _accepts(env["MI_HELPERS_EMULATOR_ADMIN"])
+        assert urlsplit(env["AZURE_POD_IDENTITY_AUTHORITY_HOST"]).hostname == "127.0.0.1"
+        assert not _accepts(env["AZURE_POD_IDENTITY_AUTHORITY_HOST"])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_sigterm_with_a_hung_imds_request(tmp_path):
+    """A request held by `imds-hang` must not keep the process alive after SIGTERM."""
+    env_file = tmp_path / "h.env"
+    proc = subprocess.Popen(
+        [*_cli(), "emulator", "--scenario", "imds-hang", "--env-file", str(env_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_child_env(),
+    )
+    hung = None
+    try:
+        deadline = time.monotonic() + 30
+        while not env_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert env_file.exists()
+        env = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+        parts = urlsplit(env["AZURE_POD_IDENTITY_AUTHORITY_HOST"])
+        hung = socket.create_connection((parts.hostname, parts.port), timeout=5)
+        hung.sendall(
+            b"GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=x HTTP/1.1\r\n"
+            b"Host: 127.0.0.1\r\nMetadata: true\r\n\r\n"
+        )
+        time.sleep(0.3)  # let the server pick the request up and start hanging it
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if hung is not None:
+            hung.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

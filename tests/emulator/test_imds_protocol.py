@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import jwt
 import pytest
 from emulator_suite import (
     ARM_RESOURCE,
@@ -142,6 +143,10 @@ def test_jwt_claims_and_signature(imds, emu):
     assert claims["ver"] == "1.0"
     assert claims["uti"]
     assert claims["xms_mirid"].lower() == VM_RESOURCE_ID.lower()
+    assert "/resourcegroups/" in claims["xms_mirid"]  # lower-case, as in real MI tokens
+    assert claims["idp"] == claims["iss"]
+    header = jwt.get_unverified_header(body["access_token"])
+    assert header["kid"] == header["x5t"]
     for name in ("iat", "nbf", "exp"):
         assert isinstance(claims[name], int), name
     assert 84600 <= claims["exp"] - claims["iat"] <= 88200  # about 24 h, as real MI tokens
@@ -308,3 +313,9 @@ def test_short_token_lifetime_scenario_parameter(use_scenario):
     assert 190 <= int(body["expires_in"]) <= 200
     claims = unverified_claims(body["access_token"])
     assert claims["exp"] - claims["iat"] == 200
+
+
+def test_imds_response_headers(imds):
+    for r in (imds.token(ARM_RESOURCE), imds.get(params=TOKEN_QUERY, metadata=False)):
+        assert r.headers["Content-Type"] == "application/json; charset=utf-8"
+        assert r.headers["Server"].startswith("IMDS/")

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-from emulator_suite import ARM_RESOURCE, RG, SUB, SYS_PRINCIPAL, VM, Imds, plain_session, unverified_claims
+from emulator_suite import (
+    ARM_RESOURCE,
+    RG,
+    SUB,
+    SYS_PRINCIPAL,
+    UAMI_READER_CLIENT,
+    VM,
+    Imds,
+    plain_session,
+    unverified_claims,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -350,3 +361,21 @@ def test_admin_log_has_no_secrets(emu):
     assert r.status_code == 200
     assert token not in r.text
     assert emu.admin_key not in r.text
+
+
+def test_admin_client_has_the_emulator_methods(emu):
+    from mi_helpers.emulator import AdminClient
+
+    client = AdminClient(emu.admin_url, emu.admin_key)
+    assert client.environment() == emu.environment()
+    assert client.world_dict() == emu.world_dict()
+    client.apply_fix("disable-system-identity")
+    assert Imds(emu.imds_url).token(ARM_RESOURCE).json()["client_id"] == UAMI_READER_CLIENT  # the one UAMI
+    assert client.world_dict() == emu.world_dict()
+    client.apply_fix("reset")
+    _still_serving(emu)
+    client.clear_log()
+    Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    log = client.request_log()
+    assert any("oauth2/token" in json.dumps(e) for e in log)
+    assert not re.search(r"[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}", json.dumps(log))
