@@ -197,3 +197,26 @@ def test_check_to_dict_without_diagnosis() -> None:
         "detail": "emulator",
         "diagnosis": None,
     }
+
+
+def test_forced_azure_off_azure_is_not_on_azure(fresh_target: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MI_HELPERS_TARGET=azure on a machine that is not an Azure VM: nothing answers → not-on-azure."""
+    import importlib
+    import socket
+
+    target_mod = importlib.import_module("mi_helpers.target")  # the package exports a function of that name
+
+    with socket.socket() as s:  # a loopback port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for var in ("MI_HELPERS_EMULATOR_ADMIN", "MI_HELPERS_EMULATOR_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MI_HELPERS_TARGET", "azure")
+    monkeypatch.setenv("MI_HELPERS_CLOUD", "public")  # no instance-metadata lookup for the cloud
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("MI_HELPERS_ARM_URL", f"https://127.0.0.1:{port}")
+    monkeypatch.setattr(target_mod, "detect", lambda *a, **k: target_mod.Detection(False, "test: not Azure"))
+    report = doctor(budget=BUDGET)
+    assert report.target == "azure"
+    assert [c.status for c in report.checks[:3]] == ["warn", "pass", "fail"]
+    assert report.diagnosis_ids == ["not-on-azure"]
