@@ -176,8 +176,11 @@ def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             pass
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+    if hasattr(os, "killpg"):  # POSIX: Lab leads its own process group (start_new_session)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    elif process.poll() is None:
+        process.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(5)
 
@@ -228,6 +231,12 @@ def lab_environment(
     """Environment of the Lab process: ours, plus the emulator's client variables, plus ``extra_env``."""
     env = dict(os.environ)
     env.update({k: str(v) for k, v in emulator_env.items()})
+    for var in ("NO_PROXY", "no_proxy"):  # keep the user's own exclusions; the emulator's loopback ones first
+        merged: list[str] = []
+        for source in (str(emulator_env.get(var, "")), os.environ.get(var, "")):
+            merged += [h.strip() for h in source.split(",") if h.strip()]
+        if merged:
+            env[var] = ",".join(dict.fromkeys(merged))
     env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bindir, *(p for p in env.get("PATH", "").split(os.pathsep) if p)])
@@ -328,7 +337,7 @@ def start_lab(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=os.name == "posix",  # Ctrl-C reaches the launcher only; it stops Lab cleanly
         )
         bound = _wait_ready(process, dirs["runtime"], token, startup_timeout, log_path)
     except BaseException:
@@ -360,7 +369,8 @@ def _stop_on_signals() -> Iterator[None]:
     def _raise(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    old = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGHUP)}
+    names = ("SIGTERM", "SIGHUP")  # SIGHUP does not exist on Windows
+    old = {s: signal.signal(s, _raise) for s in (getattr(signal, n) for n in names if hasattr(signal, n))}
     try:
         yield
     finally:

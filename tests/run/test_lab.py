@@ -261,3 +261,21 @@ def test_shipped_override_ids_exist_in_the_installed_jupyterlab() -> None:
             allowed = [c["const"] for c in prop.get("oneOf", [])] or None
             assert allowed is None or value in allowed, (plugin_id, key, value)
             assert {"boolean": bool, "string": str}[prop["type"]] is type(value), (plugin_id, key)
+
+
+def test_lab_environment_keeps_the_users_no_proxy_and_lets_extra_env_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_PROXY", "corp.example,127.0.0.1")
+    monkeypatch.delenv("no_proxy", raising=False)
+    emulator_env = {
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:1",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    env = lab.lab_environment(emulator_env, tmp_path, {"MI_HELPERS_TARGET": "azure"})
+    assert env["NO_PROXY"] == "127.0.0.1,localhost,corp.example"
+    assert "no_proxy" not in env
+    assert env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] == "http://127.0.0.1:1"
+    assert env["MI_HELPERS_TARGET"] == "azure"
+    assert env["JUPYTER_RUNTIME_DIR"] == str(tmp_path)
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
