@@ -762,7 +762,9 @@ def get_token(
         while True:
             number = len(attempts) + 1
             remaining = deadline - time.monotonic()
-            fresh = credential is None and number > 1
+            # Later tries (and a first try whose timeouts exceed the budget) get a fresh credential whose
+            # timeouts end with the budget; a fresh one also has no MSAL throttle cache replaying the failure.
+            fresh = credential is None and (number > 1 or max(connect_timeout, read_timeout) > remaining)
             if credential is not None:
                 cred = credential
             elif fresh:

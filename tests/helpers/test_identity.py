@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import socket
 from typing import Any
 
@@ -472,3 +473,41 @@ def test_cli_token_bad_usage(
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert err.startswith(f"mi-helpers token: error: {field}: ")
+
+
+def test_budget_shorter_than_read_timeout_bounds_the_first_try(imds_stub: Stub) -> None:
+    imds_stub.set(Reply(200, {}, hang=30))
+    with pytest.raises(SignInError) as exc:
+        mi.get_token(progress=False, budget=0.6, read_timeout=3, connect_timeout=1)
+    assert exc.value.kind == "timeout"
+    assert exc.value.elapsed <= 0.6 + 1.0  # the default 3 s read timeout was cut to the budget
+
+
+def test_azure_target_against_a_standalone_emulator(
+    emulator: Any, fresh_target: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `azure` target honours the redirection variables, so it can be exercised against an emulator."""
+    import importlib
+
+    from mi_helpers.emulator import Emulator
+
+    target_mod = importlib.import_module("mi_helpers.target")
+    other = Emulator(scenario="healthy")
+    other.start()
+    try:
+        monkeypatch.setattr(target_mod, "_embedded", None)
+        for key, value in other.environment().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("MI_HELPERS_TARGET", "azure")
+        monkeypatch.delenv("MI_HELPERS_CLOUD", raising=False)
+        t = mi.target()
+        assert (t.name, t.cloud) == ("azure", "public")
+        assert t.imds_url == other.imds_url.rstrip("/") and t.arm_url == other.arm_url.rstrip("/")
+        assert t.ca_bundle == other.ca_bundle
+        assert "169.254.169.254" in os.environ["NO_PROXY"].split(",")
+        assert mi.get_token(progress=False).principal_id == SYSTEM_PRINCIPAL
+        assert mi.vm_principal_id() == SYSTEM_PRINCIPAL
+        assert any(r.get("listener") == "arm" for r in other.request_log())
+    finally:
+        mi.reset_target(stop_emulator=False)
+        other.stop()
