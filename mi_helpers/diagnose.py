@@ -351,7 +351,9 @@ def _read_extras(facts: _Facts, obj: Any) -> None:
     sel = _get(obj, "selector")
     if sel and not facts.selector:
         facts.selector = "=".join(map(str, sel)) if isinstance(sel, tuple) else str(sel)
-    err, desc = _get(obj, "error"), _get(obj, "description")
+    err, desc = _get(obj, "error_code"), _get(obj, "description")
+    if not isinstance(err, str):
+        err = _get(obj, "error")  # an IMDS-style dict, or an older wrapper that used ``error``
     if isinstance(err, str) and err and not facts.oauth_error:
         facts.oauth_error = err
         if isinstance(desc, str) and desc:

@@ -342,13 +342,9 @@ def _check_imds(st: _State) -> Check:
 
 def _forget_cached_credentials() -> None:
     """Drop mi_helpers.identity's cached credentials: a cached token would hide what IMDS says right now."""
-    from mi_helpers import identity
+    from mi_helpers.identity import clear_credential_cache
 
-    lock = getattr(identity, "_cache_lock", None)
-    creds = getattr(identity, "_credentials", None)
-    if lock is not None and isinstance(creds, dict):
-        with lock:
-            creds.clear()
+    clear_credential_cache()
 
 
 def _identity_attached(st: _State) -> bool | None:

@@ -693,3 +693,40 @@ def test_one_input_per_id() -> None:
     assert set(ONE_PER_ID) | {"wrong-identity"} == set(DIAGNOSIS_IDS)
     for did, (subject, ctx) in ONE_PER_ID.items():
         assert diagnose(subject, context=ctx).id == did, did
+
+
+def test_real_sign_in_error() -> None:
+    """mi_helpers.identity.SignInError as get_token raises it (attempts, error_code, description)."""
+    from azure.identity import CredentialUnavailableError
+
+    from mi_helpers.identity import Attempt, SignInError
+
+    orig = CredentialUnavailableError(
+        "ManagedIdentityCredential authentication unavailable, no response from the IMDS endpoint. "
+        "Token request error: (too_many_requests) IMDS Throttle limit reached"
+    )
+    attempts = [
+        Attempt(
+            1, 0.0, 0.01, 429, "throttled", "too_many_requests", "IMDS Throttle limit reached", 1.0, "retry"
+        ),
+        Attempt(
+            2, 1.0, 0.01, 429, "throttled", "too_many_requests", "IMDS Throttle limit reached", 1.0, "gave-up"
+        ),
+    ]
+    err = SignInError(
+        "no token for https://management.azure.com (system-assigned identity) after 2 attempts in 1.0 s: "
+        "429: IMDS throttled the request — gave up: the next retry would pass the 2 s budget",
+        original=orig,
+        attempts=attempts,
+        elapsed=1.02,
+        budget=2.0,
+        url="http://127.0.0.1:9/metadata/identity/oauth2/token",
+        selector=None,
+        scope="https://management.azure.com/.default",
+        reason="budget-exhausted",
+    )
+    d = diagnose(err, context=CTX)
+    assert d.id == "imds-throttled"
+    assert d.evidence["status"] == 429
+    assert d.evidence["error_code"] == "too_many_requests"
+    assert "429 throttled @0.0 s (Retry-After 1.0) → 429 throttled @1.0 s" in str(d)
