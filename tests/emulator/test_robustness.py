@@ -379,3 +379,47 @@ def test_admin_client_has_the_emulator_methods(emu):
     log = client.request_log()
     assert any("oauth2/token" in json.dumps(e) for e in log)
     assert not re.search(r"[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}", json.dumps(log))
+
+
+# --- bad input through the Python API: one-line InputError naming the field ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda e: e.set_scenario("no-such-scenario"), "scenario"),
+        (lambda e: e.set_scenario("imds-updating", bogus=1), "bogus"),
+        (lambda e: e.set_scenario("imds-updating", t="soon"), "t"),
+        (lambda e: e.set_scenario("proxy-intercept", mode="teleport"), "mode"),
+        (lambda e: e.apply_fix("format-disk"), "action"),
+        (
+            lambda e: e.apply_fix(
+                "add-role-assignment",
+                principal_id=SYS_PRINCIPAL,
+                role="Overlord",
+                scope=f"/subscriptions/{SUB}",
+            ),
+            "role",
+        ),
+    ],
+    ids=["scenario", "param", "param-type", "choice", "fix", "role"],
+)
+def test_bad_input_is_a_one_line_input_error(emu, call, field):
+    from mi_helpers.validate import InputError
+
+    with pytest.raises(InputError) as info:
+        call(emu)
+    text = str(info.value)
+    assert "\n" not in text
+    assert field in text
+    assert emu.scenario == "healthy"
+    _still_serving(emu)
+
+
+def test_certificates_live_outside_the_repository(emu):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    bundle = Path(emu.ca_bundle).resolve()
+    assert bundle.is_file()
+    assert repo not in bundle.parents, bundle

@@ -385,20 +385,24 @@ def test_imds_throttled_sdk_message(use_scenario):
 
 
 def test_imds_unreachable(use_scenario, emu_session):
+    healthy_url = emu_session.imds_url
     emu = use_scenario("imds-unreachable")
     host = urlsplit(_env_imds()).hostname
     port = urlsplit(_env_imds()).port
     assert host in ("127.0.0.1", "localhost")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((host, port), timeout=2).close()
+    # the URL does not move: a kernel started with the old environment finds IMDS again afterwards
+    assert _env_imds() == emu.imds_url == healthy_url
     err = _sync_token_error()
     assert err.message == MI_NO_RESPONSE
     # ARM and the admin API stay up on their own listeners
     assert Arm(emu.arm_url, emu.ca_bundle).get("/metadata/endpoints").status_code == 200
     assert emu.world_dict()
     # and IMDS comes back with the next scenario
+    before = _env_imds()
     emu.set_scenario("healthy")
-    emu._test_env_switch.apply(dict(emu.environment()))
+    assert emu.environment()["AZURE_POD_IDENTITY_AUTHORITY_HOST"] == before
     assert _sync_oid() == SYS_PRINCIPAL
 
 
@@ -586,6 +590,10 @@ def test_request_log_redacts_tokens(emu, arm):
     text = json.dumps(log)
     assert token not in text
     assert not JWT_LIKE.search(text), JWT_LIKE.search(text).group(0)[:40]
+    arm_entries = [e for e in log if e.get("listener") == "arm" and e.get("authorization")]
+    assert arm_entries, "ARM requests are logged with their (redacted) Authorization header"
+    for entry in arm_entries:
+        assert len(entry["authorization"]) < 40, entry["authorization"][:40]
 
 
 # --- scenario variants and engine controls ------------------------------------------------------------
