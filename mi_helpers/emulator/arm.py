@@ -102,6 +102,7 @@ _URLS = Map(
     strict_slashes=False,
     merge_slashes=True,
 )
+_ADAPTER = _URLS.bind("arm.local")  # paths are canonicalised first; binding once saves per-request work
 
 _TERM = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
 _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
@@ -187,9 +188,8 @@ class ArmLayer:
             raise E.WireError(
                 fault.status, fault.body, content_type=fault.content_type, headers=fault.headers
             )
-        adapter = _URLS.bind("arm.local", path_info=path)
         try:
-            endpoint, args = adapter.match(path, method="GET")
+            endpoint, args = _ADAPTER.match(path, method="GET")
         except HTTPException:
             raise E.ArmError(
                 404,

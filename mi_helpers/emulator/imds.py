@@ -68,6 +68,9 @@ def _plausible_resource(resource: str) -> bool:
     return len(resource) <= 2048 and resource.isprintable() and bool(_RESOURCE.match(resource))
 
 
+_ADAPTER = _URLS.bind("imds.local")  # only the path matters; binding once saves work on every request
+
+
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     resp = Response(json.dumps(body, separators=(",", ":")), status=status, content_type=IMDS_CONTENT_TYPE)
     for k, v in (headers or {}).items():
@@ -172,11 +175,10 @@ class ImdsLayer:
 
     def _handle(self, request: Request) -> Response:
         emu = self.emu
-        adapter = _URLS.bind_to_environ(request.environ)
         endpoint: str | None
         args: Any = {}
         try:
-            endpoint, args = adapter.match(method="GET")  # the method is checked below, after the header
+            endpoint, args = _ADAPTER.match(request.path, method="GET")  # method checked after the header
         except HTTPException:
             endpoint = None
         request.environ["mi.fault"] = None
@@ -226,7 +228,8 @@ class ImdsLayer:
     def _fault_response(self, fault: Any) -> Response:
         body = fault.body
         text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
-        resp = Response(text, status=fault.status, content_type=fault.content_type)
+        status = f"{fault.status} {fault.reason}" if fault.reason else fault.status
+        resp = Response(text, status=status, content_type=fault.content_type)
         for k, v in fault.headers.items():
             resp.headers[k] = v
         return resp

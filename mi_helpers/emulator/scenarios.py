@@ -111,6 +111,7 @@ class Fault:
     seconds: float = 0.0
     bucket: TokenBucket | None = None
     label: str = ""
+    reason: str = ""  # HTTP reason phrase, when the status line itself carries the message
 
 
 class FaultEngine:
@@ -329,9 +330,10 @@ def _foreign(p: dict[str, Any]) -> list[Fault]:
 
 
 def _docker_desktop(p: dict[str, Any]) -> list[Fault]:
+    # Docker Desktop's proxy puts the message in the status line (HTTP/1.0 403 connecting to …) and the body.
     text = (
         "connecting to 169.254.169.254:80: connecting to 169.254.169.254:80: dial tcp 169.254.169.254:80: "
-        "connect: host is unreachable"
+        "connect: network is unreachable"
     )
     return [
         Fault(
@@ -341,6 +343,7 @@ def _docker_desktop(p: dict[str, Any]) -> list[Fault]:
             text,
             content_type="text/plain; charset=utf-8",
             label="docker-desktop-unreachable",
+            reason=text,
         )
     ]
 
