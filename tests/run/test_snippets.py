@@ -260,6 +260,16 @@ AZ_PARAMETERS = {
     "account show": {"--query", "-o", "--output"},
     "account get-access-token": {"--resource", "--scope", "--query", "-o", "--output"},
     "vm identity show": {"--resource-group", "-g", "--name", "-n", "--query", "-o", "--output"},
+    "cloud register": {
+        "-n",
+        "--name",
+        "--skip-endpoint-discovery",
+        "--endpoint-resource-manager",
+        "--endpoint-active-directory",
+        "--endpoint-active-directory-resource-id",
+        "--endpoint-management",
+    },
+    "cloud set": {"-n", "--name"},
 }
 PS_PARAMETERS = {
     "Connect-AzAccount": {"-Identity", "-AccountId", "-Subscription", "-Tenant"},
