@@ -343,3 +343,32 @@ def test_vm_without_identity_omits_the_block(arm, token):
     r = arm.get(VM_PATH.replace(VM, "vm-build-agent"), token=token)
     assert r.status_code == 200
     assert "identity" not in r.json()  # reference U4: omit the key
+
+
+def test_role_assignments_cli_forms(arm, token):
+    base = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleAssignments"
+    # `az role assignment list --all --assignee-object-id OID`: the principal's assignments below the scope
+    everywhere = arm.get(
+        base, token=token, api_version="2022-04-01", params={"$filter": f"principalId eq '{SYS_PRINCIPAL}'"}
+    )
+    assert everywhere.status_code == 200, everywhere.text
+    assert [a["properties"]["scope"].lower() for a in everywhere.json()["value"]] == [RG_SCOPE.lower()]
+    # `az role assignment list` (no scope): atScope() at the subscription excludes the RG assignment
+    at_scope = arm.get(base, token=token, api_version="2022-04-01", params={"$filter": "atScope()"})
+    assert at_scope.status_code == 200, at_scope.text
+    assert all(a["properties"]["scope"].lower() != RG_SCOPE.lower() for a in at_scope.json()["value"])
+    # the API refuses atScope() together with principalId eq (reference §5.7)
+    both = arm.get(
+        base,
+        token=token,
+        api_version="2022-04-01",
+        params={"$filter": f"atScope() and principalId eq '{SYS_PRINCIPAL}'"},
+    )
+    assert both.status_code == 400
+
+
+def test_token_is_checked_before_the_subscription(arm):
+    other = "0b0b0b0b-1111-4222-8333-444444444444"
+    r = arm.get(VM_PATH.replace(SUB, other), token="not-a-jwt")
+    assert r.status_code == 401
+    assert arm_error(r)[0] == "InvalidAuthenticationToken"

@@ -28,6 +28,7 @@ from emulator_suite import (
     MI_NO_RESPONSE,
     MULTIPLE_UAMI_TEXT,
     RG,
+    RG_SCOPE,
     SUB,
     SYS_PRINCIPAL,
     UAMI_DEPLOY,
@@ -43,6 +44,7 @@ from emulator_suite import (
     compute_client,
     mi_credential,
     plain_session,
+    uami_resource_id,
     unverified_claims,
 )
 
@@ -687,3 +689,27 @@ def test_no_identity_fix(use_scenario):
     emu.apply_fix("enable-system-identity")
     assert _sync_oid() == SYS_PRINCIPAL
     assert compute_client(emu).virtual_machines.get(RG, VM).identity.principal_id == SYS_PRINCIPAL
+
+
+def test_set_scenario_resets_the_world_and_rearms_faults(use_scenario, arm):
+    emu = use_scenario("role-propagating", n=1)
+    assert emu.params["n"] == 1
+    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    assert [arm.get(VM_PATH, token=token).status_code for _ in range(2)] == [403, 200]
+    use_scenario("role-propagating", n=1)
+    assert [arm.get(VM_PATH, token=token).status_code for _ in range(2)] == [403, 200]
+    emu = use_scenario("healthy")
+    emu.apply_fix("disable-system-identity")
+    use_scenario("healthy")
+    assert _sync_oid() == SYS_PRINCIPAL
+
+
+def test_remove_role_assignment_and_detach_fixes(use_scenario, arm):
+    emu = use_scenario("healthy")
+    emu.apply_fix("remove-role-assignment", principal_id=SYS_PRINCIPAL, role="Reader", scope=RG_SCOPE)
+    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    assert arm.get(VM_PATH, token=token).status_code == 403
+    emu.apply_fix("detach-user-identity", name="uami-reader")
+    assert Imds(emu.imds_url).token(ARM_RESOURCE, client_id=UAMI_READER_CLIENT).status_code == 400
+    emu.apply_fix("attach-user-identity", resource_id=uami_resource_id(UAMI_DEPLOY))
+    assert _sync_oid(client_id=UAMI_DEPLOY_CLIENT) == UAMI_DEPLOY_PRINCIPAL
