@@ -449,7 +449,7 @@ def compare_azure_client_id(client_id: str) -> list[dict[str, Any]]:
 
     ``DefaultAzureCredential()`` (managed identity step only), ``ManagedIdentityCredential()`` and
     ``ManagedIdentityCredential(client_id=os.environ["AZURE_CLIENT_ID"])``: one row each, with the identity
-    the token is for, or the first line of the error.
+    the token is for, or the diagnosis id of the error.
     """
     from azure.identity import DefaultAzureCredential
 
@@ -478,7 +478,7 @@ def compare_azure_client_id(client_id: str) -> list[dict[str, Any]]:
             ),
             ("ManagedIdentityCredential()", lambda: mi_helpers.credential()),
             (
-                'ManagedIdentityCredential(client_id=os.environ["AZURE_CLIENT_ID"])',
+                "ManagedIdentityCredential(client_id=…)",
                 lambda: mi_helpers.credential(client_id=os.environ["AZURE_CLIENT_ID"]),
             ),
         ]
@@ -487,7 +487,7 @@ def compare_azure_client_id(client_id: str) -> list[dict[str, Any]]:
                 row = whoami(credential=make(), label=label)
                 row["result"] = "✓ token"
             except Exception as exc:  # shown as a row: the comparison is the lesson
-                row = {"asked for": label, "result": "✗ " + sdk_error_text(exc).splitlines()[0]}
+                row = {"asked for": label, "result": "✗ " + str(_get(diagnose(exc), "id", "error"))}
             rows.append(row)
     return rows
 
@@ -569,3 +569,22 @@ def vm_identities() -> Any:
         for item in explain(exc):
             _display(item)
         return pd.DataFrame([], columns=_IDENTITY_COLUMNS)
+
+
+def report_principal(
+    principal_id: str | None, vm_name: str, resource_group: str = "", subscription_id: str = ""
+) -> None:
+    """Print the source article's sentence, or explain (with a diagnosis card) a VM without identity."""
+    if principal_id:
+        print(f"The managed identity for Azure resources service principal ID is {principal_id}")
+        return
+    from mi_helpers.diagnose import diagnosis_for
+
+    print(f"✗ VM {vm_name!r} has no system-assigned managed identity: ARM reports no identity.principalId.")
+    context = {
+        "vm_name": vm_name,
+        "resource_group": resource_group or None,
+        "subscription_id": subscription_id or None,
+    }
+    evidence = {"exception": "(none: ARM answered 200, the VM's identity block is empty)"}
+    _display(DiagnosisCard(diagnosis_for("identity-not-assigned", context=context, evidence=evidence)))

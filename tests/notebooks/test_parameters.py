@@ -1,0 +1,39 @@
+"""Papermill parameters change what the notebooks do."""
+
+from __future__ import annotations
+
+import pytest
+from notebook_suite import SYSTEM_PRINCIPAL, cell_text, html_output, html_table_rows
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_02_missing_vm_shows_resource_not_found(executed):
+    nb = executed("02-query-arm-for-the-vm-identity.ipynb", vm_name="vm-that-does-not-exist")
+    principal = cell_text(nb, "nb02-principal")
+    assert "(ResourceNotFound)" in principal
+    assert "vm-that-does-not-exist" in principal
+    assert "[arm-resource-not-found]" in principal
+    assert "service principal ID is" not in principal
+    assert "(the lookup above failed)" in cell_text(nb, "nb02-cross-check")
+
+
+def test_02_vm_without_identity_shows_the_diagnosis(executed):
+    nb = executed("02-query-arm-for-the-vm-identity.ipynb", vm_name="vm-build-agent")
+    principal = cell_text(nb, "nb02-principal")
+    assert "'vm-build-agent' has no system-assigned managed identity" in principal
+    assert "[identity-not-assigned]" in principal
+    assert SYSTEM_PRINCIPAL not in principal
+    assert "vm-build-agent" in cell_text(nb, "nb02-by-name")
+
+
+def test_05_one_scenario_gives_one_fixed_row(executed):
+    nb = executed("05-error-handling-lab.ipynb", scenarios=["no-role-assignment"])
+    rows = html_table_rows(html_output(nb, "nb05-walk"))
+    assert len(rows) == 1
+    scenario, error_seen, diagnosis, _fix, fixed = rows[0][:5]
+    assert scenario == "no-role-assignment"
+    assert "AuthorizationFailed" in error_seen
+    assert diagnosis == "arm-authorization-failed"
+    assert fixed == "True"
+    assert "1 of 1 scenarios fixed" in cell_text(nb, "nb05-walk-summary")

@@ -1,0 +1,137 @@
+"""The committed notebooks: output-free, and every one follows the same skeleton."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+import nbformat
+import pytest
+from notebook_suite import NOTEBOOKS, NOTEBOOKS_DIR, whole_tokens
+
+EXPECTED = [
+    "00-start-here.ipynb",
+    "01-sign-in-with-managed-identity.ipynb",
+    "02-query-arm-for-the-vm-identity.ipynb",
+    "03-tokens-for-azure-services.ipynb",
+    "04-user-assigned-identities.ipynb",
+    "05-error-handling-lab.ipynb",
+    "06-troubleshooting-your-vm.ipynb",
+]
+MAX_CODE_LINES = 12  # logic lives in mi_helpers: cells stay short
+
+
+def _load(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
+
+
+def _markdown(nb: nbformat.NotebookNode) -> str:
+    return "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_the_seven_notebooks_exist():
+    assert NOTEBOOKS == EXPECTED
+
+
+def test_committed_notebooks_are_output_free():
+    nbstripout = Path(sys.executable).parent / "nbstripout"
+    paths = [str(NOTEBOOKS_DIR / n) for n in NOTEBOOKS]
+    result = subprocess.run(
+        [str(nbstripout), "--verify", "--keep-id", *paths], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in NOTEBOOKS:
+        nb = _load(name)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, (name, cell.id)
+        assert "widgets" not in nb.metadata, name
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_valid_with_unique_cell_ids_and_python3_kernel(name):
+    nb = _load(name)
+    nbformat.validate(nb)
+    ids = [c.get("id") for c in nb.cells]
+    assert all(ids) and len(ids) == len(set(ids)), name
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_skeleton(name):
+    nb = _load(name)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), "title first"
+    md = _markdown(nb)
+    headings = re.findall(r"^## (.+)$", md, flags=re.M)
+    for required in ("Overview", "Prerequisites", "Summary", "What's next", "References"):
+        assert required in headings, (name, required)
+    order = [headings.index(h) for h in ("Overview", "Prerequisites", "Summary", "What's next", "References")]
+    assert order == sorted(order), (name, headings)
+    assert re.search(r"\*\*Time to learn\*\*: \d+ minutes", md), name
+    prereq = md.split("## Prerequisites", 1)[1].split("\n## ", 1)[0]
+    assert "| Concepts | Importance | Notes |" in prereq, name
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_overview_items_map_to_numbered_sections(name):
+    md = _markdown(_load(name))
+    overview = md.split("## Overview", 1)[1].split("\n## ", 1)[0]
+    items = re.findall(r"^(\d+)\. \*\*(.+?)\*\*", overview, flags=re.M)
+    assert len(items) >= 3, name
+    numbers = [int(n) for n, _ in items]
+    assert numbers == list(range(1, len(items) + 1)), name
+    sections = dict(re.findall(r"^## (\d+)\. (.+)$", md, flags=re.M))
+    assert sorted(int(n) for n in sections) == numbers, (name, sorted(sections))
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_one_parameters_cell_with_plain_defaults(name):
+    nb = _load(name)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, name
+    cell = tagged[0]
+    assert cell.cell_type == "code"
+    tree = ast.parse(cell.source)
+    assert tree.body and all(isinstance(node, ast.Assign) for node in tree.body), name
+    for node in tree.body:
+        ast.literal_eval(node.value)  # papermill can override only literal defaults
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert first_code is cell, "the parameters cell is the first code cell"
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_short_code_cells_and_copyable_commands(name):
+    nb = _load(name)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
+            lines = [ln for ln in cell.source.splitlines() if ln.strip()]
+            assert len(lines) <= MAX_CODE_LINES, (name, cell.id, len(lines))
+    md = _markdown(nb)
+    assert "```bash" in md, name
+    assert "```powershell" in md, name
+
+
+def test_diagrams_and_the_source_article():
+    texts = {n: _markdown(_load(n)) for n in EXPECTED}
+    assert "```mermaid\nsequenceDiagram" in texts["00-start-here.ipynb"]
+    assert sum("```mermaid" in t for t in texts.values()) >= 3
+    assert "Connect-AzAccount -Identity" in texts["01-sign-in-with-managed-identity.ipynb"]
+    assert "Add-AzAccount -identity" in texts["01-sign-in-with-managed-identity.ipynb"]
+    assert "az login --identity" in texts["01-sign-in-with-managed-identity.ipynb"]
+    assert "az resource list -n <VM-NAME>" in texts["02-query-arm-for-the-vm-identity.ipynb"]
+    lab = texts["05-error-handling-lab.ipynb"]
+    assert "localhost:50342" in lab and "Unable to connect to the remote server" in lab
+    assert "always runs on a local emulator" in lab
+
+
+def test_token_scanner_finds_a_real_jwt():
+    # The scan must be able to fail: a token made here (never committed) is found, its redacted form not.
+    token = jwt.encode({"aud": "https://management.azure.com", "oid": "x" * 8}, "k" * 32, algorithm="HS256")
+    assert whole_tokens(f"before {token} after")
+    assert whole_tokens(f"{token[:8]}…({len(token)} chars)") == []
+    assert whole_tokens("mi_helpers.emulator.scenarios management.chinacloudapi.cn") == []
