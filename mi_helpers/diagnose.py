@@ -977,30 +977,30 @@ def environment_traps(
     )
 
     imds_base = (env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or "").strip() or f"http://{IMDS_HOST}"
-    targets = [("imds", f"http://{IMDS_HOST}/")]
-    if imds_base.rstrip("/") != f"http://{IMDS_HOST}":
-        targets.append(("imds", imds_base))
+    # (trap id, URL, severity, diagnosis): the IMDS address in use matters now; the real one only on Azure.
+    targets: list[tuple[str, str, str, str | None]] = [
+        ("proxy-captures-imds", imds_base, "warn", "proxy-intercepts-imds")
+    ]
+    if _host_of(imds_base) != IMDS_HOST:
+        targets.append(("proxy-captures-azure-imds", f"http://{IMDS_HOST}/", "info", "proxy-intercepts-imds"))
     arm_url = (env.get("MI_HELPERS_ARM_URL") or "").strip()
     if arm_url and _loopback(arm_url):
-        targets.append(("arm", arm_url))
-    reported: set[str] = set()
-    for kind, url in targets:
+        targets.append(("proxy-captures-emulator-arm", arm_url, "warn", None))
+    for tid, url, severity, did in targets:
         hit = _proxy_for(url, env)
         if not hit:
             continue
-        tid = "proxy-captures-imds" if kind == "imds" else "proxy-captures-emulator-arm"
-        if tid in reported:
-            continue
-        reported.add(tid)
+        what = "ARM requests" if tid.endswith("-arm") else "IMDS requests"
         traps.append(
             Trap(
                 id=tid,
                 variables=(hit[0],),
                 value=redact_text(hit[1], 200),
-                effect=f"requests to {_host_of(url) or url} would go through this proxy (NO_PROXY does not "
+                effect=f"{what} to {_host_of(url) or url} would go through this proxy (NO_PROXY does not "
                 "exclude it); IMDS rejects proxied calls and proxies cannot reach link-local addresses.",
                 fix=no_proxy_fix,
-                diagnosis_id="proxy-intercepts-imds",
+                severity=severity,
+                diagnosis_id=did,
             )
         )
 

@@ -730,3 +730,14 @@ def test_real_sign_in_error() -> None:
     assert d.evidence["status"] == 429
     assert d.evidence["error_code"] == "too_many_requests"
     assert "429 throttled @0.0 s (Retry-After 1.0) → 429 throttled @1.0 s" in str(d)
+
+
+def test_trap_real_imds_capture_is_info_when_emulator_in_use() -> None:
+    env = {
+        "HTTP_PROXY": "http://corp:3128",
+        "NO_PROXY": "localhost,127.0.0.1",
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:5555",
+    }
+    traps = {t.id: t for t in environment_traps(env, arc_agent_path=None)}
+    assert "proxy-captures-imds" not in traps  # the emulator address in use is excluded
+    assert traps["proxy-captures-azure-imds"].severity == "info"
