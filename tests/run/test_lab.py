@@ -35,6 +35,7 @@ pytestmark = pytest.mark.slow
 # prints the status and token type (never the token).
 KERNEL_PROBE = """
 import json, os, urllib.request
+print("PID=%d" % os.getpid())
 print("HOST=" + os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", ""))
 print("TARGET=" + os.environ.get("MI_HELPERS_TARGET", ""))
 print("CA=" + os.environ.get("REQUESTS_CA_BUNDLE", ""))
@@ -60,6 +61,15 @@ def _refused(url: str) -> bool:
     with socket.socket() as s:
         s.settimeout(2)
         return s.connect_ex((parsed.hostname or "127.0.0.1", parsed.port or 80)) != 0
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (an exited child nobody has reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _run_in_kernel(connection_file: Path, code: str) -> str:
@@ -147,7 +157,7 @@ def test_start_lab_serves_the_notebooks_with_the_emulator_beside_it(tmp_path: Pa
         assert "TARGET=emulator\n" in out
         assert f"CA={handle.emulator.ca_bundle}\n" in out
         assert "IMDS=200 Bearer eyJ" in out
-        handle.api(f"/api/kernels/{kernel['id']}", method="DELETE")
+        kernel_pid = int(out.split("PID=", 1)[1].split()[0])  # left running: stop() must end it
 
         # A Lab terminal is a shell on "the VM": curl with the Metadata header reaches IMDS as is.
         typed = (
@@ -163,6 +173,10 @@ def test_start_lab_serves_the_notebooks_with_the_emulator_beside_it(tmp_path: Pa
     assert handle.process.poll() is not None
     assert not handle.run_dir.exists()
     assert _refused(handle.url) and _refused(handle.emulator.imds_url)
+    deadline = time.monotonic() + 15
+    while _running(kernel_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(kernel_pid), "the kernel outlived Lab"
     handle.stop()  # idempotent
 
 
