@@ -511,3 +511,24 @@ def test_azure_target_against_a_standalone_emulator(
     finally:
         mi.reset_target(stop_emulator=False)
         other.stop()
+
+
+def test_token_in_an_error_body_is_redacted_everywhere(imds_stub: Stub) -> None:
+    leaked = ".".join(
+        ["eyJ0eXAiOiJKV1QifQ", "eyJvaWQiOiJsZWFrZWQtdG9rZW4tcGF5bG9hZCJ9", "c2lnbmF0dXJlLXBhcnQ"]
+    )
+    imds_stub.set(error_reply(400, "invalid_request", f"bad token {leaked} supplied"))
+    with pytest.raises(SignInError) as exc:
+        mi.get_token(**FAST)
+    err = exc.value
+    shown = [str(err), repr(err), err.message, str(err.description), repr(err.attempts), err.args[0]]
+    assert_no_whole_token(leaked, *shown)
+    assert "eyJ0eXAi…(" in str(err)
+
+
+def test_progress_bar_is_shown_while_retrying(imds_stub: Stub, capsys: pytest.CaptureFixture[str]) -> None:
+    imds_stub.set(error_reply(410), error_reply(410), ok_reply())
+    mi.get_token(progress=True, backoff=0.3, budget=10, read_timeout=1)
+    err = capsys.readouterr().err
+    assert "token for https://management.azure.com" in err
+    assert "410 Gone" in err and "got a token after 3 attempt(s)" in err
