@@ -362,10 +362,12 @@ def stack_check() -> Any:
         rows.append({"package": name, "required": str(req.specifier) if req else "", "installed": installed})
     from packaging.specifiers import SpecifierSet
 
+    checked: list[dict[str, object]] = []
     for row in rows:
         spec = SpecifierSet(row["required"])
-        row["ok"] = bool(row["installed"]) and spec.contains(row["installed"], prereleases=True)
-    df = pd.DataFrame(rows, columns=["package", "required", "installed", "ok"])
+        ok = bool(row["installed"]) and spec.contains(row["installed"], prereleases=True)
+        checked.append({**row, "ok": ok})
+    df = pd.DataFrame(checked, columns=["package", "required", "installed", "ok"])
     bad = df[~df["ok"]]
     if not wanted:
         print("✗ mi-helpers is not installed as a package: run `pip install -e '.[lab]'` in the repository.")
