@@ -700,25 +700,24 @@ def _scenario_run(name: str, params: Mapping[str, Any] | None) -> Iterator[None]
     emulator, stops it; the environment variables are put back as they were. Changes made to the previous
     scenario's world (fix actions) are not kept.
     """
-    tmod = importlib.import_module(
-        "mi_helpers.target"
-    )  # the module (the package exports a function of that name)
+    # the module itself: the package exports a function of the same name
+    tmod = importlib.import_module("mi_helpers.target")
 
     saved_env = dict(os.environ)
     chosen_before = getattr(tmod, "_current", None) is not None  # no public "is a target chosen?" yet
+    external = bool(os.environ.get("MI_HELPERS_EMULATOR_ADMIN") and os.environ.get("MI_HELPERS_EMULATOR_KEY"))
     previous: Any = None
     prev_scenario: str | None = None
     prev_params: dict[str, Any] = {}
-    was_azure = False
-    try:  # a chosen target is cached: this makes no network request
-        current = tmod.target() if chosen_before else None
-        previous = current.emulator if current is not None and current.is_emulator else None
-        was_azure = current is not None and not current.is_emulator
-        if previous is not None:
+    if chosen_before or external:
+        try:  # cached when chosen; otherwise it attaches to the emulator the environment describes
+            current = tmod.target()
+        except InputError:
+            current = None
+        if current is not None and current.is_emulator:
+            previous = current.emulator
             prev_scenario = previous.scenario
             prev_params = dict(getattr(previous, "params", {}) or {})
-    except InputError:
-        was_azure = True
     run_params = dict(DOCTOR_SCENARIO_PARAMS.get(name, {})) if params is None else dict(params)
     tmod.use_emulator(name, **run_params)
     _forget_cached_credentials()
@@ -726,11 +725,11 @@ def _scenario_run(name: str, params: Mapping[str, Any] | None) -> Iterator[None]
         yield
     finally:
         _forget_cached_credentials()
-        if not chosen_before:
-            tmod.reset_target(stop_emulator=True)
-        elif previous is not None and prev_scenario is not None:
-            tmod.use_emulator(prev_scenario, **prev_params)
-        elif was_azure:
+        if previous is not None and prev_scenario is not None:
+            tmod.use_emulator(prev_scenario, **prev_params)  # back to what it was doing
+            if not chosen_before:
+                tmod.reset_target(stop_emulator=False)
+        else:  # the process was on Azure or had chosen nothing: stop the emulator started for this run
             tmod.reset_target(stop_emulator=True)
         os.environ.clear()
         os.environ.update(saved_env)

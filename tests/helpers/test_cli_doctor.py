@@ -101,3 +101,25 @@ def test_bad_usage_exit_2_one_line(args: tuple[str, ...], field: str) -> None:
     assert proc.stdout == ""
     if field == "scenario":
         assert "healthy" in lines[0] and "imds-hang" in lines[0]
+
+
+def test_scenario_on_an_external_emulator_is_restored() -> None:
+    """Like a notebook kernel beside ``mi-helpers lab``: the doctor drives that emulator, then restores it."""
+    from mi_helpers.emulator import Emulator
+
+    with Emulator(scenario="imds-updating", params={"t": 1.0}) as emu:
+        env = {k: v for k, v in os.environ.items() if k not in _EMULATOR_VARS}
+        env.update(emu.environment())
+        proc = subprocess.run(
+            [sys.executable, "-m", "mi_helpers.cli", "doctor", "--scenario", "no-identity", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert proc.returncode == 1, proc.stderr
+        data = _report(proc)
+        assert next(c["diagnosis"]["id"] for c in data["checks"] if c["diagnosis"]) == "identity-not-assigned"
+        assert emu.scenario == "imds-updating"
+        assert emu.params["t"] == 1.0
