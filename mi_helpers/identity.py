@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -568,8 +569,17 @@ def _classify(exc: BaseException, log: list[_Response]) -> Attempt:
     return att
 
 
-_RETRYABLE_KINDS = {"imds-updating", "not-found", "throttled", "server-error", "timeout", "connect-timeout"}
-_RETRYABLE_KINDS.add("throttle-replay")
+_RETRYABLE_KINDS = frozenset(
+    {
+        "imds-updating",
+        "not-found",
+        "throttled",
+        "throttle-replay",
+        "server-error",
+        "timeout",
+        "connect-timeout",
+    }
+)
 
 
 # --------------------------------------------------------------------------------------------- progress
@@ -588,6 +598,7 @@ class _Progress:
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._text = label
+        self._lock = threading.Lock()  # the ticker thread and the caller both draw
         if self.show_bar:
             self._ticker = threading.Thread(target=self._tick, name="mi-helpers-progress", daemon=True)
             self._ticker.start()
@@ -602,6 +613,10 @@ class _Progress:
             self._refresh()
 
     def _open(self) -> None:
+        with self._lock:
+            self._open_locked()
+
+    def _open_locked(self) -> None:
         if self.bar is not None or not self.show_bar:
             return
         try:
@@ -618,6 +633,10 @@ class _Progress:
             self.show_bar = False
 
     def _refresh(self) -> None:
+        with self._lock:
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
         bar = self.bar
         if bar is not None:
             try:
@@ -642,9 +661,10 @@ class _Progress:
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=1)
-        if self.bar is not None:
-            self._refresh()
-            self.bar.close()
+        with self._lock:
+            if self.bar is not None:
+                self._refresh_locked()
+                self.bar.close()
 
 
 class _QuietRetries(logging.Filter):
@@ -705,7 +725,7 @@ def scope_of(resource: object, cloud: str = "public") -> str:
 
 
 def _check_positive(field: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise InputError(field, f"{value!r} is not allowed (a number of seconds greater than 0)", value)
     return float(value)
 
