@@ -64,11 +64,15 @@ def emulator() -> Iterator[Any]:
 
 @pytest.fixture
 def emu(emulator: Any) -> Iterator[Any]:
-    """The emulator in ``healthy`` with an empty request log and no cached credentials."""
-    target_mod.use_emulator("healthy")
-    emulator.clear_log()
+    """The emulator in ``healthy`` with an empty request log and no cached credentials.
+
+    Taken from ``use_emulator`` each time, so a test elsewhere that restarted the embedded emulator
+    (``reset_target()``) cannot leave this one holding a stopped instance.
+    """
+    control = target_mod.use_emulator("healthy")
+    control.clear_log()
     _forget_credentials()
-    yield emulator
+    yield control
     target_mod.use_emulator("healthy")
     _forget_credentials()
 

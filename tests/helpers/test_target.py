@@ -156,8 +156,9 @@ def test_bad_target_value(fresh_target: None, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_auto_off_azure_uses_embedded_emulator(
-    tmp_path: Path, emulator: Any, fresh_target: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, emu: Any, fresh_target: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    emulator = emu
     monkeypatch.setenv("MI_HELPERS_TARGET", "auto")
     t = target_mod.target(dmi_root=fake_dmi(tmp_path, "Default string", None))
     assert t.name == "emulator"
