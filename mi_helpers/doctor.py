@@ -378,7 +378,8 @@ def _check_identity(st: _State) -> Check:
     _forget_cached_credentials()
     started = time.monotonic()
     while True:
-        budget = max(0.3, st.deadline.left() - _ARM_RESERVE)
+        left = st.deadline.left()
+        budget = max(0.1, min(left - 0.1, max(0.3, left - _ARM_RESERVE)))  # keep time for ARM if possible
         connect, read = st.deadline.timeouts()
         st.say(f"token request ({who}), {budget:.1f} s allowed")
         try:
@@ -783,7 +784,8 @@ def _run_checks(st: _State) -> list[Check]:
             st.checks.append(Check(check_id, title, SKIP, f"skipped: needs {', '.join(missing)}"))
             continue
         if st.deadline.left() <= 0.2:
-            st.checks.append(Check(check_id, title, SKIP, "skipped: the time budget is used up"))
+            used = f"{st.deadline.elapsed():.1f} s"
+            st.checks.append(Check(check_id, title, SKIP, f"skipped: the time budget is used up ({used})"))
             continue
         st.say(title)
         try:
