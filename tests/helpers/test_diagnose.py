@@ -741,3 +741,17 @@ def test_trap_real_imds_capture_is_info_when_emulator_in_use() -> None:
     traps = {t.id: t for t in environment_traps(env, arc_agent_path=None)}
     assert "proxy-captures-imds" not in traps  # the emulator address in use is excluded
     assert traps["proxy-captures-azure-imds"].severity == "info"
+
+
+def test_token_info_with_recovered_attempts() -> None:
+    """A success that needed retries (get_token's TokenInfo) names the transient fault it overcame."""
+    from mi_helpers.identity import Attempt, TokenInfo
+
+    attempts = [
+        Attempt(1, 0.0, 0.01, 410, "imds-updating", "service_unavailable", "IMDS is going through updates"),
+        Attempt(2, 2.0, 0.01, 200, "ok"),
+    ]
+    tok = TokenInfo(FAKE_JWT, 4102444800, scope="https://management.azure.com/.default", attempts=attempts)
+    d = diagnose(tok)
+    assert d.id == "imds-updating"
+    assert FAKE_JWT not in str(d) and FAKE_JWT not in json.dumps(d.to_dict())
