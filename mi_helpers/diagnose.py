@@ -15,6 +15,7 @@ Nothing here touches the network, and no token is ever shown whole: server texts
 
 from __future__ import annotations
 
+import ast
 import html
 import ipaddress
 import json
@@ -297,9 +298,7 @@ def _read_text(facts: _Facts, text: str) -> None:
     m2 = _UNEXPECTED_RE.search(text)
     if m2:
         body = m2.group("body")
-        try:
-            import ast
-
+        try:  # the async client quotes the body as a Python dict repr
             parsed = ast.literal_eval(body)
         except (ValueError, SyntaxError):
             parsed = None
@@ -810,7 +809,9 @@ def _evidence(facts: _Facts, subject: Any) -> dict[str, Any]:
         "status": status,
         "error_code": code,
         "server_text": redact_text(server.strip()) if server else None,
-        "exception": facts.types[0] if facts.types and isinstance(subject, BaseException) else None,
+        "exception": " ← ".join(facts.types[:4])
+        if facts.types and isinstance(subject, BaseException)
+        else None,
         "url": redact_text(facts.url, 300) if facts.url else None,
         "attempts": _attempts_summary(facts.attempts) if facts.attempts else None,
         "elapsed_s": round(facts.elapsed_s, 3) if facts.elapsed_s is not None else None,
