@@ -56,6 +56,7 @@ DOCTOR_SCENARIO_PARAMS: dict[str, dict[str, Any]] = {
 }
 _CONNECT, _READ = 2.0, 3.0  # per network step, cut to the time left
 _ARM_RESERVE = 3.0  # seconds kept for the ARM checks while IMDS retries
+_TABLE_DETAIL = 160  # characters of detail per line in the text table
 _TEARDOWN = 0.4  # seconds kept for restoring the previous emulator state after a scenario run
 
 
@@ -133,7 +134,10 @@ class DoctorReport:
         lines = [f"mi-helpers doctor — target {self.target}{scen}"]
         width = max(len(c.title) for c in self.checks) if self.checks else 10
         for c in self.checks:
-            lines.append(f" {SYMBOLS[c.status]} {c.status:<4}  {c.title:<{width}}  {redact(c.detail)}")
+            detail = redact(c.detail)
+            if len(detail) > _TABLE_DETAIL:  # the full text is in the JSON and in the card below
+                detail = detail[: _TABLE_DETAIL - 1] + "…"
+            lines.append(f" {SYMBOLS[c.status]} {c.status:<4}  {c.title:<{width}}  {detail}")
         lines.append(self._summary())
         for c in self.checks:
             if c.diagnosis is not None and c.status in (FAIL, WARN):
