@@ -237,6 +237,8 @@ def lab_environment(
             merged += [h.strip() for h in source.split(",") if h.strip()]
         if merged:
             env[var] = ",".join(dict.fromkeys(merged))
+    if emulator_env.get("REQUESTS_CA_BUNDLE"):  # curl in a Lab terminal then trusts ARM as on a VM
+        env["CURL_CA_BUNDLE"] = str(emulator_env["REQUESTS_CA_BUNDLE"])
     env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bindir, *(p for p in env.get("PATH", "").split(os.pathsep) if p)])

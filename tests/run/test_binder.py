@@ -101,6 +101,7 @@ def test_start_runs_the_emulator_exports_its_variables_and_execs_the_command(
     assert env["AZURE_POD_IDENTITY_AUTHORITY_HOST"].startswith("http://127.0.0.1:")
     assert "127.0.0.1" in env["NO_PROXY"].split(",")
     assert Path(env["REQUESTS_CA_BUNDLE"]).is_file()
+    assert env["CURL_CA_BUNDLE"] == env["REQUESTS_CA_BUNDLE"]
     assert Path(env["MI_HELPERS_EMULATOR_LOG"]).parent == tmp_path
 
     # The emulator outlives the exec'd command (as it must beside a notebook server) and answers like IMDS.

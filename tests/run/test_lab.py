@@ -164,10 +164,12 @@ def test_start_lab_serves_the_notebooks_with_the_emulator_beside_it(tmp_path: Pa
             'curl -s -o /dev/null -w "status=%{http_code}\\n" -H Metadata:true '
             '"$AZURE_POD_IDENTITY_AUTHORITY_HOST/metadata/identity/oauth2/token'
             '?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F"; '
-            'echo "target=$MI_HELPERS_TARGET"'
+            'echo "target=$MI_HELPERS_TARGET"; curl -s -o /dev/null -w "arm=%{http_code}\\n" '
+            '"$MI_HELPERS_ARM_URL/subscriptions?api-version=2022-12-01"'
         )
         shell = asyncio.run(_run_in_terminal(handle, typed))
         assert "status=200" in shell and "target=emulator" in shell, shell[-2000:]
+        assert "arm=401" in shell, shell[-2000:]  # TLS verified (000 otherwise); no token, so 401
     finally:
         handle.stop()
     assert handle.process.poll() is not None
@@ -282,6 +284,7 @@ def test_lab_environment_keeps_the_users_no_proxy_and_lets_extra_env_win(
 ) -> None:
     monkeypatch.setenv("NO_PROXY", "corp.example,127.0.0.1")
     monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     emulator_env = {
         "AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:1",
         "NO_PROXY": "127.0.0.1,localhost",
@@ -292,4 +295,8 @@ def test_lab_environment_keeps_the_users_no_proxy_and_lets_extra_env_win(
     assert env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] == "http://127.0.0.1:1"
     assert env["MI_HELPERS_TARGET"] == "azure"
     assert env["JUPYTER_RUNTIME_DIR"] == str(tmp_path)
+    assert "CURL_CA_BUNDLE" not in env  # only set alongside REQUESTS_CA_BUNDLE
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    with_ca = lab.lab_environment({**emulator_env, "REQUESTS_CA_BUNDLE": "/x/ca.pem"}, tmp_path, None)
+    assert with_ca["CURL_CA_BUNDLE"] == with_ca["REQUESTS_CA_BUNDLE"] == "/x/ca.pem"
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
