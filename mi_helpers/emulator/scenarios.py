@@ -15,6 +15,7 @@ Giving only one of ``n``/``t`` when overriding a scenario drops the other defaul
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -566,34 +567,50 @@ def get_scenario(name: str) -> Scenario:
     return s
 
 
-def _coerce(key: str, value: Any, default: Any, choices: tuple[str, ...] | None) -> Any:
-    if isinstance(value, str):
-        v = value.strip()
-        if v.lower() in ("", "none", "null"):
-            return None
-        if choices:
-            if v not in choices:
-                raise InputError(key, f"{v!r} is not allowed (allowed: {', '.join(choices)})", value)
-            return v
-        if isinstance(default, str):
-            return v
-        try:
-            return int(v)
-        except ValueError:
-            try:
-                return float(v)
-            except ValueError:
-                raise InputError(key, f"{v!r} is not a number (give seconds or a count)", value) from None
-    if value is None:
-        return None
+_NULLABLE = {"n", "t"}  # window bounds: None means "no bound"
+_RANGES: dict[str, tuple[float, float]] = {
+    "token_lifetime": (1, 31_536_000),
+    "retry_after": (0, 3600),
+    "imds_latency": (0, 3600),
+    "arm_latency": (0, 3600),
+    "skew": (-315_360_000, 315_360_000),
+    "n": (0, 1_000_000),
+    "t": (0, 86_400),
+    "burst": (1, 1_000_000),
+    "rate": (0, 1_000_000),
+}
+
+
+def _coerce(key: str, value: Any, choices: tuple[str, ...] | None) -> Any:
+    """Check one parameter value (strings from ``--set`` are parsed); InputError names what is allowed."""
     if choices:
-        if value not in choices:
+        v = value.strip() if isinstance(value, str) else value
+        if v not in choices:
             raise InputError(key, f"{value!r} is not allowed (allowed: {', '.join(choices)})", value)
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return v
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("", "none", "null"):
+            value = None
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise InputError(
+                        key, f"{text!r} is not a number (give seconds or a count)", value
+                    ) from None
+    if value is None:
+        if key in _NULLABLE:
+            return None
+        raise InputError(key, "needs a number", value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InputError(key, f"{value!r} is not a number", value)
-    if value < 0:
-        raise InputError(key, f"{value!r} must not be negative", value)
+    lo, hi = _RANGES.get(key, (0, 1e9))
+    if not lo <= value <= hi:
+        raise InputError(key, f"{value!r} is out of range (allowed: {lo:.0f} to {hi:.0f})", value)
     return value
 
 
@@ -611,11 +628,7 @@ def resolve_params(scenario: Scenario, overrides: dict[str, Any] | None) -> dict
     if ("n" in ov) != ("t" in ov) and "n" in params and "t" in params:
         params["n" if "t" in ov else "t"] = None
     for k, v in ov.items():
-        params[k] = _coerce(k, v, params[k], scenario.choices.get(k))
-    if params.get("token_lifetime") is None or int(params["token_lifetime"]) < 1:
-        raise InputError(
-            "token_lifetime", "must be a positive number of seconds", params.get("token_lifetime")
-        )
+        params[k] = _coerce(k, v, scenario.choices.get(k))
     return params
 
 
