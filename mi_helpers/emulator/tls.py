@@ -37,7 +37,7 @@ __all__ = [
     "state_dir",
 ]
 
-SERVER_NAMES = ("127.0.0.1", "localhost")
+SERVER_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 def state_dir() -> Path:
@@ -154,7 +154,8 @@ def server_ssl_context(m: TlsMaterial) -> ssl.SSLContext:
     """Server-side TLS context; the handshake is deferred to the request thread (see ``_LazyHandshake``)."""
     ctx = _LazyHandshakeContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(str(m.server_cert), str(m.server_key))
+    with _locked(m.server_cert.parent):  # never read a key and a certificate from two generations
+        ctx.load_cert_chain(str(m.server_cert), str(m.server_key))
     return ctx
 
 
