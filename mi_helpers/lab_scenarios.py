@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -269,6 +270,8 @@ class ErrorLab:
         self.emulator = emulator if emulator is not None else Emulator(scenario="healthy")
         if self._owns:
             self.emulator.start()
+            # stopped with the lab, or at the latest when the kernel exits
+            self._finalizer = weakref.finalize(self, self.emulator.stop)
         self.current: LabScenario = self.scenarios[0]
         self.client = _Client()
         self.select(self.current.name)
@@ -276,8 +279,8 @@ class ErrorLab:
     # ---------------------------------------------------------------- set-up and teardown
     def close(self) -> None:
         """Stop the lab's emulator (when the lab started it)."""
-        if self._owns and self.emulator is not None:
-            self.emulator.stop()
+        if self._owns:
+            self._finalizer()
             self._owns = False
 
     def __enter__(self) -> ErrorLab:
