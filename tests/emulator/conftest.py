@@ -202,12 +202,13 @@ def imds(emu: Any) -> Imds:
     return Imds(emu.imds_url)
 
 
-@dataclass
 class Arm:
-    """Raw ARM requests (TLS verified against the emulator CA bundle)."""
+    """Raw ARM requests (TLS verified against the emulator CA bundle) on one keep-alive session."""
 
-    base: str
-    ca: str
+    def __init__(self, base: str, ca: str) -> None:
+        self.base = base
+        self.ca = ca
+        self.session = plain_session()
 
     def get(
         self,
@@ -224,13 +225,19 @@ class Arm:
         query = dict(params or {})
         if api_version is not None:
             query["api-version"] = api_version
-        with plain_session() as s:
-            return s.request(method, self.base + path, params=query, headers=hdrs, verify=self.ca, timeout=10)
+        return self.session.request(
+            method, self.base + path, params=query, headers=hdrs, verify=self.ca, timeout=10
+        )
+
+    def close(self) -> None:
+        self.session.close()
 
 
 @pytest.fixture
-def arm(emu: Any) -> Arm:
-    return Arm(emu.arm_url, emu.ca_bundle)
+def arm(emu: Any) -> Iterator[Arm]:
+    client = Arm(emu.arm_url, emu.ca_bundle)
+    yield client
+    client.close()
 
 
 def arm_error(r: requests.Response) -> tuple[str, str]:

@@ -324,14 +324,14 @@ def test_attach_and_enable_fixes(use_scenario):
 
 
 def test_imds_updating_410_then_ok(use_scenario):
-    emu = use_scenario("imds-updating", t=2)
+    emu = use_scenario("imds-updating", t=1.5)
     imds = Imds(emu.imds_url)
-    r = imds.token(ARM_RESOURCE)  # opens the 2 s window
+    r = imds.token(ARM_RESOURCE)  # opens the 1.5 s window
     assert r.status_code == 410
     assert "Retry-After" not in r.headers
     err = _sync_token_error()
     assert err.message.startswith(MI_NO_RESPONSE + " Token request error: (")
-    time.sleep(2.1)
+    time.sleep(1.6)
     assert imds.token(ARM_RESOURCE).status_code == 200
     assert _sync_oid() == SYS_PRINCIPAL
 
@@ -532,7 +532,7 @@ def test_arm_throttled_within_30_reads(use_scenario, arm):
 
 
 def test_arm_throttled_sdk(use_scenario):
-    emu = use_scenario("arm-throttled")
+    emu = use_scenario("arm-throttled", burst=3, rate=0.001)
     client = compute_client(emu)
     for _ in range(30):
         try:
@@ -666,11 +666,11 @@ def test_clear_faults_keeps_the_world(use_scenario):
 
 
 def test_time_window_starts_at_the_first_request(use_scenario):
-    emu = use_scenario("identity-propagating", t=1)
+    emu = use_scenario("identity-propagating", t=0.5)
     imds = Imds(emu.imds_url)
-    time.sleep(1.2)
+    time.sleep(0.7)
     assert imds.token(ARM_RESOURCE).status_code == 400  # the window opens now, not at the switch
-    time.sleep(1.1)
+    time.sleep(0.6)
     assert imds.token(ARM_RESOURCE).status_code == 200
 
 
