@@ -423,3 +423,55 @@ def test_certificates_live_outside_the_repository(emu):
     bundle = Path(emu.ca_bundle).resolve()
     assert bundle.is_file()
     assert repo not in bundle.parents, bundle
+
+
+# --- constructing emulators: custom worlds, loopback only ---------------------------------------------
+
+
+def test_custom_world_round_trip(emu, tmp_path):
+    """A world file (JSON here) replaces the default world: IMDS and ARM both serve it."""
+    import yaml
+
+    from mi_helpers.emulator import Emulator
+
+    # world_dict() is loadable again as it is
+    with Emulator(world=emu.world_dict()) as same:
+        assert Imds(same.imds_url).token(ARM_RESOURCE).status_code == 200
+    emu_world = emu.world_dict()
+    for vm in emu_world["virtual_machines"]:
+        if vm["name"] == VM:
+            vm["name"] = "vm-custom"
+    emu_world["host_vm"] = "vm-custom"
+    path = tmp_path / "world.yaml"
+    path.write_text(yaml.safe_dump(emu_world))
+    with Emulator(world=str(path)) as other:
+        md = Imds(other.imds_url).get(
+            "/metadata/instance/compute/name", params={"api-version": "2021-02-01", "format": "text"}
+        )
+        assert md.text == "vm-custom"
+        urls = (other.imds_url, other.arm_url, other.admin_url)
+    # stop() closed every listener
+    for url in urls:
+        parts = urlsplit(url)
+        with pytest.raises(OSError):
+            socket.create_connection((parts.hostname, parts.port), timeout=1).close()
+
+
+@pytest.mark.parametrize("world", [{"tenant": 5}, {"virtual_machines": "nope"}, "/nonexistent/world.yaml"])
+def test_bad_world_is_an_input_error(world):
+    from mi_helpers.emulator import Emulator
+    from mi_helpers.validate import InputError
+
+    with pytest.raises(InputError) as info:
+        Emulator(world=world)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "example.org"])
+def test_non_loopback_host_is_refused(host):
+    from mi_helpers.emulator import Emulator
+    from mi_helpers.validate import InputError
+
+    with pytest.raises(InputError) as info:
+        Emulator(host=host)
+    assert "host" in str(info.value)
