@@ -66,17 +66,73 @@ class _Request(Request):
     max_form_memory_size = 1_000_000
 
 
-class _Handler(WSGIRequestHandler):
-    """werkzeug's handler with Nagle off, bounded idle time and werkzeug's own logging silenced.
+class _KeepAliveInput:
+    """The handler's input stream, with werkzeug's post-response drain made harmless.
 
-    werkzeug answers every request with ``Connection: close`` (its documented behaviour: http.server cannot
-    drain a kept-alive stream safely), so clients open one connection per request; with Nagle off that costs
-    well under a millisecond on loopback.
+    After each response werkzeug reads "whatever is left" with ``rfile.read(10_000_000)`` because it always
+    closes the connection. On a kept-alive connection that would swallow (or block on) the client's next
+    request, so once a response is sent keep-alive, that drain read returns nothing. Everything else is
+    passed through.
+    """
+
+    _DRAIN_SIZE = 10_000_000
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.response_sent = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.response_sent and size == self._DRAIN_SIZE:
+            return b""
+        data: bytes = self._raw.read(size)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+class _Handler(WSGIRequestHandler):
+    """werkzeug's handler with Nagle off, HTTP/1.1 keep-alive, bounded idle time and silent logging.
+
+    werkzeug itself answers every request with ``Connection: close``; real clients (urllib3 pools) reuse
+    connections, and IMDS/ARM allow that, so a response to a body-less HTTP/1.1 request that did not ask
+    to close drops that header and keeps the connection (``mi.keep_alive`` set by the WSGI wrapper).
+    Connections are tracked per server so closing a listener also closes its kept-alive connections: a
+    pooled client connection must not outlive ``imds-unreachable``.
     """
 
     disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     timeout = 30
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = _KeepAliveInput(self.rfile)  # type: ignore[assignment]
+        conns = getattr(self.server, "mi_connections", None)
+        if conns is not None:
+            with self.server.mi_lock:  # type: ignore[attr-defined]
+                conns.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            conns = getattr(self.server, "mi_connections", None)
+            if conns is not None:
+                with self.server.mi_lock:  # type: ignore[attr-defined]
+                    conns.discard(self.connection)
+
+    def handle_one_request(self) -> None:
+        self.rfile.response_sent = False  # type: ignore[attr-defined]
+        super().handle_one_request()
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close":
+            env = getattr(self, "environ", None) or {}
+            if not self.close_connection and env.get("mi.keep_alive"):
+                self.rfile.response_sent = True  # type: ignore[attr-defined]
+                return
+        super().send_header(keyword, value)
 
     def log(self, type: str, message: str, *args: Any) -> None:
         return None
@@ -154,6 +210,8 @@ class _Listener:
         except SystemExit:  # werkzeug prints the reason and exits on bind errors
             raise OSError(f"{self.name}: cannot listen on {self.host}:{self.port} (port in use?)") from None
         server.mi_server_header = self.server_header  # type: ignore[attr-defined]
+        server.mi_connections = set()  # type: ignore[attr-defined]
+        server.mi_lock = threading.Lock()  # type: ignore[attr-defined]
         server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self.port = server.port
         self.server = server
@@ -177,6 +235,11 @@ class _Listener:
         if server is not None:
             server.shutdown()
             server.server_close()
+            with server.mi_lock:  # type: ignore[attr-defined]
+                open_conns = list(server.mi_connections)  # type: ignore[attr-defined]
+            for conn in open_conns:  # kept-alive client connections end with the listener
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
         if self.thread is not None:
             self.thread.join(timeout=2)
             self.thread = None
@@ -644,6 +707,11 @@ class Emulator:
                     content_type="application/json",
                 )
             self._record(listener, request, response.status_code, started, error)
+            # Keep the connection only when no request body is left unread (a leftover body would be
+            # parsed as the next request) and the listener is not a proxy.
+            has_body = bool(request.content_length) or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "")
+            drained = bool(getattr(request.stream, "is_exhausted", False)) if has_body else True
+            environ["mi.keep_alive"] = listener != "proxy" and drained
             return response(environ, start_response)
 
         return app
