@@ -595,7 +595,7 @@ class ErrorLab:
         """For each scenario: run, record error and diagnosis, apply the fix, retry until green.
 
         Returns a DataFrame with one row per scenario: scenario, error seen (first line of the raw text),
-        diagnosis, fix, fixed (bool), tries, seconds.
+        diagnosis id, fix, fixed (bool), tries, seconds.
         """
         import pandas as pd
 
@@ -612,7 +612,7 @@ class ErrorLab:
                 {
                     "scenario": s.name,
                     "error seen": first.error_text.splitlines()[0] if not first.ok else "(no error)",
-                    "diagnosis": first.diagnosis_id or "",
+                    "diagnosis id": first.diagnosis_id or "",
                     "fix": done,
                     "fixed": bool(final.ok and not first.ok),
                     "tries": final.tries,
@@ -620,7 +620,7 @@ class ErrorLab:
                 }
             )
         self.select(self.scenarios[0].name)
-        columns = ["scenario", "error seen", "diagnosis", "fix", "fixed", "tries", "seconds"]
+        columns = ["scenario", "error seen", "diagnosis id", "fix", "fixed", "tries", "seconds"]
         return pd.DataFrame(rows, columns=columns)
 
 

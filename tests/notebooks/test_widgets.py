@@ -214,7 +214,7 @@ def test_lab_view_client_side_fix_names_the_identity(lab):
 def test_lab_walk_reports_one_row_per_scenario(lab):
     table = lab.walk(["legacy-extension-endpoint", "expired-token"])
     assert list(table["scenario"]) == ["legacy-extension-endpoint", "expired-token"]
-    assert list(table["diagnosis"]) == ["legacy-extension-endpoint", "arm-token-expired"]
+    assert list(table["diagnosis id"]) == ["legacy-extension-endpoint", "arm-token-expired"]
     assert table["fixed"].tolist() == [True, True]
     assert "50342" in table["error seen"].iloc[0]
     assert "MSI_ENDPOINT" not in os.environ  # the scenario's client variables never leak out of a run
