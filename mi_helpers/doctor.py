@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -36,7 +37,7 @@ from mi_helpers.diagnose import Diagnosis, DiagnosisContext, diagnose, diagnosis
 from mi_helpers.redact import redact
 from mi_helpers.validate import InputError, validate_guid, validate_resource_group, validate_vm_name
 
-__all__ = ["DOCTOR_SCENARIO_PARAMS", "Check", "DoctorReport", "doctor"]
+__all__ = ["DOCTOR_SCENARIO_PARAMS", "LOAD_SCENARIOS", "Check", "DoctorReport", "doctor"]
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
 SYMBOLS = {PASS: "✓", FAIL: "✗", WARN: "!", SKIP: "–"}
@@ -48,12 +49,15 @@ ARM_AUDIENCES = {
     "https://management.chinacloudapi.cn",
     "https://management.core.chinacloudapi.cn",
 }
-# Scenario parameters the doctor uses unless told otherwise, so the fault shows within one short run
-# (the throttling scenarios otherwise allow a burst of requests before they throttle).
+# Scenario parameters the doctor uses unless told otherwise, so the fault shows within one short run: a
+# slow refill, and for ARM a burst the doctor's own two reads exceed.
 DOCTOR_SCENARIO_PARAMS: dict[str, dict[str, Any]] = {
-    "imds-throttled": {"burst": 0, "rate": 1.0, "retry_after": 1},
-    "arm-throttled": {"burst": 0, "rate": 1.0, "retry_after": 1},
+    "imds-throttled": {"rate": 0.5, "retry_after": 1},
+    "arm-throttled": {"burst": 1, "rate": 0.5, "retry_after": 1},
 }
+# Scenarios whose fault needs other clients' load (in the field: many processes on the VM asking IMDS).
+# The doctor sends that many token requests first — a stand-in for them, said so in the target check.
+LOAD_SCENARIOS = {"imds-throttled": "burst"}
 _CONNECT, _READ = 2.0, 3.0  # per network step, cut to the time left
 _ARM_RESERVE = 3.0  # seconds kept for the ARM checks while IMDS retries
 _TABLE_DETAIL = 160  # characters of detail per line in the text table
@@ -232,6 +236,7 @@ class _State:
     token: Any = None
     vm: Any = None
     vm_id: str | None = None
+    note: str | None = None  # what the scenario run did beforehand (simulated load), shown with the target
     checks: list[Check] = field(default_factory=list)
 
     def context(self, **extra: Any) -> DiagnosisContext:
@@ -282,7 +287,8 @@ def _check_target(st: _State) -> Check:
     st.ctx_target = st.target.name
     if st.target.is_emulator:
         st.world = _world_of(st.target)
-    return Check("target", title, PASS, f"{st.target.name}: {st.target.reason}")
+    note = f"; {st.note}" if st.note else ""
+    return Check("target", title, PASS, f"{st.target.name}: {st.target.reason}{note}")
 
 
 def _world_of(tgt: Any) -> dict[str, Any] | None:
@@ -494,6 +500,52 @@ def _arm_status(exc: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+@dataclass
+class _ArmOutcome:
+    """An ARM call after the doctor's bounded retries: the value, or the last error, and the history."""
+
+    value: Any = None
+    error: BaseException | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+
+
+def _arm_call(st: _State, what: str, call: Callable[[float, float], Any]) -> _ArmOutcome:
+    """Run `call(connect, read)` retrying what the field says may pass: 403 while a role propagates, 429 after
+    Retry-After, 5xx; each try within what is left of the budget."""
+    out = _ArmOutcome()
+    role_waits = [0.5, 1.0]
+    while True:
+        connect, read = st.deadline.timeouts()
+        st.say(what)
+        started = time.monotonic()
+        try:
+            out.value = call(connect, read)
+        except Exception as exc:
+            status, retry_after = _arm_status(exc), _retry_after(exc)
+            when = round(started - st.deadline.start, 3)
+            out.history.append({"status": status, "time": when, "retry_after": retry_after})
+            out.errors.append(exc)
+            wait = None
+            if status == 403 and role_waits and _arm_context(st, out).role_exists() is not False:
+                wait = role_waits.pop(0)
+            elif status == 429 and len(out.history) < 4:
+                wait = retry_after if retry_after is not None else 1.0
+            elif status is not None and 500 <= status < 600 and len(out.history) < 3:
+                wait = 1.0
+            if wait is not None and st.deadline.sleep(wait):
+                continue
+            out.error = exc
+            return out
+        if out.errors:
+            out.history.append({"status": 200, "time": round(time.monotonic() - st.deadline.start, 3)})
+        return out
+
+
+def _arm_context(st: _State, out: _ArmOutcome) -> DiagnosisContext:
+    return st.context(stage="arm", attempts=out.history, role_assignments=_role_assignments_from_world(st))
+
+
 def _check_vm(st: _State) -> Check:
     from mi_helpers.arm import compute_client
 
@@ -504,48 +556,21 @@ def _check_vm(st: _State) -> Check:
     sub, rg, name = str(st.subscription_id), str(st.resource_group), str(st.vm_name)
     st.vm_id = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
     cred = _StaticTokenCredential(st.token)
-    history: list[dict[str, Any]] = []
-    errors: list[BaseException] = []
-    role_waits = [0.5, 1.0]
-    while True:
-        connect, read = st.deadline.timeouts()
-        st.say(f"reading VM {name}")
-        started = time.monotonic()
-        try:
-            with compute_client(
-                sub, credential=cred, retry_total=0, connection_timeout=connect, read_timeout=read
-            ) as client:
-                st.vm = client.virtual_machines.get(rg, name)
-        except Exception as exc:
-            status = _arm_status(exc)
-            retry_after = _retry_after(exc)
-            history.append(
-                {"status": status, "time": round(started - st.deadline.start, 3), "retry_after": retry_after}
-            )
-            errors.append(exc)
-            ctx = st.context(
-                stage="arm",
-                attempts=history,
-                role_assignments=_role_assignments_from_world(st),
-            )
-            wait = None
-            if status == 403 and role_waits and ctx.role_exists() is not False:
-                wait = role_waits.pop(0)
-            elif status == 429 and len(history) < 4:
-                wait = retry_after if retry_after is not None else 1.0
-            elif status is not None and 500 <= status < 600 and len(history) < 3:
-                wait = 1.0
-            if wait is not None and st.deadline.sleep(wait):
-                continue
-            d = diagnose(exc, context=ctx)
-            return Check("vm-readable", title, FAIL, f"{sub}/{rg}/{name}: {_first_line(exc)}", d)
-        break
+
+    def read_vm(connect: float, read: float) -> Any:
+        kw = {"retry_total": 0, "connection_timeout": connect, "read_timeout": read}
+        with compute_client(sub, credential=cred, **kw) as client:
+            return client.virtual_machines.get(rg, name)
+
+    out = _arm_call(st, f"reading VM {name}", read_vm)
+    if out.error is not None:
+        d = diagnose(out.error, context=_arm_context(st, out))
+        return Check("vm-readable", title, FAIL, f"{sub}/{rg}/{name}: {_first_line(out.error)}", d)
+    st.vm = out.value
     detail = f"{name} in {rg} ({getattr(st.vm, 'location', '?')})"
-    if errors:
-        history.append({"status": 200, "time": round(time.monotonic() - st.deadline.start, 3)})
-        ctx = st.context(stage="arm", attempts=history, role_assignments=_role_assignments_from_world(st))
-        d = diagnose(errors[-1], context=ctx)
-        statuses = ", ".join(str(h["status"]) for h in history[:-1])
+    if out.errors:
+        d = diagnose(out.errors[-1], context=_arm_context(st, out))
+        statuses = ", ".join(str(h["status"]) for h in out.history[:-1])
         return Check("vm-readable", title, WARN, f"{detail}; succeeded after {statuses}", d)
     return Check("vm-readable", title, PASS, detail)
 
@@ -622,39 +647,45 @@ def _check_roles(st: _State) -> Check:
     title = "Role assignment covers the VM"
     oid = st.token.principal_id
     sub, scope = str(st.subscription_id), str(st.vm_id)
-    connect, read = st.deadline.timeouts()
-    st.say("listing role assignments")
+    cred = _StaticTokenCredential(st.token)
+
+    def list_roles(connect: float, read: float) -> list[Any]:
+        kw = {"retry_total": 0, "connection_timeout": connect, "read_timeout": read}
+        with authorization_client(sub, credential=cred, **kw) as client:
+            return list(client.role_assignments.list_for_scope(scope, filter=f"principalId eq '{oid}'"))
+
+    out = _arm_call(st, "listing role assignments", list_roles)
+    if out.error is not None:
+        if (
+            _arm_status(out.error) == 403
+        ):  # listing needs roleAssignments/read, which Reader has; others may not
+            return Check(
+                "role-assignments",
+                title,
+                WARN,
+                f"could not list role assignments ({_first_line(out.error)}); the VM itself was readable",
+            )
+        d = diagnose(out.error, context=_arm_context(st, out))
+        return Check("role-assignments", title, FAIL, f"listing failed: {_first_line(out.error)}", d)
     found = []
-    try:
-        with authorization_client(
-            sub,
-            credential=_StaticTokenCredential(st.token),
-            retry_total=0,
-            connection_timeout=connect,
-            read_timeout=read,
-        ) as client:
-            for ra in client.role_assignments.list_for_scope(scope, filter=f"principalId eq '{oid}'"):
-                ra_scope = str(getattr(ra, "scope", "") or "")
-                if str(getattr(ra, "principal_id", "")).lower() == str(oid).lower() and _covers(
-                    ra_scope, scope
-                ):
-                    role_id = str(getattr(ra, "role_definition_id", "") or "").rstrip("/").rsplit("/", 1)[-1]
-                    found.append(f"{ROLE_NAMES.get(role_id.lower(), role_id)} at {ra_scope}")
-    except Exception as exc:
+    for ra in out.value:
+        ra_scope = str(getattr(ra, "scope", "") or "")
+        if str(getattr(ra, "principal_id", "")).lower() == str(oid).lower() and _covers(ra_scope, scope):
+            role_id = str(getattr(ra, "role_definition_id", "") or "").rstrip("/").rsplit("/", 1)[-1]
+            found.append(f"{ROLE_NAMES.get(role_id.lower(), role_id)} at {ra_scope}")
+    if not found:
         return Check(
             "role-assignments",
             title,
             WARN,
-            f"could not list role assignments ({_first_line(exc)}); the VM itself was readable",
+            f"no direct role assignment for {oid} at or above the VM (access comes from elsewhere, "
+            "e.g. a group)",
         )
-    if found:
-        return Check("role-assignments", title, PASS, "; ".join(found))
-    return Check(
-        "role-assignments",
-        title,
-        WARN,
-        f"no direct role assignment for {oid} at or above the VM (access comes from elsewhere, e.g. a group)",
-    )
+    if out.errors:
+        d = diagnose(out.errors[-1], context=_arm_context(st, out))
+        statuses = ", ".join(str(h["status"]) for h in out.history[:-1])
+        return Check("role-assignments", title, WARN, f"{'; '.join(found)}; succeeded after {statuses}", d)
+    return Check("role-assignments", title, PASS, "; ".join(found))
 
 
 _CHECKS: list[tuple[str, str, Callable[[_State], Check], tuple[str, ...]]] = [
@@ -697,8 +728,25 @@ def _validate_scenario_name(scenario: object) -> str:
     return validate_scenario(scenario, list(SCENARIOS))
 
 
+def _simulate_load(name: str, control: Any) -> str | None:
+    """For `LOAD_SCENARIOS`: send the token requests other processes would have sent; a note, or None."""
+    import requests
+
+    key = LOAD_SCENARIOS.get(name)
+    if key is None:
+        return None
+    count = int((getattr(control, "params", {}) or {}).get(key, 0))
+    url = os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"].rstrip("/") + "/metadata/identity/oauth2/token"
+    query = {"api-version": "2018-02-01", "resource": "https://management.azure.com/"}
+    with requests.Session() as session:
+        session.trust_env = False
+        for _ in range(count):
+            session.get(url, params=query, headers={"Metadata": "true"}, timeout=(1.0, 2.0))
+    return f"{count} token requests sent first, standing in for other processes on the VM"
+
+
 @contextmanager
-def _scenario_run(name: str, params: Mapping[str, Any] | None) -> Iterator[None]:
+def _scenario_run(name: str, params: Mapping[str, Any] | None) -> Iterator[str | None]:
     """Switch this process to the emulator in scenario `name` for the duration, then restore.
 
     Restores the previous emulator scenario (and its parameters) or, when the process was not using the
@@ -724,10 +772,10 @@ def _scenario_run(name: str, params: Mapping[str, Any] | None) -> Iterator[None]
             prev_scenario = previous.scenario
             prev_params = dict(getattr(previous, "params", {}) or {})
     run_params = dict(DOCTOR_SCENARIO_PARAMS.get(name, {})) if params is None else dict(params)
-    tmod.use_emulator(name, **run_params)
-    _forget_cached_credentials()
     try:
-        yield
+        control = tmod.use_emulator(name, **run_params)
+        _forget_cached_credentials()
+        yield _simulate_load(name, control)
     finally:
         _forget_cached_credentials()
         if previous is not None and prev_scenario is not None:
@@ -775,10 +823,27 @@ def doctor(
     st = _State(deadline, client_id, vm_name, resource_group, subscription_id, progress)
     if scenario is not None:
         name = _validate_scenario_name(scenario)
-        with _scenario_run(name, params):
-            checks = _run_checks(st)
+        try:
+            with _scenario_run(name, params) as note:
+                st.note = note
+                checks = _run_checks(st)
+        except InputError:
+            raise
+        except Exception as exc:  # starting/switching/restoring the emulator failed: report it, no traceback
+            checks = _setup_failed(st, name, exc)
         return _report(st, checks, name, budget)
     return _report(st, _run_checks(st), None, budget)
+
+
+def _setup_failed(st: _State, name: str, exc: BaseException) -> list[Check]:
+    """Checks for a scenario run whose emulator could not be switched (or restored)."""
+    if len(st.checks) == len(_CHECKS):  # the run completed; only restoring failed
+        warnings.warn(f"mi-helpers doctor: restoring the emulator failed: {_first_line(exc)}", stacklevel=3)
+        return list(st.checks)
+    title = _CHECKS[0][1]
+    detail = f"could not switch the emulator to scenario {name!r}: {_first_line(exc)}"
+    checks = [Check("target", title, FAIL, detail, diagnose(exc, context=st.context()))]
+    return checks + [Check(cid, t, SKIP, "skipped: needs target") for cid, t, _, _ in _CHECKS[1:]]
 
 
 def _run_checks(st: _State) -> list[Check]:
