@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -475,3 +476,73 @@ def test_non_loopback_host_is_refused(host):
     with pytest.raises(InputError) as info:
         Emulator(host=host)
     assert "host" in str(info.value)
+
+
+# --- concurrency -------------------------------------------------------------------------------------
+
+
+def test_concurrent_token_and_arm_requests(emu):
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+
+    def imds_call(i):
+        return Imds(emu.imds_url).token(ARM_RESOURCE if i % 2 else "https://storage.azure.com/").status_code
+
+    def arm_call(_):
+        with plain_session() as s:
+            return s.get(
+                emu.arm_url + VM_PATH,
+                params={"api-version": "2026-04-01"},
+                headers={"Authorization": f"Bearer {token}"},
+                verify=emu.ca_bundle,
+                timeout=10,
+            ).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        imds_codes = list(pool.map(imds_call, range(24)))
+        arm_codes = list(pool.map(arm_call, range(12)))
+    assert set(imds_codes) == {200}, imds_codes
+    assert set(arm_codes) == {200}, arm_codes
+
+
+def test_switching_scenarios_under_load_never_500(emu):
+    """Requests racing with set_scenario/apply_fix get a well-formed answer of one world or the other."""
+    import threading
+
+    stop = threading.Event()
+    seen: list[tuple[int, str]] = []
+
+    def hammer():
+        with plain_session() as s:
+            while not stop.is_set():
+                r = s.get(
+                    emu.imds_url + "/metadata/identity/oauth2/token",
+                    params={"api-version": "2018-02-01", "resource": ARM_RESOURCE},
+                    headers={"Metadata": "true"},
+                    timeout=5,
+                )
+                seen.append((r.status_code, "" if r.status_code == 200 else r.text))
+
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(seen) < 150 and time.monotonic() < deadline:
+            for name in ("no-identity", "multiple-user-assigned", "healthy", "user-assigned-only"):
+                emu.set_scenario(name)
+                emu.apply_fix("enable-system-identity")
+                emu.apply_fix("reset")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        emu.set_scenario("healthy")
+    assert len(seen) >= 20, len(seen)
+    assert {code for code, _ in seen} <= {200, 400}, {code for code, _ in seen}
+    for code, text in seen:
+        body = json.loads(text) if code == 400 else None
+        if body is not None:
+            assert body["error"] == "invalid_request", text
+    _still_serving(emu)
