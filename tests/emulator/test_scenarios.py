@@ -495,7 +495,9 @@ def test_proxy_intercept(use_scenario):
 
 def test_expired_token(use_scenario, arm):
     emu = use_scenario("expired-token")
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    body = Imds(emu.imds_url).token(ARM_RESOURCE).json()
+    assert int(body["expires_in"]) > 86000  # fresh by IMDS's clock...
+    token = body["access_token"]
     r = arm.get(VM_PATH, token=token)
     assert r.status_code == 401
     code, message = arm_error(r)
@@ -504,6 +506,15 @@ def test_expired_token(use_scenario, arm):
     assert re.fullmatch(
         f"The access token expiry UTC time '{stamp}' is earlier than current UTC time '{stamp}'\\.", message
     ), message
+    # ...already expired by ARM's: the expiry stamp is the token's exp, the current time lies after it
+    from datetime import datetime, timezone
+
+    expiry, current = (
+        datetime.strptime(m, "%m/%d/%Y %I:%M:%S %p").replace(tzinfo=timezone.utc)
+        for m in re.findall(r"'([^']+)'", message)
+    )
+    assert int(expiry.timestamp()) == int(body["expires_on"])
+    assert current > expiry
     with pytest.raises(ClientAuthenticationError) as info:
         compute_client(emu).virtual_machines.get(RG, VM)
     assert info.value.status_code == 401
