@@ -23,10 +23,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -185,6 +186,30 @@ def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.wait(5)
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """A pre-exec hook that makes Lab get SIGTERM when the thread that started it dies (Linux only).
+
+    Without it a launcher killed with SIGKILL (or a test runner aborted mid-test) would leave Lab running
+    in its own session. The kernel ties the signal to the starting *thread*, so the hook is only used
+    from the main thread.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+
+    return hook
+
+
 def _prepare_run_dir(run_dir: Path, token: str) -> dict[str, Path]:
     """Create the per-run Lab directories and the server config (which carries the token, mode 0600)."""
     dirs = {name: run_dir / name for name in ("app-settings", "user-settings", "workspaces", "runtime")}
@@ -340,6 +365,7 @@ def start_lab(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=os.name == "posix",  # Ctrl-C reaches the launcher only; it stops Lab cleanly
+            preexec_fn=_die_with_parent(),
         )
         bound = _wait_ready(process, dirs["runtime"], token, startup_timeout, log_path)
     except BaseException:

@@ -218,9 +218,41 @@ def test_mi_helpers_lab_prints_the_url_and_stops_everything_on_ctrl_c(tmp_path: 
             time.sleep(0.2)
         assert _refused(lab_url) and _refused(imds)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        if proc.poll() is None:  # the launcher stops Lab and the emulator on SIGTERM too
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+def test_lab_ends_when_its_launcher_is_killed(tmp_path: Path) -> None:
+    """A launcher killed with SIGKILL cannot clean up; Lab (in its own session) must still go away."""
+    nbs = _notebooks(tmp_path)
+    code = (
+        "import sys, time\n"
+        "from mi_helpers.lab import start_lab\n"
+        f"h = start_lab({str(nbs)!r})\n"
+        "print(h.process.pid, h.url, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    launcher = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert launcher.stdout is not None
+        pid_text, url = launcher.stdout.readline().split()
+        lab_pid = int(pid_text)
+        assert _running(lab_pid) and not _refused(url)
+        launcher.kill()
+        launcher.wait(10)
+        deadline = time.monotonic() + 30
+        while _running(lab_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(lab_pid), "Lab outlived its launcher"
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait(10)
 
 
 def test_bad_input_is_one_line_before_anything_starts(tmp_path: Path) -> None:
