@@ -342,9 +342,9 @@ def start_lab(
     from mi_helpers.validate import validate_scenario
 
     validate_scenario(scenario, known=SCENARIOS)
+    emulator = Emulator(scenario=scenario)
     token = secrets.token_hex(24)
     run_dir = Path(tempfile.mkdtemp(prefix="mi-helpers-lab-"))
-    emulator = Emulator(scenario=scenario)
     process: subprocess.Popen[bytes] | None = None
     log_file = None
     try:
