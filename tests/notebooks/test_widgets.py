@@ -252,3 +252,61 @@ def test_doctor_view_shows_a_failing_check_with_its_diagnosis(healthy):
     assert view.report is not None and not view.report.ok
     html = view.output.outputs[-1]["data"]["text/html"]
     assert "✗" in html and "fail" in html and "arm-authorization-failed" in html
+
+
+# --------------------------------------------------------------------------------------------------
+# The notebook helpers the views and notebooks share (mi_helpers.notebook)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_stack_check_flags_a_package_that_is_too_old(monkeypatch, capsys):
+    from mi_helpers import notebook
+
+    real_version = notebook.md.version
+
+    def fake_version(name: str) -> str:
+        return "1.0.0" if name == "azure-identity" else real_version(name)
+
+    table = notebook.stack_check()
+    assert "✓ The stack is right" in capsys.readouterr().out
+    assert table["ok"].all()
+    monkeypatch.setattr(notebook.md, "version", fake_version)
+    table = notebook.stack_check()
+    out = capsys.readouterr().out
+    assert out.startswith("✗ 1 package(s) missing or too old: azure-identity")
+    row = table.set_index("package").loc["azure-identity"]
+    assert row["installed"] == "1.0.0" and not row["ok"]
+
+
+def test_show_errors_bad_input_is_one_line(capsys):
+    from mi_helpers.notebook import show_errors
+
+    with show_errors() as caught:
+        mi.get_token("arm", client_id="not-a-guid")
+    out = capsys.readouterr().out
+    assert out.strip().splitlines() == [f"✗ InputError: {caught.error}"]
+    assert str(caught.error).startswith("client_id: ")
+    assert caught.diagnosis is None and not caught.ok
+
+
+def test_show_errors_renders_raw_text_then_diagnosis_and_flags_surprises(healthy, capsys):
+    from mi_helpers.notebook import show_errors
+
+    with show_errors(expect="arm-wrong-audience") as caught:
+        mi.vm_principal_id(SUBSCRIPTION, RESOURCE_GROUP, "vm-nope")
+    out = capsys.readouterr().out
+    raw_at = out.index("(ResourceNotFound)")
+    card_at = out.index("[arm-resource-not-found]")
+    assert raw_at < card_at  # the raw error first, then the diagnosis
+    assert "expected the diagnosis 'arm-wrong-audience', got 'arm-resource-not-found'" in out
+    assert caught.diagnosis_id == "arm-resource-not-found"
+    with show_errors(expect="arm-resource-not-found") as fine:
+        mi.vm_principal_id(SUBSCRIPTION, RESOURCE_GROUP, VM_NAME)
+    assert fine.ok and "No error this time" in capsys.readouterr().out
+
+
+def test_setup_rejects_an_unknown_target():
+    from mi_helpers.notebook import setup
+
+    with pytest.raises(mi.InputError, match=r"^target: 'cloud' is not a target"):
+        setup("cloud")
