@@ -372,3 +372,11 @@ def test_token_is_checked_before_the_subscription(arm):
     r = arm.get(VM_PATH.replace(SUB, other), token="not-a-jwt")
     assert r.status_code == 401
     assert arm_error(r)[0] == "InvalidAuthenticationToken"
+
+
+def test_connections_are_kept_alive(arm, token):
+    """Like real ARM (and DESIGN §3: keep-alive with TCP_NODELAY), a client can reuse its TLS connection."""
+    r = arm.get(VM_PATH, token=token)
+    assert r.status_code == 200
+    assert r.raw.version == 11
+    assert r.headers.get("Connection", "").lower() != "close"

@@ -723,3 +723,28 @@ def test_remove_role_assignment_and_detach_fixes(use_scenario, arm):
     assert Imds(emu.imds_url).token(ARM_RESOURCE, client_id=UAMI_READER_CLIENT).status_code == 400
     emu.apply_fix("attach-user-identity", resource_id=uami_resource_id(UAMI_DEPLOY))
     assert _sync_oid(client_id=UAMI_DEPLOY_CLIENT) == UAMI_DEPLOY_PRINCIPAL
+
+
+def test_imds_unreachable_also_for_pooled_connections(emu, use_scenario):
+    """A kernel's credential keeps its connection alive; switching to imds-unreachable must cut it too."""
+    import http.client
+
+    parts = urlsplit(emu.imds_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    query = (
+        "/metadata/identity/oauth2/token?api-version=2018-02-01"
+        "&resource=https%3A%2F%2Fmanagement.azure.com%2F"
+    )
+    conn.request("GET", query, headers={"Metadata": "true"})
+    first = conn.getresponse()
+    first.read()
+    assert first.status == 200
+    use_scenario("imds-unreachable")
+    try:
+        conn.request("GET", query, headers={"Metadata": "true"})
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException):
+        status = None
+    finally:
+        conn.close()
+    assert status is None, f"a pooled connection still reached IMDS ({status}) in imds-unreachable"
