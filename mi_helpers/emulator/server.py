@@ -124,6 +124,7 @@ class _Handler(WSGIRequestHandler):
 
     def handle_one_request(self) -> None:
         self.rfile.response_sent = False  # type: ignore[attr-defined]
+        self.environ = {}  # no keep-alive decision may leak from the previous request
         super().handle_one_request()
 
     def send_header(self, keyword: str, value: str) -> None:
@@ -146,6 +147,7 @@ class _Handler(WSGIRequestHandler):
         Closing a socket with unread input makes the kernel send RST, and over TLS the client then sees a
         connection reset instead of the 431/414; reading the rest (bounded) lets it read the answer.
         """
+        self.close_connection = True
         super().send_error(code, message, explain)
         if 400 <= code < 500:
             with contextlib.suppress(OSError, ValueError):
