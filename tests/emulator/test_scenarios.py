@@ -748,3 +748,68 @@ def test_imds_unreachable_also_for_pooled_connections(emu, use_scenario):
     finally:
         conn.close()
     assert status is None, f"a pooled connection still reached IMDS ({status}) in imds-unreachable"
+
+
+# --- the raw IMDS answer per scenario (curl's view, no proxy) -----------------------------------------
+
+NOT_FOUND_BODY = {"error": "invalid_request", "error_description": "Identity not found"}
+RAW_IMDS: dict[str, tuple[object, str | None, object]] = {
+    # scenario: (status or exception, content-type prefix, body check: dict equality, str prefix, or None)
+    "healthy": (200, "application/json", None),
+    "no-identity": (400, "application/json", NOT_FOUND_BODY),
+    "user-assigned-only": (200, "application/json", None),
+    "multiple-user-assigned": (
+        400,
+        "application/json",
+        {"error": "invalid_request", "error_description": MULTIPLE_UAMI_TEXT},
+    ),
+    "no-role-assignment": (200, "application/json", None),
+    "role-propagating": (200, "application/json", None),
+    "identity-propagating": (400, "application/json", NOT_FOUND_BODY),
+    "imds-unreachable": (requests.ConnectionError, None, None),
+    "imds-hang": (requests.ReadTimeout, None, None),
+    "imds-updating": (410, "application/json", None),
+    "imds-throttled": (200, "application/json", None),
+    "imds-server-error": (500, "application/json", None),
+    "foreign-metadata-server": (200, "text/html", "<!DOCTYPE html>"),
+    "proxy-intercept": (200, "application/json", None),  # without the proxy, IMDS itself is fine
+    "legacy-extension-endpoint": (200, "application/json", None),
+    "expired-token": (200, "application/json", None),
+    "arm-throttled": (200, "application/json", None),
+    "tls-untrusted": (200, "application/json", None),
+    "docker-desktop-unreachable": (403, "text/plain", None),
+}
+
+
+def test_raw_table_covers_every_scenario():
+    from mi_helpers.emulator import SCENARIOS
+
+    assert set(SCENARIOS) - set(RAW_IMDS) == set()
+
+
+@pytest.mark.parametrize("name", sorted(RAW_IMDS))
+def test_raw_imds_per_scenario(use_scenario, name):
+    emu = use_scenario(name)
+    status, ctype, body = RAW_IMDS[name]
+    url = _env_imds() if name != "proxy-intercept" else emu.imds_url
+    with plain_session() as s:
+        call = lambda: s.get(  # noqa: E731
+            url + "/metadata/identity/oauth2/token",
+            params={"api-version": "2018-02-01", "resource": ARM_RESOURCE},
+            headers={"Metadata": "true"},
+            timeout=(2, 1),
+        )
+        if isinstance(status, type):
+            with pytest.raises(status):
+                call()
+            return
+        r = call()
+    assert r.status_code == status, r.text[:200]
+    assert r.headers["Content-Type"].startswith(ctype)
+    if status == 200 and ctype == "application/json":
+        assert unverified_claims(r.json()["access_token"])["tid"]
+    if isinstance(body, dict):
+        assert r.json() == body
+    elif isinstance(body, str):
+        assert r.text.startswith(body)
+    assert "Retry-After" not in r.headers  # only a throttled answer carries one
