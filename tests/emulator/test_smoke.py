@@ -166,3 +166,20 @@ def test_hung_request_is_released_by_stop() -> None:
     worker.join(10)
     assert not worker.is_alive()
     assert outcome and outcome[0] != 200
+
+
+def test_keep_alive_and_pooled_connection_closed_with_listener(fresh: Any) -> None:
+    port = int(fresh.imds_url.rsplit(":", 1)[1])
+    request = b"GET /metadata/instance/compute/name?api-version=2021-02-01&format=text HTTP/1.1\r\n"
+    request += b"Host: 127.0.0.1\r\nMetadata: true\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        answers = b""
+        for _ in range(2):  # two requests on one connection: the first answer must not close it
+            conn.sendall(request)
+            while answers.count(b"vm-mi-tutorial") < _ + 1:
+                chunk = conn.recv(65536)
+                assert chunk, "connection closed after a keep-alive response"
+                answers += chunk
+        assert b"Connection: close" not in answers
+        fresh.set_scenario("imds-unreachable")
+        assert conn.recv(65536) == b"", "a kept-alive connection outlived the closed IMDS listener"
