@@ -188,8 +188,13 @@ class TokenForServiceView(View):
     def __init__(self, service: str = "Key Vault", cloud: str = "public") -> None:
         from mi_helpers.audiences import SERVICES
 
+        wanted = service.strip().lower()
+        names = [s.name for s in SERVICES if wanted in (s.name.lower(), *(a.lower() for a in s.aliases))]
+        if not names:
+            known = ", ".join(s.name for s in SERVICES)
+            raise InputError("service", f"{service!r} is not a known service (one of: {known})", service)
         self.service = w.Dropdown(
-            options=[s.name for s in SERVICES], value=service, description="Service", style=_LABEL
+            options=[s.name for s in SERVICES], value=names[0], description="Service", style=_LABEL
         )
         self.cloud = w.Dropdown(options=list(_CLOUDS), value=cloud, description="Cloud", style=_LABEL)
         self.scope = w.Text(
@@ -223,7 +228,7 @@ class TokenForServiceView(View):
         if exc is not None:
             return None
         self.say(f"get_token({scope!r}) …")
-        tok, exc = self.call(lambda: mi_helpers.get_token(scope))
+        tok, exc = self.call(lambda: mi_helpers.get_token(scope, progress=False))
         if exc is None:
             self.token = tok
             self.say(f"✓ {tok!r}")

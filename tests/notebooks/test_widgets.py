@@ -145,7 +145,8 @@ def test_token_view_shows_the_audience_of_the_chosen_service(healthy):
 
 
 def test_token_view_cloud_changes_the_scope(healthy):
-    view = TokenForServiceView(service="Key Vault", cloud="usgov")
+    view = TokenForServiceView(service="kv", cloud="usgov")  # aliases name the same service
+    assert view.service.value == "Key Vault"
     assert view.scope.value == "https://vault.usgovcloudapi.net/.default"
     view.cloud.value = "china"
     assert view.scope.value == "https://vault.azure.cn/.default"
