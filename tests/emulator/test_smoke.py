@@ -174,9 +174,9 @@ def test_keep_alive_and_pooled_connection_closed_with_listener(fresh: Any) -> No
     request += b"Host: 127.0.0.1\r\nMetadata: true\r\n\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
         answers = b""
-        for _ in range(2):  # two requests on one connection: the first answer must not close it
+        for i in range(2):  # two requests on one connection: the first answer must not close it
             conn.sendall(request)
-            while answers.count(b"vm-mi-tutorial") < _ + 1:
+            while answers.count(b"vm-mi-tutorial") < i + 1:
                 chunk = conn.recv(65536)
                 assert chunk, "connection closed after a keep-alive response"
                 answers += chunk
