@@ -286,3 +286,20 @@ def test_resource_group_check_existence(emu):
         "add-role-assignment", principal_id=SYS_PRINCIPAL, role="Reader", scope=f"/subscriptions/{SUB}"
     )
     assert client.resource_groups.check_existence("rg-nope") is False
+
+
+def test_more_list_operations(emu):
+    from azure.mgmt.msi import ManagedServiceIdentityClient
+
+    res = _resource_client(emu)
+    assert {"vm-mi-tutorial", "vm-build-agent", "stmitutorial", "kv-mi-tutorial"} <= {
+        r.name for r in res.resources.list_by_resource_group(RG)
+    }
+    assert RG in {g.name for g in res.resource_groups.list()}
+    msi = ManagedServiceIdentityClient(mi_credential(), SUB, **mgmt_kwargs(emu))
+    by_name = {u.name: u for u in msi.user_assigned_identities.list_by_resource_group(RG)}
+    assert by_name[UAMI_READER].client_id == UAMI_READER_CLIENT
+    found = list(
+        _authz_client(emu).role_assignments.list_for_subscription(filter=f"principalId eq '{SYS_PRINCIPAL}'")
+    )
+    assert [ra.scope.lower() for ra in found] == [RG_SCOPE.lower()]
