@@ -8,6 +8,7 @@ import shlex
 import signal
 import sys
 import threading
+import warnings
 from typing import Any
 
 __all__ = ["register", "run_emulator", "run_scenarios"]
@@ -68,16 +69,20 @@ def run_emulator(args: argparse.Namespace) -> int:
     """Start the emulator, print ``export`` lines, serve until SIGINT/SIGTERM, exit 0."""
     from mi_helpers.emulator.server import Emulator
 
-    emu = Emulator(
-        scenario=args.scenario,
-        world=args.world,
-        host=args.host,
-        imds_port=args.imds_port,
-        arm_port=args.arm_port,
-        admin_port=args.admin_port,
-        params=_parse_sets(args.sets),
-        allow_non_loopback=args.allow_non_loopback,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        emu = Emulator(
+            scenario=args.scenario,
+            world=args.world,
+            host=args.host,
+            imds_port=args.imds_port,
+            arm_port=args.arm_port,
+            admin_port=args.admin_port,
+            params=_parse_sets(args.sets),
+            allow_non_loopback=args.allow_non_loopback,
+        )
+    for w in caught:
+        print(f"mi-helpers emulator: warning: {w.message}", file=sys.stderr)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
