@@ -12,8 +12,6 @@ emulator against them instead of reading them from the emulator it is testing.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import subprocess
@@ -128,31 +126,32 @@ class EnvSwitch:
 
 
 @pytest.fixture
-def emu(emu_session: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def client_env(monkeypatch: pytest.MonkeyPatch) -> EnvSwitch:
+    """The client variables of this test (restored afterwards by ``monkeypatch``)."""
+    return EnvSwitch(monkeypatch)
+
+
+@pytest.fixture
+def emu(emu_session: Any, client_env: EnvSwitch, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The session emulator in ``healthy``, with its client environment set for this test only."""
     for key in _CLIENT_TRAPS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")
-    if emu_session.scenario != "healthy" or emu_session.params:
-        emu_session.set_scenario("healthy")
-    else:
-        emu_session.apply_fix("reset")
+    emu_session.set_scenario("healthy")  # fresh world, default parameters, no faults
     emu_session.clear_log()
-    switch = EnvSwitch(monkeypatch)
-    switch.apply(dict(emu_session.environment()))
-    emu_session._test_env_switch = switch  # used by use_scenario
+    client_env.apply(dict(emu_session.environment()))
     yield emu_session
     emu_session.set_scenario("healthy")
 
 
 @pytest.fixture
-def use_scenario(emu: Any) -> Callable[..., Any]:
+def use_scenario(emu: Any, client_env: EnvSwitch) -> Callable[..., Any]:
     """``use_scenario(name, **params)``: switch the emulator and the client variables together."""
 
     def switch(name: str, **params: Any) -> Any:
         emu.set_scenario(name, **params)
         emu.clear_log()
-        emu._test_env_switch.apply(dict(emu.environment()))
+        client_env.apply(dict(emu.environment()))
         return emu
 
     return switch
@@ -278,11 +277,6 @@ def verify_token(emu: Any, token: str, audience: str) -> dict[str, Any]:
     assert matching, f"kid {header.get('kid')!r} not in the emulator JWKS"
     key = jwt.PyJWK(matching[0]).key
     return jwt.decode(token, key=key, algorithms=["RS256"], audience=audience)
-
-
-def b64url_json(segment: str) -> dict[str, Any]:
-    pad = "=" * (-len(segment) % 4)
-    return json.loads(base64.urlsafe_b64decode(segment + pad))
 
 
 # --- real SDK clients --------------------------------------------------------------------------------
