@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -234,13 +235,13 @@ def test_lab_ends_when_its_launcher_is_killed(tmp_path: Path) -> None:
         "import sys, time\n"
         "from mi_helpers.lab import start_lab\n"
         f"h = start_lab({str(nbs)!r})\n"
-        "print(h.process.pid, h.url, flush=True)\n"
+        "print(h.process.pid, h.url, h.run_dir, flush=True)\n"
         "time.sleep(600)\n"
     )
     launcher = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert launcher.stdout is not None
-        pid_text, url = launcher.stdout.readline().split()
+        pid_text, url, run_dir = launcher.stdout.readline().split()
         lab_pid = int(pid_text)
         assert _running(lab_pid) and not _refused(url)
         launcher.kill()
@@ -253,6 +254,8 @@ def test_lab_ends_when_its_launcher_is_killed(tmp_path: Path) -> None:
         if launcher.poll() is None:
             launcher.kill()
             launcher.wait(10)
+        if "run_dir" in locals():
+            shutil.rmtree(run_dir, ignore_errors=True)  # a killed launcher cannot remove it itself
 
 
 def test_bad_input_is_one_line_before_anything_starts(tmp_path: Path) -> None:
