@@ -85,6 +85,10 @@ _URLS = Map(
             endpoint="uami_list_rg",
         ),
         Rule(
+            "/subscriptions/<sub>/providers/microsoft.managedidentity/userassignedidentities",
+            endpoint="uami_list_sub",
+        ),
+        Rule(
             "/subscriptions/<sub>/resourcegroups/<rg>/providers/microsoft.managedidentity/userassignedidentities/<name>",
             endpoint="uami_get",
         ),
@@ -698,6 +702,16 @@ class ArmLayer:
                 for u in world.identities
                 if u.subscription_id.lower() == sub.lower() and u.resource_group.lower() == rg.lower()
             ]
+            return _arm_json({"value": [self._uami_json(u) for u in us]})
+
+    def _uami_list_sub(self, request: Request, ctx: _Ctx, sub: str) -> Response:
+        world = self.emu.world
+        self._subscription(sub)
+        action = "Microsoft.ManagedIdentity/userAssignedIdentities/read"
+        full = self._list_access(request, ctx, f"/subscriptions/{sub}", action)
+        with world.lock:
+            us = [u for u in world.identities if u.subscription_id.lower() == sub.lower()]
+            us = [u for u in us if full or world.can_read(ctx.oid, u.resource_id)]
             return _arm_json({"value": [self._uami_json(u) for u in us]})
 
     def _uami_get(self, request: Request, ctx: _Ctx, sub: str, rg: str, name: str) -> Response:

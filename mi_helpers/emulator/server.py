@@ -34,6 +34,7 @@ from mi_helpers.emulator.arm import ArmLayer
 from mi_helpers.emulator.imds import ImdsLayer
 from mi_helpers.emulator.proxy import ProxyLayer
 from mi_helpers.emulator.scenarios import (
+    COMMON_DEFAULTS,
     FaultEngine,
     Scenario,
     build_faults,
@@ -605,8 +606,7 @@ class Emulator:
         return {"action": action, "message": msg, "scenario": self.scenario}
 
     def _overrides(self) -> dict[str, Any]:
-        from mi_helpers.emulator.scenarios import COMMON_DEFAULTS
-
+        """The params that differ from the scenario's defaults (kept by ``reset``)."""
         defaults = {**COMMON_DEFAULTS, **self._scenario.defaults}
         return {k: v for k, v in self._params.items() if defaults.get(k) != v}
 
