@@ -208,6 +208,7 @@ def test_resources_by_name_as_the_cli_asks(arm, imds):
     assert [i["name"] for i in items] == [VM]
     assert items[0]["identity"]["principalId"] == SYS_PRINCIPAL
     assert items[0]["type"] == "Microsoft.Compute/virtualMachines"
+    assert {"createdTime", "changedTime", "provisioningState"} <= set(items[0])  # what $expand asked for
 
 
 def test_resources_by_unknown_name_is_empty(arm, token):
