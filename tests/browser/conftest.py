@@ -1,0 +1,260 @@
+"""Browser fixtures: JupyterLab + the emulator (``start_lab``) driven by Debian's Chromium through Playwright.
+
+One JupyterLab serves a temporary copy of ``notebooks/`` for the whole session (the committed notebooks are
+never touched) and one Chromium runs for the session; every test gets a fresh browser context whose page
+aborts, records and fails on any request that is not for a loopback address. The Python network guard of
+``tests/conftest.py`` covers this process, Lab and its kernels through the environment ``start_lab`` copies.
+
+Chromium is the system one (``make chromium``); Playwright never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, Route, sync_playwright
+
+from mi_helpers import lab as mi_lab
+from mi_helpers.lab import LabHandle
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
+INSTALL_HINT = "install it with `make chromium` (or `sudo apt-get install -y chromium`)"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+# A whole JWT: three base64url parts, the first two JSON objects ("eyJ" = '{"').
+WHOLE_JWT = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{16,}")
+STEP_TIMEOUT_MS = 60_000
+
+
+def chromium_executable() -> str | None:
+    """Path of the system Chromium (``MI_HELPERS_CHROMIUM`` wins), or None when none is installed."""
+    chosen = os.environ.get("MI_HELPERS_CHROMIUM")
+    candidates = [chosen] if chosen else [*CHROMIUM_CANDIDATES, shutil.which("chromium") or ""]
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for requests that stay on this machine: loopback http(s)/ws(s), data:, blob:, about:."""
+    parts = urlsplit(url)
+    if parts.scheme in ("data", "blob", "about"):
+        return True
+    return parts.scheme in ("http", "https", "ws", "wss") and (parts.hostname or "") in LOOPBACK_HOSTS
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """The Chromium to drive; a clear failure (never a silent skip) when it is missing."""
+    path = chromium_executable()
+    if path is None:
+        pytest.fail(f"the browser tests need Debian's Chromium at /usr/bin/chromium: {INSTALL_HINT}", False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def lab(_network_guard: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    """JupyterLab + emulator (healthy) over a temporary copy of ``notebooks/`` on a free loopback port."""
+    root = tmp_path_factory.mktemp("lab") / "notebooks"
+    shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.pyc"))
+    handle = mi_lab.start_lab(root, port=0, scenario="healthy", startup_timeout=120)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Browser]:
+    """One headless Chromium for the session."""
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: ``MI_HELPERS_SCREENSHOTS`` (``make screenshots``), else the pytest tmp dir."""
+    chosen = os.environ.get("MI_HELPERS_SCREENSHOTS")
+    path = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class LabPage:
+    """A Playwright page on the session's JupyterLab, with the few notebook gestures the tests need."""
+
+    page: Page
+    lab: LabHandle
+    screenshot_dir: Path
+    blocked: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ opening and running
+    def open(self, name: str, *, wait_idle: bool = True) -> None:
+        """Open ``notebooks/<name>.ipynb`` in a reset workspace; by default wait for its kernel to be idle."""
+        self.page.goto(f"{self.lab.url}lab/tree/{name}.ipynb?reset&token={self.lab.token}")
+        self.page.locator(".jp-Notebook").first.wait_for(timeout=STEP_TIMEOUT_MS)
+        self.collapse_sidebar()
+        if wait_idle:
+            self.wait_idle()
+
+    def collapse_sidebar(self) -> None:
+        """Hide the file browser so the notebook (and its screenshots) get the full width."""
+        current = self.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
+        if current.count():
+            current.first.click()
+
+    def wait_idle(self) -> None:
+        """Wait until the status bar says the kernel is idle (running earlier does nothing)."""
+        self.page.locator(".jp-StatusBar-TextItem:has-text('| Idle')").first.wait_for(timeout=STEP_TIMEOUT_MS)
+
+    def menu(self, menu: str, item: str) -> None:
+        """Click ``menu`` in the menu bar, then ``item`` in it."""
+        self.page.click(f".lm-MenuBar-itemLabel:text-is('{menu}')")
+        self.page.click(f".lm-Menu-itemLabel:text-is('{item}')")
+
+    def code_cell(self, text: str) -> Locator:
+        """The code cell whose source contains ``text``."""
+        return self.page.locator(".jp-CodeCell").filter(
+            has=self.page.locator(".jp-InputArea-editor", has_text=text)
+        )
+
+    def wait_executed(self, cell: Locator, timeout: float = STEP_TIMEOUT_MS) -> None:
+        """Wait until ``cell`` shows an execution count (``[n]:``), i.e. it ran and finished."""
+        prompt = cell.locator(".jp-InputArea-prompt")
+        prompt.wait_for(timeout=timeout)
+        self.page.wait_for_function(
+            "el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=timeout
+        )
+
+    def run_all(self, last_cell_text: str) -> None:
+        """Run all cells and wait until the cell containing ``last_cell_text`` finished."""
+        self.menu("Run", "Run All Cells")
+        self.wait_executed(self.code_cell(last_cell_text).first)
+
+    def run_through(self, cell_text: str) -> Locator:
+        """Run every cell above the one containing ``cell_text``, then that cell; return it once done."""
+        cell = self.code_cell(cell_text).first
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputPrompt").first.click()  # select it in command mode
+        self.menu("Run", "Run All Above Selected Cell")
+        self.wait_idle_after_run()
+        cell.locator(".jp-InputPrompt").first.click()
+        self.menu("Run", "Run Selected Cell and Do not Advance")
+        self.wait_executed(cell)
+        return cell
+
+    def wait_idle_after_run(self) -> None:
+        """Wait until no cell is queued or running (no ``[*]`` prompt) and the kernel is idle."""
+        self.page.wait_for_function(
+            "() => ![...document.querySelectorAll('.jp-InputArea-prompt')]"
+            ".some(p => p.textContent.includes('*'))",
+            timeout=STEP_TIMEOUT_MS * 2,
+        )
+        self.wait_idle()
+
+    def button(self, scope: Locator, name: str) -> Locator:
+        """The button named ``name`` in ``scope``, by its accessible name.
+
+        ipywidgets draws a button's icon as a Font Awesome glyph that Chromium puts in front of the name
+        (e.g. "\\uf04b Run"), so leading non-word characters are allowed; the rest must match exactly.
+        """
+        return scope.get_by_role("button", name=re.compile(rf"^\W*{re.escape(name)}$"))
+
+    # ------------------------------------------------------------------ checks
+    def unnamed_controls(self, scope: Locator) -> list[str]:
+        """Visible widget inputs/selects without a label, and buttons without an accessible name."""
+        result: list[str] = scope.evaluate(
+            """root => {
+              const visible = el => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+              const text = el => (el ? el.textContent : '').trim();
+              const bad = [];
+              for (const el of root.querySelectorAll('.jupyter-widgets input, .jupyter-widgets select,'
+                                                     + ' .jupyter-widgets textarea')) {
+                if (!visible(el) || el.type === 'hidden') continue;
+                const byAria = (el.getAttribute('aria-label') || '').trim();
+                const byLabels = [...(el.labels || [])].map(text).join(' ');
+                const box = el.closest('.widget-inline-hbox, .widget-inline-vbox');
+                const byWidget = box ? text(box.querySelector(':scope > .widget-label')) : '';
+                if (!(byAria || byLabels || byWidget)) bad.push(el.outerHTML.slice(0, 160));
+              }
+              for (const el of root.querySelectorAll('.jupyter-widgets button')) {
+                if (!visible(el)) continue;
+                const name = (el.getAttribute('aria-label') || text(el) || el.title || '').trim();
+                if (!name) bad.push(el.outerHTML.slice(0, 160));
+              }
+              return bad;
+            }"""
+        )
+        return result
+
+    def assert_accessible(self, scope: Locator) -> None:
+        """Every visible widget control in ``scope`` has a label / accessible name."""
+        unnamed = self.unnamed_controls(scope)
+        assert not unnamed, "widget controls without a label or accessible name:\n" + "\n".join(unnamed)
+
+    def assert_no_whole_token(self) -> None:
+        """No whole JWT anywhere in the page's text (outputs, widgets, tooltips are redacted)."""
+        found = WHOLE_JWT.search(self.page.locator("body").inner_text())
+        assert found is None, f"a whole token is visible in the page: {found.group(0)[:12]}…"
+
+    def screenshot(self, name: str, target: Locator | None = None) -> Path:
+        """Write ``<screenshot_dir>/<name>`` of ``target`` (an element) or of the page."""
+        self.assert_no_whole_token()
+        path = self.screenshot_dir / name
+        options = {"path": str(path), "animations": "disabled", "caret": "hide"}
+        if target is None:
+            self.page.screenshot(**options)
+        else:
+            target.scroll_into_view_if_needed()
+            target.screenshot(**options)
+        return path
+
+
+@pytest.fixture
+def lab_page(lab: LabHandle, browser: Browser, screenshot_dir: Path) -> Iterator[LabPage]:
+    """A fresh page on the session's Lab whose non-loopback requests are aborted and fail the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    page = context.new_page()
+    helper = LabPage(page=page, lab=lab, screenshot_dir=screenshot_dir)
+
+    def guard(route: Route) -> None:
+        url = route.request.url
+        if is_loopback_url(url):
+            route.continue_()
+        else:
+            helper.blocked.append(url)
+            route.abort()
+
+    page.route("**/*", guard)
+    try:
+        yield helper
+    finally:
+        context.close()
+        for session in lab.api("/api/sessions") or []:  # one kernel per test is enough on 2 cores
+            lab.api(f"/api/sessions/{session['id']}", method="DELETE")
+    assert not helper.blocked, "the page tried to reach non-loopback addresses:\n" + "\n".join(helper.blocked)
