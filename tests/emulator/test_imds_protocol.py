@@ -319,3 +319,28 @@ def test_imds_response_headers(imds):
     for r in (imds.token(ARM_RESOURCE), imds.get(params=TOKEN_QUERY, metadata=False)):
         assert r.headers["Content-Type"] == "application/json; charset=utf-8"
         assert r.headers["Server"].startswith("IMDS/")
+
+
+def test_delegated_scope_as_resource_is_invalid_resource(imds):
+    """A managed identity cannot ask for a delegated scope of a custom API (failure modes FM9).
+
+    Entra answers AADSTS500011 ("The resource principal named api://<id>/my-scope was not found"); Linux
+    IMDS relays unknown resources as 400 ``invalid_resource`` (reference §2.5).
+    """
+    resource = "api://0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6/my-scope"
+    r = imds.token(resource)
+    assert r.status_code == 400, r.text[:120]
+    body = r.json()
+    assert body["error"] == "invalid_resource"
+    assert body["error_description"].startswith(("AADSTS50001: ", "AADSTS500011: "))
+    assert resource in body["error_description"]
+    assert "access_token" not in body
+
+
+def test_non_uri_resource_is_invalid_resource(imds):
+    r = imds.token("banana")
+    assert r.status_code == 400
+    body = r.json()
+    assert body["error"] == "invalid_resource"
+    assert body["error_description"].startswith("AADSTS50001: The application named banana ")
+    assert f"found in the tenant named {TENANT}." in body["error_description"]
