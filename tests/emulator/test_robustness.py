@@ -13,12 +13,21 @@ import requests
 from emulator_suite import (
     ARM_RESOURCE,
     RG,
+    RG_SCOPE,
     SUB,
+    SYS_CLIENT,
     SYS_PRINCIPAL,
+    TENANT,
+    UAMI_DEPLOY,
+    UAMI_DEPLOY_CLIENT,
+    UAMI_DEPLOY_PRINCIPAL,
+    UAMI_READER,
     UAMI_READER_CLIENT,
+    UAMI_READER_PRINCIPAL,
     VM,
     Imds,
     plain_session,
+    uami_resource_id,
     unverified_claims,
 )
 from hypothesis import HealthCheck, given, settings
@@ -546,3 +555,29 @@ def test_switching_scenarios_under_load_never_500(emu):
         if body is not None:
             assert body["error"] == "invalid_request", text
     _still_serving(emu)
+
+
+def test_world_dict_documents_the_default_world(emu):
+    """DESIGN §8: tenant, subscription, group, VM, every identity (client, principal, resource id), roles."""
+    w = _admin(emu, "GET", "/world").json()
+    assert w == emu.world_dict()
+    assert w["tenant"]["id"] == TENANT
+    assert [s["id"] for s in w["subscriptions"]] == [SUB]
+    assert RG in [g["name"] for g in w["resource_groups"]]
+    vm = next(v for v in w["virtual_machines"] if v["name"] == VM)
+    assert vm["system_identity"]["principal_id"] == SYS_PRINCIPAL
+    assert vm["system_identity"]["client_id"] == SYS_CLIENT
+    uamis = {u["name"]: u for u in w["user_assigned_identities"]}
+    for name, client, principal in (
+        (UAMI_READER, UAMI_READER_CLIENT, UAMI_READER_PRINCIPAL),
+        (UAMI_DEPLOY, UAMI_DEPLOY_CLIENT, UAMI_DEPLOY_PRINCIPAL),
+    ):
+        assert uamis[name]["client_id"] == client
+        assert uamis[name]["principal_id"] == principal
+        assert uamis[name]["resource_id"].lower() == uami_resource_id(name).lower()
+    readers = {
+        a["principal_id"]
+        for a in w["role_assignments"]
+        if a.get("role", a.get("role_name")) == "Reader" and a["scope"].lower() == RG_SCOPE.lower()
+    }
+    assert readers == {SYS_PRINCIPAL, UAMI_READER_PRINCIPAL, UAMI_DEPLOY_PRINCIPAL}
