@@ -606,14 +606,15 @@ class ErrorLab:
         for s in chosen:
             t0 = time.monotonic()
             first = self.run(s.name)
-            done = self.apply_fix()
+            self.apply_fix()
             final = self.retry_until_green(progress=progress)
+            seen = first.error_text.splitlines()[0] if not first.ok else "(no error)"
             rows.append(
                 {
                     "scenario": s.name,
-                    "error seen": first.error_text.splitlines()[0] if not first.ok else "(no error)",
+                    "error seen": seen if len(seen) <= 140 else seen[:139] + "…",
                     "diagnosis id": first.diagnosis_id or "",
-                    "fix": done,
+                    "fix": s.fix_text,
                     "fixed": bool(final.ok and not first.ok),
                     "tries": final.tries,
                     "seconds": round(time.monotonic() - t0, 2),

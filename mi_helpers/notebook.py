@@ -313,12 +313,20 @@ def setup(target: str = "", *, quiet: bool = False) -> Any:
     if target:
         os.environ["MI_HELPERS_TARGET"] = target
     install_input_error_display()
+    _readable_tables()
     import mi_helpers
 
     t = mi_helpers.target()
     if not quiet:
         print(f"Target: {_get(t, 'name')} — {_get(t, 'reason')}")
     return t
+
+
+def _readable_tables() -> None:
+    """Let table cells show whole sentences and IDs (pandas cuts text at 50 characters by default)."""
+    import pandas as pd
+
+    pd.set_option("display.max_colwidth", 200)
 
 
 _STACK = (
