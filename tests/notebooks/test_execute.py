@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+from pathlib import Path
 
 import pytest
 from notebook_suite import (
@@ -132,3 +134,14 @@ def test_06_doctor_checklist_and_report(executed):
     assert report["ok"] is True
     assert report["target"] == "emulator"
     assert {c["status"] for c in report["checks"]} == {"pass"}
+
+
+def test_kernels_inherit_the_network_guard():
+    from notebook_suite import kernel_env
+
+    env = kernel_env()
+    guard_dir = str(Path(__file__).resolve().parents[1] / "guard")
+    assert guard_dir in env["PYTHONPATH"].split(os.pathsep)  # sitecustomize installs the guard in the kernel
+    assert Path(env["MI_HELPERS_GUARD_LOG"]).exists()  # where a kernel would record an escape
+    assert env["MI_HELPERS_TARGET"] == "emulator"
+    assert "AZURE_POD_IDENTITY_AUTHORITY_HOST" not in env  # each kernel starts its own emulator
