@@ -204,16 +204,22 @@ def diagnose(exc: BaseException) -> Any:
 def sdk_error_text(exc: BaseException) -> str:
     """The SDK's own error text: for a helper's ``SignInError`` that of the SDK exception it wraps."""
     original = getattr(exc, "original", None)
-    if isinstance(original, BaseException):
-        return f"{error_text(original)}\n\n(mi-helpers: {scrub(str(exc))})"
-    return error_text(exc)
+    return error_text(original if isinstance(original, BaseException) else exc)
 
 
 def explain(exc: BaseException) -> list[Any]:
-    """The displayables for an exception: a one-line notice for bad input, else raw text + diagnosis card."""
+    """The displayables for an exception: a one-line notice for bad input, else raw text + diagnosis card.
+
+    For a helper's ``SignInError`` the SDK's text comes first, then one line of what the helper's bounded
+    retry loop did (attempts, seconds), then the card.
+    """
     if _is_input_error(exc):
         return [Notice(f"InputError: {exc}", "✗")]
-    return [ErrorText(sdk_error_text(exc)), DiagnosisCard(diagnose(exc))]
+    shown: list[Any] = [ErrorText(sdk_error_text(exc))]
+    if isinstance(getattr(exc, "original", None), BaseException):
+        shown.append(Notice(f"mi-helpers: {scrub(str(exc))}", "ℹ"))
+    shown.append(DiagnosisCard(diagnose(exc)))
+    return shown
 
 
 # --------------------------------------------------------------------------------------------------
