@@ -813,3 +813,29 @@ def test_raw_imds_per_scenario(use_scenario, name):
     elif isinstance(body, str):
         assert r.text.startswith(body)
     assert "Retry-After" not in r.headers  # only a throttled answer carries one
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_PLAIN_CALL))
+def test_default_azure_credential_per_scenario(use_scenario, name):
+    """DefaultAzureCredential (MI only, via AZURE_TOKEN_CREDENTIALS) reports the MI line of the sync table."""
+    from azure.identity import DefaultAzureCredential
+
+    use_scenario(name)
+    token_expect, _ = EXPECTED_PLAIN_CALL[name]
+    cred = DefaultAzureCredential(retry_total=0, read_timeout=1)
+    if not isinstance(token_expect, Fails):
+        assert unverified_claims(cred.get_token(ARM_SCOPE).token)["oid"] == token_expect
+        return
+    with pytest.raises(ClientAuthenticationError) as info:
+        cred.get_token(ARM_SCOPE)
+    assert type(info.value) is ClientAuthenticationError
+    message = info.value.message
+    assert message.startswith(
+        "DefaultAzureCredential failed to retrieve a token from the included credentials."
+    )
+    line = next(ln for ln in message.splitlines() if ln.startswith("\tManagedIdentityCredential: "))
+    detail = line.split(": ", 1)[1]
+    if token_expect.exact is not None:
+        assert detail == token_expect.exact
+    if token_expect.prefix is not None:
+        assert detail.startswith(token_expect.prefix)
