@@ -581,3 +581,28 @@ def test_world_dict_documents_the_default_world(emu):
         if a.get("role", a.get("role_name")) == "Reader" and a["scope"].lower() == RG_SCOPE.lower()
     }
     assert readers == {SYS_PRINCIPAL, UAMI_READER_PRINCIPAL, UAMI_DEPLOY_PRINCIPAL}
+
+
+@pytest.mark.parametrize("mode", ["gateway", "forward"])
+def test_proxy_relays_nothing_but_imds(emu, use_scenario, mode):
+    """The fake corporate proxy is no open relay: other hosts, ARM and the admin API get its 502 page.
+
+    (The in-process network guard would also fail this test if the proxy dialled a non-loopback host.)
+    """
+    emu = use_scenario("proxy-intercept", mode=mode)
+    proxy = emu.scenario_environment()["HTTP_PROXY"]
+    admin = urlsplit(emu.admin_url)
+    targets = [
+        "http://example.org/",
+        emu.arm_url.replace("https://", "http://") + "/metadata/endpoints",
+        f"http://{admin.hostname}:{admin.port}/_emulator/world",
+    ]
+    with plain_session() as s:
+        for url in targets:
+            r = s.get(url, proxies={"http": proxy}, headers={KEY_HEADER: emu.admin_key}, timeout=5)
+            assert r.status_code == 502, (url, r.status_code)
+            assert SYS_PRINCIPAL not in r.text
+        raw = _raw(
+            proxy, b"CONNECT management.azure.com:443 HTTP/1.1\r\nHost: management.azure.com:443\r\n\r\n"
+        )
+        assert _status(raw) in (400, 403, 405, 502), raw[:100]
