@@ -839,3 +839,22 @@ def test_default_azure_credential_per_scenario(use_scenario, name):
         assert detail == token_expect.exact
     if token_expect.prefix is not None:
         assert detail.startswith(token_expect.prefix)
+
+
+def test_only_matching_requests_open_windows_and_count(use_scenario, arm):
+    """Instance metadata does not consume a token fault; unauthenticated discovery does not consume RBAC's."""
+    emu = use_scenario("imds-server-error", n=1)
+    imds = Imds(emu.imds_url)
+    assert imds.get("/metadata/instance", params={"api-version": "2021-02-01"}).status_code == 200
+    assert imds.token(ARM_RESOURCE).status_code == 500
+    assert imds.token(ARM_RESOURCE).status_code == 200
+
+    emu = use_scenario("identity-propagating", t=0.5)
+    assert imds.get("/metadata/instance", params={"api-version": "2021-02-01"}).status_code == 200
+    time.sleep(0.7)
+    assert imds.token(ARM_RESOURCE).status_code == 400  # the first *token* request opens the window
+
+    emu = use_scenario("role-propagating", n=1)
+    token = imds.access_token(ARM_RESOURCE)
+    assert arm.get("/metadata/endpoints").status_code == 200
+    assert [arm.get(VM_PATH, token=token).status_code for _ in range(2)] == [403, 200]
