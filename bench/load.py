@@ -95,7 +95,7 @@ def _process(job: Job, start_at: float, queue: Any) -> None:
         time.sleep(delay)
     start = time.perf_counter()
     threads = [
-        threading.Thread(target=_client, args=(job, start, r, c)) for r, c in zip(results, conns)
+        threading.Thread(target=_client, args=(job, start, r, c)) for r, c in zip(results, conns, strict=True)
     ]
     for t in threads:
         t.start()

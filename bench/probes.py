@@ -1,4 +1,6 @@
-"""Single measurements, each run by ``bench/run.py`` in a fresh child process: ``python probes.py NAME [ARGS]``.
+"""Single measurements, each run by ``bench/run.py`` in a fresh child process.
+
+``python probes.py NAME [ARGS]``.
 
 Every probe prints one JSON object on its last stdout line. Probes that need the emulator start it in
 their own process (the embedded emulator, as a notebook does) unless the environment already points at a
@@ -38,7 +40,7 @@ def _helpers_in(scenario: str, **params: Any) -> Any:
     import mi_helpers
     import mi_helpers.diagnose
     import mi_helpers.doctor
-    import mi_helpers.identity  # noqa: F401
+    import mi_helpers.identity
 
     return mi_helpers.use_emulator(scenario, **params)
 
@@ -56,7 +58,8 @@ def _embedded_env(scenario: str, **params: Any) -> Any:
 
 
 def diag(scenario: str) -> None:
-    """mi_helpers' diagnostic entry point (``doctor()``, default budget) in ``scenario``: seconds to a report."""
+    """mi_helpers' diagnostic entry point (``doctor()``, default budget) in ``scenario``: seconds to its
+    report."""
     import mi_helpers
 
     _quiet()
@@ -188,7 +191,7 @@ def token_cold(kind: str) -> None:
 
     if kind == "helpers":
         import mi_helpers
-        import mi_helpers.identity  # noqa: F401 - its import is not the sign-in
+        import mi_helpers.identity
 
         t0 = time.perf_counter()
         tok = mi_helpers.get_token("arm", progress=False)
@@ -259,7 +262,7 @@ def import_time(what: str) -> None:
     if what == "helpers":
         import mi_helpers  # noqa: F401
     else:
-        import azure.identity  # noqa: F401
+        import azure.identity
         import azure.mgmt.compute  # noqa: F401
     emit({"seconds": time.perf_counter() - t0})
 

@@ -145,9 +145,7 @@ def standalone_emulator(scenario: str = "healthy") -> Iterator[dict[str, str]]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the emulator did not start")
                 time.sleep(0.05)
-            env = dict(
-                line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
-            )
+            env = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
             yield env
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -320,7 +318,9 @@ def bench_tour(s: Settings, out: dict[str, Any]) -> None:
     import nbformat
 
     src = REPO / "notebooks"
-    chosen = [p for p in sorted(src.glob("[0-9][0-9]-*.ipynb")) if not s.tour_only or p.stem[:2] in s.tour_only]
+    chosen = [
+        p for p in sorted(src.glob("[0-9][0-9]-*.ipynb")) if not s.tour_only or p.stem[:2] in s.tour_only
+    ]
     with tempfile.TemporaryDirectory(prefix="mi-bench-tour-") as tmp:
         base_dir = Path(tmp) / "baseline"
         base_dir.mkdir()
@@ -364,7 +364,11 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     return [
         ("diag_hang_s", "≤ 3 s", le("diag_hang_s", 3)),
         ("diag_refused_s", "≤ 0.5 s", le("diag_refused_s", 0.5)),
-        ("recover_410_s", f"≤ outage + 3 = {out + 3:g} s", False if rec is None else le("recover_410_s", out + 3)),
+        (
+            "recover_410_s",
+            f"≤ outage + 3 = {out + 3:g} s",
+            False if rec is None else le("recover_410_s", out + 3),
+        ),
         ("token_cold_ms", "≤ 1.2 × stub_token_cold_ms", le("token_cold_ms", 1.2 * stub if stub else None)),
         ("emulator_rps", "≥ 1000 rps, 0 errors, p99 ≤ 50 ms", rps_ok),
         ("import_s", "≤ 1.3 × sdk_import_s", le("import_s", 1.3 * sdk_imp if sdk_imp else None)),
@@ -399,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short outage/caps/load, two notebooks in the tour")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    ap.add_argument("--outage", type=float, default=None, help="410 outage T in seconds (default 10; quick 4)")
+    ap.add_argument(
+        "--outage", type=float, default=None, help="410 outage T in seconds (default 10; quick 4)"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         s = Settings(True, args.outage or 4.0, 15.0, 3.0, 3, ("00", "01"))

@@ -30,7 +30,7 @@ def _json_object(segment: str) -> bool:
 
 
 def whole_jwts(text: str) -> list[str]:
-    """Every whole JWT in ``text`` (header and payload decode to JSON objects), shown by its first 12 chars."""
+    """Every whole JWT in ``text`` (header and payload decode to JSON objects), shown by 12 characters."""
     found = []
     for m in _SEGMENTS.finditer(text):
         head, payload = m.group(0).split(".")[:2]
@@ -67,5 +67,5 @@ def _quiet_sdk() -> Iterator[None]:
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     yield
-    for lg, level in zip(loggers, levels):
+    for lg, level in zip(loggers, levels, strict=True):
         lg.setLevel(level)

@@ -9,6 +9,7 @@ all. Budgets, windows and timeouts are small so the whole file runs in well unde
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime
 from typing import Any
@@ -111,7 +112,7 @@ def _gaps(entries: list[dict[str, Any]]) -> list[float]:
     The log stamps an entry when the answer is ready; the faults here answer at once, so that is arrival.
     """
     times = [datetime.fromisoformat(e["time"]).timestamp() for e in entries]
-    return [round(b - a, 3) for a, b in zip(times, times[1:])]
+    return [round(b - a, 3) for a, b in itertools.pairwise(times)]
 
 
 def _empty_bucket(emu: Any) -> None:
@@ -151,7 +152,9 @@ def test_helpers_sign_in(hardening_emulator: Any, name: str) -> None:
         _empty_bucket(emu)
     t0 = time.monotonic()
     try:
-        tok = mi.get_token("arm", budget=BUDGET, connect_timeout=TIMEOUT, read_timeout=TIMEOUT, progress=False)
+        tok = mi.get_token(
+            "arm", budget=BUDGET, connect_timeout=TIMEOUT, read_timeout=TIMEOUT, progress=False
+        )
     except SignInError as exc:  # the one documented failure type; anything else fails the test
         elapsed = time.monotonic() - t0
         got, attempts = mi.diagnose(exc).id, exc.attempts
@@ -240,7 +243,9 @@ def test_doctor(hardening_emulator: Any, name: str) -> None:
     want = EXPECTED[name][2]
     mi.use_emulator("healthy")
     t0 = time.monotonic()
-    rep = mi.doctor(scenario=name, budget=DOCTOR_BUDGET, params=PARAMS.get(name) if name != "imds-throttled" else None)
+    rep = mi.doctor(
+        scenario=name, budget=DOCTOR_BUDGET, params=PARAMS.get(name) if name != "imds-throttled" else None
+    )
     elapsed = time.monotonic() - t0
     assert elapsed <= DOCTOR_BUDGET + SLACK, f"{name}: doctor took {elapsed:.1f} s"
     assert rep.diagnosis_ids == want, (name, [(c.id, c.status, c.detail[:80]) for c in rep.checks])
