@@ -68,6 +68,13 @@ def _plausible_resource(resource: str) -> bool:
     return len(resource) <= 2048 and resource.isprintable() and bool(_RESOURCE.match(resource))
 
 
+def _is_delegated_scope(resource: str) -> bool:
+    """``api://<app>/<something>``: a scope of a custom API, not the API itself."""
+    if not resource.lower().startswith("api://"):
+        return False
+    return bool(resource[len("api://") :].rstrip("/").partition("/")[2])
+
+
 _ADAPTER = _URLS.bind("imds.local")  # only the path matters; binding once saves work on every request
 
 
@@ -264,6 +271,17 @@ class ImdsLayer:
                     "of the identity in the token request",
                 ) from None
             raise imds_identity_not_found() from None
+        if _is_delegated_scope(resource):
+            # A managed identity gets app-only tokens for a whole resource; `api://<app>/<scope>` is a
+            # delegated scope, which Entra does not know as a resource principal (failure modes FM9).
+            raise ImdsError.oauth(
+                400,
+                "invalid_resource",
+                f"AADSTS500011: The resource principal named {resource[:256]} was not found in the tenant "
+                f"named {emu.world.tenant.id}. This can happen if the application has not been installed by "
+                "the administrator of the tenant or consented to by any user in the tenant. You might have "
+                "sent your authentication request to the wrong tenant.",
+            )
         if not _plausible_resource(resource):
             raise ImdsError.oauth(
                 400,
