@@ -36,6 +36,11 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
     "--disable-dev-shm-usage",
+    "--dns-prefetch-disable",
+    "--no-proxy-server",  # loopback only: never hand a request to a proxy from the environment
+    # Belt and braces under the route guard: Chromium's own resolver answers "not found" for every name
+    # but localhost, so not even a DNS query for an outside name can leave (prefetch, preconnect, …).
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1 , EXCLUDE [::1]",
 ]
 INSTALL_HINT = "install it with `make chromium` (or `sudo apt-get install -y chromium`)"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -228,10 +233,26 @@ class LabPage:
         options = {"path": str(path), "animations": "disabled", "caret": "hide"}
         if target is None:
             self.page.screenshot(**options)
-        else:
-            target.scroll_into_view_if_needed()
+            return path
+        # Lab's menu and toolbars would cover an element taller than the notebook area: grow the window
+        # for the shot, so the whole element is on screen, then put the window back.
+        size = self.page.viewport_size or {"width": 1280, "height": 900}
+        box = target.bounding_box() or {"height": 0.0}
+        self.page.set_viewport_size(
+            {"width": size["width"], "height": int(min(max(box["height"] + 300, size["height"]), 6000))}
+        )
+        try:
+            self._settle()
+            target.evaluate("el => el.scrollIntoView({block: 'center'})")
+            self._settle()
             target.screenshot(**options)
+        finally:
+            self.page.set_viewport_size(size)
         return path
+
+    def _settle(self) -> None:
+        """Let the browser lay out and paint (two animation frames)."""
+        self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
 @pytest.fixture

@@ -1,0 +1,60 @@
+"""The browser fixtures' own guard: loopback requests pass, anything else is aborted and recorded."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+
+def _browser_conftest() -> ModuleType:
+    """This directory's conftest module, by path (several conftest.py files share the module name)."""
+    spec = importlib.util.spec_from_file_location("browser_conftest", Path(__file__).with_name("conftest.py"))
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    if not hasattr(module, "is_loopback_url"):
+        spec.loader.exec_module(module)  # registered first: its dataclasses look their module up
+    return module
+
+
+FETCH = "url => fetch(url, {mode: 'no-cors'}).then(() => 'answered', e => 'failed: ' + e)"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:8888/lab", True),
+        ("http://localhost:1/x", True),
+        ("ws://127.0.0.1:9/api/kernels", True),
+        ("data:image/svg+xml,%3Csvg%3E", True),
+        ("blob:http://127.0.0.1:8888/1234", True),
+        ("https://management.azure.com/", False),
+        ("http://169.254.169.254/metadata/identity", False),
+        ("http://127.0.0.1.nip.io/", False),
+        ("https://localhost.example.com/", False),
+    ],
+)
+def test_is_loopback_url(url: str, expected: bool) -> None:
+    assert _browser_conftest().is_loopback_url(url) is expected
+
+
+def test_route_guard_aborts_non_loopback_requests(lab_page: Any, lab: Any) -> None:
+    page = lab_page.page
+    # A blank page on Lab's origin (served by a more specific route, which Playwright tries first), so
+    # its scripts may fetch from the server; every other request still meets the fixture's guard.
+    blank = f"{lab.url}guard-check.html"
+    page.route(blank, lambda route: route.fulfill(status=200, content_type="text/html", body="<p>guard</p>"))
+    page.goto(blank)
+    assert page.evaluate(FETCH, f"{lab.url}api/status") == "answered"
+    assert not lab_page.blocked
+
+    outside = "http://guard-check.invalid/probe"  # RFC 6761 name; the resolver rules refuse it anyway
+    assert page.evaluate(FETCH, outside).startswith("failed")
+    assert lab_page.blocked == [outside]
+    lab_page.blocked.clear()  # recorded as it should be; do not fail this test for it
