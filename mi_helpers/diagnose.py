@@ -751,8 +751,8 @@ class Diagnosis:
         ev = "".join(f"<li>{e(x)}</li>" for x in self._evidence_lines())
         steps = "".join(f"<li>{e(s)}</li>" for s in self.fix)
         cmds = "".join(
-            f"<dt><strong>{e(label)}</strong></dt><dd><pre style='white-space:pre-wrap;margin:0'>"
-            f"{e(self.commands[key])}</pre></dd>"
+            f"<p><strong>{e(label)}:</strong></p><pre style='white-space:pre-wrap;margin:0 0 0.5em 1em'>"
+            f"{e(self.commands[key])}</pre>"
             for key, label in (("portal", "Portal"), ("az", "az / shell"), ("powershell", "PowerShell"))
             if self.commands.get(key)
         )
@@ -763,7 +763,7 @@ class Diagnosis:
             f"<p><strong>Cause:</strong> {e(self.cause)}</p>"
             + (f"<p><strong>Evidence:</strong></p><ul>{ev}</ul>" if ev else "")
             + f"<p><strong>Fix:</strong></p><ol>{steps}</ol>"
-            f"<dl>{cmds}</dl>"
+            f"{cmds}"
             f"<p><strong>Docs:</strong> <a href='{e(self.docs)}' target='_blank' rel='noopener'>"
             f"{e(self.docs)}</a></p></div>"
         )

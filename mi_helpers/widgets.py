@@ -134,7 +134,11 @@ class VmIdentityView(View):
             layout=w.Layout(width="32em"),
         )
         self.lookup_button = w.Button(
-            description="Look up principal id", button_style="primary", icon="search", tooltip="Ask ARM"
+            description="Look up principal id",
+            button_style="primary",
+            icon="search",
+            tooltip="Ask ARM",
+            layout=w.Layout(width="max-content"),  # the default width cuts the label short
         )
         self.output = w.Output()
         self.principal_id: str | None = None
