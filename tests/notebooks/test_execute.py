@@ -91,6 +91,8 @@ def test_04_selection_rules(executed):
     nb = executed("04-user-assigned-identities.ipynb")
     chosen = cell_text(nb, "nb04-choose")
     assert SYSTEM_PRINCIPAL in chosen and UAMI_READER_PRINCIPAL in chosen
+    one = cell_text(nb, "nb04-one-uami")
+    assert "no selector" in one and UAMI_READER_PRINCIPAL in one and SYSTEM_PRINCIPAL not in one
     several = cell_text(nb, "nb04-several")
     assert "Multiple user assigned identities exist" in several
     assert "[user-assigned-selector-required]" in several
