@@ -5,7 +5,9 @@ never touched) and one Chromium runs for the session; every test gets a fresh br
 aborts, records and fails on any request that is not for a loopback address. The Python network guard of
 ``tests/conftest.py`` covers this process, Lab and its kernels through the environment ``start_lab`` copies.
 
-Chromium is the system one (``make chromium``); Playwright never downloads a browser here.
+Chromium is the system one (``make chromium``; ``MI_HELPERS_CHROMIUM`` names another executable); Playwright
+never downloads a browser here. ``MI_HELPERS_SCREENSHOTS=<dir>`` (``make screenshots``) keeps the PNGs the
+tests take; otherwise they go to the pytest tmp dir.
 """
 
 from __future__ import annotations
@@ -72,7 +74,10 @@ def chromium_path() -> str:
     """The Chromium to drive; a clear failure (never a silent skip) when it is missing."""
     path = chromium_executable()
     if path is None:
-        pytest.fail(f"the browser tests need Debian's Chromium at /usr/bin/chromium: {INSTALL_HINT}", False)
+        looked = os.environ.get("MI_HELPERS_CHROMIUM") or ", ".join(
+            [*CHROMIUM_CANDIDATES, "chromium on PATH"]
+        )
+        pytest.fail(f"the browser tests need Debian's Chromium (looked for {looked}): {INSTALL_HINT}", False)
     return path
 
 
@@ -166,20 +171,27 @@ class LabPage:
         cell.scroll_into_view_if_needed()
         cell.locator(".jp-InputPrompt").first.click()  # select it in command mode
         self.menu("Run", "Run All Above Selected Cell")
-        self.wait_idle_after_run()
+        self.wait_above_executed(cell)
+        self.wait_idle()
         cell.locator(".jp-InputPrompt").first.click()
         self.menu("Run", "Run Selected Cell and Do not Advance")
         self.wait_executed(cell)
         return cell
 
-    def wait_idle_after_run(self) -> None:
-        """Wait until no cell is queued or running (no ``[*]`` prompt) and the kernel is idle."""
+    def wait_above_executed(self, cell: Locator) -> None:
+        """Wait until every code cell above ``cell`` shows an execution count (all of them ran)."""
         self.page.wait_for_function(
-            "() => ![...document.querySelectorAll('.jp-InputArea-prompt')]"
-            ".some(p => p.textContent.includes('*'))",
+            """target => {
+              for (const c of document.querySelectorAll('.jp-CodeCell')) {
+                if (c === target) return true;
+                const prompt = c.querySelector('.jp-InputArea-prompt');
+                if (!prompt || !/\\[\\d+\\]/.test(prompt.textContent)) return false;
+              }
+              return false;
+            }""",
+            arg=cell.element_handle(),
             timeout=STEP_TIMEOUT_MS * 2,
         )
-        self.wait_idle()
 
     def button(self, scope: Locator, name: str) -> Locator:
         """The button named ``name`` in ``scope``, by its accessible name.
@@ -256,7 +268,7 @@ class LabPage:
 
 
 @pytest.fixture
-def lab_page(lab: LabHandle, browser: Browser, screenshot_dir: Path) -> Iterator[LabPage]:
+def lab_page(browser: Browser, lab: LabHandle, screenshot_dir: Path) -> Iterator[LabPage]:
     """A fresh page on the session's Lab whose non-loopback requests are aborted and fail the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
     context.set_default_timeout(STEP_TIMEOUT_MS)
