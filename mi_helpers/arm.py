@@ -287,7 +287,7 @@ def resources_by_name(
                     "type": res.type,
                     "resource_group": _resource_group_of(res.id or ""),
                     "location": res.location,
-                    "identity_type": str(getattr(identity, "type", "") or "") if identity is not None else "",
+                    "identity_type": _enum_text(getattr(identity, "type", None)),
                     "principal_id": (getattr(identity, "principal_id", "") or "")
                     if identity is not None
                     else "",
@@ -352,6 +352,13 @@ def role_assignments(
 # --------------------------------------------------------------------------------------------- cross-check
 
 
+def _enum_text(value: Any) -> str:
+    """``ResourceIdentityType.SYSTEM_ASSIGNED`` -> ``SystemAssigned``, the wire value the portal shows."""
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
 @dataclass(frozen=True)
 class CrossCheck:
     """Does the token's ``oid`` belong to this VM's identity? ``explanation`` says why (not)."""
@@ -365,8 +372,8 @@ class CrossCheck:
     def _repr_html_(self) -> str:
         import html
 
-        mark = "✅" if self.matches else "❌"
-        return f"<p>{mark} {html.escape(self.explanation)}</p>"
+        verdict = "Match" if self.matches else "Mismatch"
+        return f"<p><strong>{verdict}:</strong> {html.escape(self.explanation)}</p>"
 
 
 def cross_check(token_info: TokenInfo, vm: Any = None) -> CrossCheck:

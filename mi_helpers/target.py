@@ -373,6 +373,10 @@ def use_emulator(scenario: str = "healthy", **params: Any) -> Any:
         control = _current.emulator
         control.set_scenario(scenario, **params)
         _sync_env(control)
+        # Tokens cached by the shared credentials belong to the previous scenario's world.
+        identity = sys.modules.get("mi_helpers.identity")
+        if identity is not None:
+            identity.clear_credential_cache()
         _current = _refreshed(_current)
         return control
 
