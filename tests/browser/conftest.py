@@ -12,12 +12,14 @@ tests take; otherwise they go to the pytest tmp dir.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -202,16 +204,18 @@ class LabPage:
         return scope.get_by_role("button", name=re.compile(rf"^\W*{re.escape(name)}$"))
 
     # ------------------------------------------------------------------ checks
-    def unnamed_controls(self, scope: Locator) -> list[str]:
-        """Visible widget inputs/selects without a label, and buttons without an accessible name."""
-        result: list[str] = scope.evaluate(
+    def unnamed_controls(self, scope: Locator) -> tuple[int, list[str]]:
+        """(how many visible widget controls were checked, those without a label / accessible name)."""
+        result: dict[str, Any] = scope.evaluate(
             """root => {
               const visible = el => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
               const text = el => (el ? el.textContent : '').trim();
               const bad = [];
+              let checked = 0;
               for (const el of root.querySelectorAll('.jupyter-widgets input, .jupyter-widgets select,'
                                                      + ' .jupyter-widgets textarea')) {
                 if (!visible(el) || el.type === 'hidden') continue;
+                checked += 1;
                 const byAria = (el.getAttribute('aria-label') || '').trim();
                 const byLabels = [...(el.labels || [])].map(text).join(' ');
                 const box = el.closest('.widget-inline-hbox, .widget-inline-vbox');
@@ -220,17 +224,19 @@ class LabPage:
               }
               for (const el of root.querySelectorAll('.jupyter-widgets button')) {
                 if (!visible(el)) continue;
+                checked += 1;
                 const name = (el.getAttribute('aria-label') || text(el) || el.title || '').trim();
                 if (!name) bad.push(el.outerHTML.slice(0, 160));
               }
-              return bad;
+              return {checked, bad};
             }"""
         )
-        return result
+        return int(result["checked"]), list(result["bad"])
 
     def assert_accessible(self, scope: Locator) -> None:
         """Every visible widget control in ``scope`` has a label / accessible name."""
-        unnamed = self.unnamed_controls(scope)
+        checked, unnamed = self.unnamed_controls(scope)
+        assert checked, "no visible widget control to check (wrong scope, or the widgets did not render)"
         assert not unnamed, "widget controls without a label or accessible name:\n" + "\n".join(unnamed)
 
     def assert_no_whole_token(self) -> None:
@@ -267,13 +273,13 @@ class LabPage:
         self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
-@pytest.fixture
-def lab_page(browser: Browser, lab: LabHandle, screenshot_dir: Path) -> Iterator[LabPage]:
-    """A fresh page on the session's Lab whose non-loopback requests are aborted and fail the test."""
+@contextlib.contextmanager
+def guarded_page(browser: Browser, lab: LabHandle | None, screenshot_dir: Path) -> Iterator[LabPage]:
+    """A page in a fresh context whose non-loopback requests are aborted, recorded, and fail on exit."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
     context.set_default_timeout(STEP_TIMEOUT_MS)
     page = context.new_page()
-    helper = LabPage(page=page, lab=lab, screenshot_dir=screenshot_dir)
+    helper = LabPage(page=page, lab=lab, screenshot_dir=screenshot_dir)  # type: ignore[arg-type]
 
     def guard(route: Route) -> None:
         url = route.request.url
@@ -288,6 +294,28 @@ def lab_page(browser: Browser, lab: LabHandle, screenshot_dir: Path) -> Iterator
         yield helper
     finally:
         context.close()
+    assert not helper.blocked, "the page tried to reach non-loopback addresses:\n" + "\n".join(helper.blocked)
+
+
+@pytest.fixture
+def lab_page(browser: Browser, lab: LabHandle, screenshot_dir: Path) -> Iterator[LabPage]:
+    """A fresh guarded page on the session's Lab; the test's kernels are shut down afterwards."""
+    try:
+        with guarded_page(browser, lab, screenshot_dir) as helper:
+            yield helper
+    finally:
         for session in lab.api("/api/sessions") or []:  # one kernel per test is enough on 2 cores
             lab.api(f"/api/sessions/{session['id']}", method="DELETE")
-    assert not helper.blocked, "the page tried to reach non-loopback addresses:\n" + "\n".join(helper.blocked)
+
+
+@pytest.fixture
+def blank_page(browser: Browser, screenshot_dir: Path) -> Iterator[LabPage]:
+    """A fresh guarded page without JupyterLab (for checks on static markup)."""
+    with guarded_page(browser, None, screenshot_dir) as helper:
+        yield helper
+
+
+@pytest.fixture
+def loopback_url() -> Callable[[str], bool]:
+    """The route guard's test for "stays on this machine" (so its own tests can reach it)."""
+    return is_loopback_url

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
-
-
-def _browser_conftest() -> ModuleType:
-    """This directory's conftest module, by path (several conftest.py files share the module name)."""
-    spec = importlib.util.spec_from_file_location("browser_conftest", Path(__file__).with_name("conftest.py"))
-    assert spec is not None and spec.loader is not None
-    module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
-    if not hasattr(module, "is_loopback_url"):
-        spec.loader.exec_module(module)  # registered first: its dataclasses look their module up
-    return module
 
 
 FETCH = "url => fetch(url, {mode: 'no-cors'}).then(() => 'answered', e => 'failed: ' + e)"
@@ -40,8 +27,8 @@ FETCH = "url => fetch(url, {mode: 'no-cors'}).then(() => 'answered', e => 'faile
         ("https://localhost.example.com/", False),
     ],
 )
-def test_is_loopback_url(url: str, expected: bool) -> None:
-    assert _browser_conftest().is_loopback_url(url) is expected
+def test_is_loopback_url(loopback_url: Callable[[str], bool], url: str, expected: bool) -> None:
+    assert loopback_url(url) is expected
 
 
 def test_route_guard_aborts_non_loopback_requests(lab_page: Any, lab: Any) -> None:
