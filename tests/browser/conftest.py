@@ -260,6 +260,7 @@ class LabPage:
             {"width": size["width"], "height": int(min(max(box["height"] + 300, size["height"]), 6000))}
         )
         try:
+            self.page.mouse.move(0, 0)  # no hover highlight in the picture
             self._settle()
             target.evaluate("el => el.scrollIntoView({block: 'center'})")
             self._settle()
