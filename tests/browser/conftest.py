@@ -120,13 +120,14 @@ class LabPage:
     """A Playwright page on the session's JupyterLab, with the few notebook gestures the tests need."""
 
     page: Page
-    lab: LabHandle
+    lab: LabHandle | None  # None for pages on static markup (``blank_page``)
     screenshot_dir: Path
     blocked: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ opening and running
     def open(self, name: str, *, wait_idle: bool = True) -> None:
         """Open ``notebooks/<name>.ipynb`` in a reset workspace; by default wait for its kernel to be idle."""
+        assert self.lab is not None, "open() needs the lab_page fixture"
         self.page.goto(f"{self.lab.url}lab/tree/{name}.ipynb?reset&token={self.lab.token}")
         self.page.locator(".jp-Notebook").first.wait_for(timeout=STEP_TIMEOUT_MS)
         self.collapse_sidebar()
@@ -248,9 +249,8 @@ class LabPage:
         """Write ``<screenshot_dir>/<name>`` of ``target`` (an element) or of the page."""
         self.assert_no_whole_token()
         path = self.screenshot_dir / name
-        options = {"path": str(path), "animations": "disabled", "caret": "hide"}
         if target is None:
-            self.page.screenshot(**options)
+            self.page.screenshot(path=path, animations="disabled", caret="hide")
             return path
         # Lab's menu and toolbars would cover an element taller than the notebook area: grow the window
         # for the shot, so the whole element is on screen, then put the window back.
@@ -264,7 +264,7 @@ class LabPage:
             self._settle()
             target.evaluate("el => el.scrollIntoView({block: 'center'})")
             self._settle()
-            target.screenshot(**options)
+            target.screenshot(path=path, animations="disabled", caret="hide")
         finally:
             self.page.set_viewport_size(size)
         return path
@@ -280,7 +280,7 @@ def guarded_page(browser: Browser, lab: LabHandle | None, screenshot_dir: Path) 
     context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
     context.set_default_timeout(STEP_TIMEOUT_MS)
     page = context.new_page()
-    helper = LabPage(page=page, lab=lab, screenshot_dir=screenshot_dir)  # type: ignore[arg-type]
+    helper = LabPage(page=page, lab=lab, screenshot_dir=screenshot_dir)
 
     def guard(route: Route) -> None:
         url = route.request.url
