@@ -234,6 +234,15 @@ def test_reports_views_and_controls_redact(hardening_emulator: Any) -> None:
     view = TokenForServiceView(service="Azure Resource Manager")
     assert view.get_token() is not None
     text += view.texts() + json.dumps(view.output.outputs, default=str)
+    # The error lab's attempts (a success and a failure), with their own private emulator.
+    from mi_helpers.lab_scenarios import ErrorLab
+
+    with ErrorLab(budget=4) as lab:
+        bad = lab.run("no-role-assignment")
+        lab.apply_fix()
+        ok = lab.retry_until_green()
+    assert ok.ok and not bad.ok
+    text += _renderings(ok) + _renderings(bad) + bad.error_text
     assert whole_jwts(text) == []
     # Controls that hold other secrets keep them out of their repr.
     emu = hardening_emulator
