@@ -83,6 +83,7 @@ def warm_cache() -> None:
     stamp = hashlib.sha256(
         "".join(f"{p}:{p.stat().st_mtime_ns}" for p in sources).encode() + sys.version.encode()
     ).hexdigest()
+    PYCACHE.mkdir(parents=True, exist_ok=True)
     marker = PYCACHE / "warm.stamp"
     if marker.exists() and marker.read_text() == stamp:
         return
