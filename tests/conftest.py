@@ -41,3 +41,12 @@ def _no_network_escape(_network_guard: Path) -> Iterator[None]:
         added = fh.read()
     if added.strip():
         pytest.fail("network guard: non-loopback connection attempted:\n" + added[:4000], pytrace=False)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests last: Playwright's sync API keeps an asyncio loop running in this thread for
+    the whole browser session, which would break later tests that call ``asyncio.run``."""
+    browser = [i for i in items if i.get_closest_marker("browser")]
+    if browser:
+        items[:] = [i for i in items if not i.get_closest_marker("browser")] + browser
