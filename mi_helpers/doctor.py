@@ -59,6 +59,8 @@ DOCTOR_SCENARIO_PARAMS: dict[str, dict[str, Any]] = {
 # The doctor sends that many token requests first — a stand-in for them, said so in the target check.
 LOAD_SCENARIOS = {"imds-throttled": "burst"}
 _CONNECT, _READ = 2.0, 3.0  # per network step, cut to the time left
+# IMDS answers the header-less probe at once (no Entra round trip), so a silent IMDS is named sooner.
+_PROBE_READ = 2.0
 _ARM_RESERVE = 3.0  # seconds kept for the ARM checks while IMDS retries
 _TABLE_DETAIL = 160  # characters of detail per line in the text table
 _TEARDOWN = 0.4  # seconds kept for restoring the previous emulator state after a scenario run
@@ -333,7 +335,9 @@ def _check_imds(st: _State) -> Check:
     st.say(f"probing {url}")
     try:
         # Like DefaultAzureCredential's probe: no Metadata header, proxies honoured as the SDK would.
-        resp = requests.get(url, params=params, timeout=st.deadline.timeouts(), allow_redirects=False)
+        resp = requests.get(
+            url, params=params, timeout=st.deadline.timeouts(read=_PROBE_READ), allow_redirects=False
+        )
     except requests.RequestException as exc:
         d = diagnose(exc, context=ctx)
         return Check("imds-reachable", title, FAIL, f"no HTTP answer from {url}: {type(exc).__name__}", d)

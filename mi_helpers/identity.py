@@ -3,8 +3,9 @@
 The real ``azure.identity.ManagedIdentityCredential`` does the work; this module bounds the waits. Left to
 itself the SDK waits 4.8 s on a refused port, 24 s on 5xx/429, 75 s on 410 and up to 20 minutes on an IMDS
 that accepts but never answers. ``get_token`` instead gives every try explicit connect/read timeouts, turns
-off the SDK's own retries and runs the retry loop the IMDS documentation prescribes (404, 410 within its
-70 s window, 429 honouring ``Retry-After``, 5xx, timeouts; exponential back-off 0, 2, 6, 14, 30 s), never
+off the SDK's own retries and runs the retry loop the IMDS documentation prescribes (404, 429 honouring
+``Retry-After``, 5xx, timeouts with exponential back-off 0, 2, 6, 14, 30 s; 410 polled every 2 s within
+its 70 s window), never
 past ``budget``, showing progress, and stopping at once on errors retrying cannot fix.
 
 Nothing here returns, logs or raises a whole token: :class:`TokenInfo` shows a redacted form, and the raw
@@ -13,6 +14,7 @@ token is only reachable through :meth:`TokenInfo.secret`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -51,6 +53,7 @@ __all__ = [
 TOKEN_PATH = "/metadata/identity/oauth2/token"  # noqa: S105 - a URL path, not a secret
 RETRYABLE_STATUSES = frozenset({404, 410, 429, *range(500, 600)})
 IMDS_UPDATE_WINDOW = 70.0  # s: "IMDS will be available within 70 seconds" after a 410
+IMDS_UPDATE_POLL = 2.0  # s: during that window, ask again every 2 s so the first good answer is not missed
 MAX_RETRIES = 5  # the documented strategy: retry count 5 …
 MAX_BACKOFF = 60.0  # … max back-off 60 s
 MSAL_THROTTLE_DEFAULT = 5.0  # s MSAL replays a cached 429/5xx without Retry-After
@@ -113,6 +116,13 @@ def _on_response(pipeline_response: Any) -> None:
         body = json.loads(resp.text())
     except (ValueError, UnicodeDecodeError):
         entry.json_ok = False
+        if resp.status_code >= 400:  # keep a readable trace of what answered instead of IMDS
+            reason = str(getattr(resp, "reason", "") or "")
+            try:
+                text = " ".join(resp.text().split())[:200]
+            except (ValueError, UnicodeDecodeError):
+                text = ""
+            entry.description = redact(" ".join(p for p in (reason, text) if p)) or None
         return
     entry.json_ok = isinstance(body, dict)
     if isinstance(body, dict) and resp.status_code >= 400:
@@ -275,7 +285,11 @@ class TokenInfo:
         self.attempts: list[Attempt] = list(attempts or [])
         self.elapsed = elapsed
         self.url = url
-        self.claims: dict[str, Any] = decode_claims(token)
+
+    @functools.cached_property
+    def claims(self) -> dict[str, Any]:
+        """The token's claims, decoded (not verified) on first use: a cached token costs no decoding."""
+        return decode_claims(self.__token)
 
     def secret(self) -> str:
         """The raw access token. Send it; never print or log it."""
@@ -524,7 +538,9 @@ def _classify(exc: BaseException, log: list[_Response]) -> Attempt:
         att.retry_after = _retry_after(last.headers)
         status = last.status or 0
         proxy_hint = "via" in last.headers or _proxied(last.url)
-        if last.json_ok is False:
+        if status == 403 and "unreachable" in (last.description or "").lower():
+            att.kind = "unreachable"  # Docker Desktop's proxy: the container has no route to IMDS
+        elif last.json_ok is False:
             att.kind = "proxy" if proxy_hint else "non-json"
         elif status == 200:
             att.kind = "bad-response"
@@ -755,7 +771,8 @@ def get_token(
     One selector at most (``client_id``/``object_id``/``resource_id``), or a ready ``credential``.
     ``progress``: True for a progress bar (shown only once something is slow), False for none, or a
     callable receiving :class:`ProgressEvent`. ``backoff`` is the back-off delta in seconds (documented:
-    2 s); ``max_retries`` bounds retries other than 410s (which retry for 70 s, budget permitting).
+    2 s); ``max_retries`` bounds retries other than 410s, which are polled every 2 s for up to IMDS's
+    documented 70 s window (budget permitting).
     """
     from mi_helpers.target import target
 
@@ -816,6 +833,8 @@ def get_token(
                 if att.kind == "imds-updating" and first_410 is None:
                     first_410 = att.started
                 delay = _backoff(retries, backoff)
+                if att.kind == "imds-updating":
+                    delay = min(delay, IMDS_UPDATE_POLL)  # a 410 ends within a known window: poll
                 if att.kind == "server-error":
                     delay = max(delay, 1.0)  # "safe to retry after waiting for at least 1 second"
                 if att.retry_after is not None and att.kind in (

@@ -88,7 +88,8 @@ def install() -> None:
                 ipaddress.ip_address(name.strip("[]").split("%")[0])  # literals are checked at connect()
             except ValueError:
                 _record(f"getaddrinfo {name!r}")  # a name lookup would send DNS traffic
-                raise socket.gaierror(socket.EAI_NONAME, f"network guard: lookup of {name!r} refused") from None
+                message = f"network guard: lookup of {name!r} refused"
+                raise socket.gaierror(socket.EAI_NONAME, message) from None
         return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
 
     socket.socket.connect = connect  # type: ignore[method-assign]

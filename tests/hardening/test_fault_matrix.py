@@ -81,13 +81,7 @@ EXPECTED: dict[str, tuple[str | set[str], str | set[str], list[str]]] = {
 }
 
 # Cells that show a defect today (strict: they start failing loudly once fixed, so the mark gets removed).
-KNOWN_DEFECTS = {
-    ("helpers", "docker-desktop-unreachable"): (
-        "identity._classify checks json_ok before the status, so Docker Desktop's text/plain 403 "
-        "'… unreachable' becomes kind 'non-json' -> diagnosis non-imds-response, while doctor (and "
-        "diagnose() of the same response) say imds-unreachable; _on_response also drops the non-JSON text"
-    ),
-}
+KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
 
 
 def test_every_scenario_has_expectations() -> None:
