@@ -446,7 +446,10 @@ def run_lab(
     )
     try:
         with _stop_on_signals():
-            code = handle.process.wait()
+            # Poll rather than block in waitpid: a signal the kernel delivers to one of the emulator's
+            # threads would not interrupt a blocked main thread, so Ctrl-C would wait for Lab to exit.
+            while (code := handle.process.poll()) is None:
+                time.sleep(0.2)
     except KeyboardInterrupt:
         print("\nstopping JupyterLab and the emulator ...", file=out, flush=True)
         code = 0
