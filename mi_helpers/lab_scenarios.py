@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mi_helpers.notebook import DiagnosisCard, ErrorText, error_text, quiet_sdk_logs, scrub
+from mi_helpers.target import patched_environ
 from mi_helpers.validate import InputError
 
 __all__ = ["LAB_SCENARIOS", "ErrorLab", "LabAttempt", "LabScenario"]
@@ -368,21 +369,8 @@ class ErrorLab:
 
     @contextmanager
     def _environment(self) -> Iterator[dict[str, str]]:
-        changes = self._client_environment()
-        saved = {key: os.environ.get(key) for key in changes}
-        try:
-            for key, value in changes.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        with patched_environ(self._client_environment()):
             yield dict(os.environ)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
     # ---------------------------------------------------------------- the program
     def _program(self, env_box: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mi_helpers.redact import redact
+from mi_helpers.target import patched_environ
 from mi_helpers.validate import InputError
 
 _COMMAND_LABELS = (("portal", "Azure portal"), ("az", "Azure CLI"), ("powershell", "Azure PowerShell"))
@@ -442,24 +443,6 @@ def pick_user_assigned(identities: Any, client_id: str = "") -> dict[str, Any] |
     return rows[0] if rows else None
 
 
-@contextmanager
-def _env(**values: str | None) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def compare_azure_client_id(client_id: str) -> list[dict[str, Any]]:
     """Sign in three ways with ``AZURE_CLIENT_ID=client_id`` set for the duration of the call.
 
@@ -474,7 +457,7 @@ def compare_azure_client_id(client_id: str) -> list[dict[str, Any]]:
 
     cid = validate_guid(client_id, "client_id")
     rows = []
-    with _env(AZURE_CLIENT_ID=cid), quiet_sdk_logs():
+    with patched_environ({"AZURE_CLIENT_ID": cid}), quiet_sdk_logs():
         makers: list[tuple[str, Callable[[], Any]]] = [
             (
                 "DefaultAzureCredential()",

@@ -12,11 +12,13 @@ The SDKs read their redirection variables (``AZURE_POD_IDENTITY_AUTHORITY_HOST``
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ __all__ = [
     "Target",
     "current_emulator",
     "detect",
+    "patched_environ",
     "reset_target",
     "target",
     "use_emulator",
@@ -184,6 +187,29 @@ def _stop_embedded() -> None:
             emu.stop()
         except Exception:  # noqa: S110 - best effort at interpreter exit
             pass
+
+
+def _apply_environ(values: Mapping[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@contextlib.contextmanager
+def patched_environ(changes: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (``None``: unset) environment variables for the duration of a block, then restore them.
+
+    azure-identity and MSAL read their variables at request time, so this is how a lesson or a lab run
+    plays a differently configured client machine without leaking that configuration afterwards.
+    """
+    saved = {key: os.environ.get(key) for key in changes}
+    try:
+        _apply_environ(changes)
+        yield
+    finally:
+        _apply_environ(saved)
 
 
 _exported: dict[str, str | None] = {}  # variables we set -> the value they had before (None: unset)
