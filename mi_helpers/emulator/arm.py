@@ -16,6 +16,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import HTTPException
@@ -35,6 +36,7 @@ from mi_helpers.emulator.world import (
     GenericResource,
     UserAssignedIdentity,
     VirtualMachine,
+    World,
     scope_within,
 )
 
@@ -71,26 +73,35 @@ _URLS = Map(
         Rule("/subscriptions/<sub>/resourcegroups/<rg>", endpoint="rg_get"),
         Rule("/subscriptions/<sub>/resources", endpoint="res_list_sub"),
         Rule("/subscriptions/<sub>/resourcegroups/<rg>/resources", endpoint="res_list_rg"),
-        Rule("/subscriptions/<sub>/providers/microsoft.compute/virtualmachines", endpoint="vm_list_sub"),
+        Rule(
+            "/subscriptions/<sub>/providers/microsoft.compute/virtualmachines",
+            endpoint="typed_list_sub",
+            defaults={"kind": "vm"},
+        ),
         Rule(
             "/subscriptions/<sub>/resourcegroups/<rg>/providers/microsoft.compute/virtualmachines",
-            endpoint="vm_list_rg",
+            endpoint="typed_list_rg",
+            defaults={"kind": "vm"},
         ),
         Rule(
             "/subscriptions/<sub>/resourcegroups/<rg>/providers/microsoft.compute/virtualmachines/<name>",
-            endpoint="vm_get",
+            endpoint="typed_get",
+            defaults={"kind": "vm"},
         ),
         Rule(
             "/subscriptions/<sub>/resourcegroups/<rg>/providers/microsoft.managedidentity/userassignedidentities",
-            endpoint="uami_list_rg",
+            endpoint="typed_list_rg",
+            defaults={"kind": "uami"},
         ),
         Rule(
             "/subscriptions/<sub>/providers/microsoft.managedidentity/userassignedidentities",
-            endpoint="uami_list_sub",
+            endpoint="typed_list_sub",
+            defaults={"kind": "uami"},
         ),
         Rule(
             "/subscriptions/<sub>/resourcegroups/<rg>/providers/microsoft.managedidentity/userassignedidentities/<name>",
-            endpoint="uami_get",
+            endpoint="typed_get",
+            defaults={"kind": "uami"},
         ),
         Rule(
             "/subscriptions/<sub>/resourcegroups/<rg>/providers/<ns>/<rtype>/<name>", endpoint="generic_get"
@@ -122,6 +133,11 @@ def canonical_path(path: str) -> str:
     """Collapse empty segments and lower-case the fixed ARM keywords (names keep their case)."""
     parts = [p for p in path.split("/") if p]
     return "/" + "/".join(_KEYWORDS.get(p.lower(), p) for p in parts)
+
+
+def _in_group(resource: Any, sub: str, rg: str) -> bool:
+    """Is ``resource`` in resource group ``rg`` of subscription ``sub``? (ARM names are case-insensitive.)"""
+    return resource.subscription_id.lower() == sub.lower() and resource.resource_group.lower() == rg.lower()
 
 
 def _arm_json(body: Any, status: int = 200) -> Response:
@@ -646,86 +662,46 @@ class ArmLayer:
     def _res_list_rg(self, request: Request, ctx: _Ctx, sub: str, rg: str) -> Response:
         return self._resources(request, ctx, sub, rg)
 
-    def _vm_list_sub(self, request: Request, ctx: _Ctx, sub: str) -> Response:
-        world = self.emu.world
-        self._subscription(sub)
-        full = self._list_access(
-            request, ctx, f"/subscriptions/{sub}", "Microsoft.Compute/virtualMachines/read"
-        )
-        with world.lock:
-            vms = [v for v in world.vms if v.subscription_id.lower() == sub.lower()]
-            vms = [v for v in vms if full or world.can_read(ctx.oid, v.resource_id)]
-            return _arm_json({"value": [self._vm_json(v) for v in vms]})
+    # ------------------------------------------------------------------ typed resources: VMs, UAMIs
+    def _typed(self, kind: str) -> tuple[str, Callable[[World], list[Any]], Callable[[Any], dict[str, Any]]]:
+        """Resource type, where the world keeps them, and how ARM renders one, for a route's ``kind``."""
+        if kind == "vm":
+            return "Microsoft.Compute/virtualMachines", lambda w: w.vms, self._vm_json
+        return "Microsoft.ManagedIdentity/userAssignedIdentities", lambda w: w.identities, self._uami_json
 
-    def _vm_list_rg(self, request: Request, ctx: _Ctx, sub: str, rg: str) -> Response:
+    def _typed_list_sub(self, request: Request, ctx: _Ctx, sub: str, kind: str) -> Response:
         world = self.emu.world
+        rtype, items, render = self._typed(kind)
         self._subscription(sub)
-        self._authorize(
-            request,
-            ctx,
-            f"/subscriptions/{sub}/resourceGroups/{rg}",
-            "Microsoft.Compute/virtualMachines/read",
-        )
+        full = self._list_access(request, ctx, f"/subscriptions/{sub}", f"{rtype}/read")
+        with world.lock:
+            found = [x for x in items(world) if x.subscription_id.lower() == sub.lower()]
+            found = [x for x in found if full or world.can_read(ctx.oid, x.resource_id)]
+            return _arm_json({"value": [render(x) for x in found]})
+
+    def _typed_list_rg(self, request: Request, ctx: _Ctx, sub: str, rg: str, kind: str) -> Response:
+        world = self.emu.world
+        rtype, items, render = self._typed(kind)
+        self._subscription(sub)
+        self._authorize(request, ctx, f"/subscriptions/{sub}/resourceGroups/{rg}", f"{rtype}/read")
         self._rg(sub, rg)
         with world.lock:
-            vms = [
-                v
-                for v in world.vms
-                if v.subscription_id.lower() == sub.lower() and v.resource_group.lower() == rg.lower()
-            ]
-            return _arm_json({"value": [self._vm_json(v) for v in vms]})
+            return _arm_json({"value": [render(x) for x in items(world) if _in_group(x, sub, rg)]})
 
-    def _vm_get(self, request: Request, ctx: _Ctx, sub: str, rg: str, name: str) -> Response:
-        self._subscription(sub)
-        scope = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
-        self._authorize(request, ctx, scope, "Microsoft.Compute/virtualMachines/read")
-        rg_name = self._rg(sub, rg)
-        vm = self.emu.world.vm(sub, rg, name)
-        if vm is None:
-            raise E.arm_resource_not_found("Microsoft.Compute/virtualMachines", name, rg_name)
-        with self.emu.world.lock:
-            return _arm_json(self._vm_json(vm))
-
-    def _uami_list_rg(self, request: Request, ctx: _Ctx, sub: str, rg: str) -> Response:
+    def _typed_get(self, request: Request, ctx: _Ctx, sub: str, rg: str, name: str, kind: str) -> Response:
         world = self.emu.world
+        rtype, items, render = self._typed(kind)
         self._subscription(sub)
-        self._authorize(
-            request,
-            ctx,
-            f"/subscriptions/{sub}/resourceGroups/{rg}",
-            "Microsoft.ManagedIdentity/userAssignedIdentities/read",
-        )
-        self._rg(sub, rg)
-        with world.lock:
-            us = [
-                u
-                for u in world.identities
-                if u.subscription_id.lower() == sub.lower() and u.resource_group.lower() == rg.lower()
-            ]
-            return _arm_json({"value": [self._uami_json(u) for u in us]})
-
-    def _uami_list_sub(self, request: Request, ctx: _Ctx, sub: str) -> Response:
-        world = self.emu.world
-        self._subscription(sub)
-        action = "Microsoft.ManagedIdentity/userAssignedIdentities/read"
-        full = self._list_access(request, ctx, f"/subscriptions/{sub}", action)
-        with world.lock:
-            us = [u for u in world.identities if u.subscription_id.lower() == sub.lower()]
-            us = [u for u in us if full or world.can_read(ctx.oid, u.resource_id)]
-            return _arm_json({"value": [self._uami_json(u) for u in us]})
-
-    def _uami_get(self, request: Request, ctx: _Ctx, sub: str, rg: str, name: str) -> Response:
-        self._subscription(sub)
-        scope = (
-            f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity"
-            f"/userAssignedIdentities/{name}"
-        )
-        self._authorize(request, ctx, scope, "Microsoft.ManagedIdentity/userAssignedIdentities/read")
+        scope = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{rtype}/{name}"
+        self._authorize(request, ctx, scope, f"{rtype}/read")
         rg_name = self._rg(sub, rg)
-        u = self.emu.world.uami(sub, rg, name)
-        if u is None:
-            raise E.arm_resource_not_found("Microsoft.ManagedIdentity/userAssignedIdentities", name, rg_name)
-        return _arm_json(self._uami_json(u))
+        with world.lock:
+            found = next(
+                (x for x in items(world) if _in_group(x, sub, rg) and x.name.lower() == name.lower()), None
+            )
+            if found is None:
+                raise E.arm_resource_not_found(rtype, name, rg_name)
+            return _arm_json(render(found))
 
     def _generic_get(
         self, request: Request, ctx: _Ctx, sub: str, rg: str, ns: str, rtype: str, name: str
