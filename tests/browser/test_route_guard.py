@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from mi_helpers.target import IMDS_ADDRESS
+
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
 
@@ -22,7 +24,7 @@ FETCH = "url => fetch(url, {mode: 'no-cors'}).then(() => 'answered', e => 'faile
         ("data:image/svg+xml,%3Csvg%3E", True),
         ("blob:http://127.0.0.1:8888/1234", True),
         ("https://management.azure.com/", False),
-        ("http://169.254.169.254/metadata/identity", False),
+        (f"http://{IMDS_ADDRESS}/metadata/identity", False),
         ("http://127.0.0.1.nip.io/", False),
         ("https://localhost.example.com/", False),
     ],

@@ -48,6 +48,8 @@ from emulator_suite import (
     unverified_claims,
 )
 
+from mi_helpers.target import IMDS_ADDRESS
+
 pytestmark = pytest.mark.timeout(60)
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -621,7 +623,7 @@ def test_docker_desktop_reason_phrase(use_scenario):
     assert r.status_code == 403
     assert "access_token" not in r.text
     assert "unreachable" in r.reason, r.reason
-    assert r.reason.startswith("connecting to 169.254.169.254:80"), r.reason
+    assert r.reason.startswith(f"connecting to {IMDS_ADDRESS}:80"), r.reason
 
 
 def test_docker_desktop_sdk(use_scenario):

@@ -19,6 +19,7 @@ from azure.core.exceptions import ClientAuthenticationError
 
 import mi_helpers as mi
 from mi_helpers.identity import SignInError, decode_claims
+from mi_helpers.target import IMDS_ADDRESS
 from mi_helpers.validate import InputError
 
 from .conftest import (
@@ -504,7 +505,7 @@ def test_azure_target_against_a_standalone_emulator(
         assert (t.name, t.cloud) == ("azure", "public")
         assert t.imds_url == other.imds_url.rstrip("/") and t.arm_url == other.arm_url.rstrip("/")
         assert t.ca_bundle == other.ca_bundle
-        assert "169.254.169.254" in os.environ["NO_PROXY"].split(",")
+        assert f"{IMDS_ADDRESS}" in os.environ["NO_PROXY"].split(",")
         assert mi.get_token(progress=False).principal_id == SYSTEM_PRINCIPAL
         assert mi.vm_principal_id() == SYSTEM_PRINCIPAL
         assert any(r.get("listener") == "arm" for r in other.request_log())

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mi_helpers.target import IMDS_ADDRESS
 from mi_helpers.validate import InputError
 
 from .conftest import Reply, Stub
@@ -115,12 +116,12 @@ def test_auto_on_azure_picks_azure_without_network(
     monkeypatch.setenv("NO_PROXY", "corp.example")
     t = target_mod.target(dmi_root=fake_dmi(tmp_path, AZURE_TAG, "Microsoft Corporation"))
     assert t.name == "azure"
-    assert t.imds_url == "http://169.254.169.254"
+    assert t.imds_url == f"http://{IMDS_ADDRESS}"
     assert t.arm_url == "https://management.usgovcloudapi.net"
     assert t.arm_scope == "https://management.core.usgovcloudapi.net/.default"
     assert t.emulator is None and t.ca_bundle is None
-    assert os.environ["NO_PROXY"].split(",")[:2] == ["corp.example", "169.254.169.254"]
-    assert "169.254.169.254" in os.environ["no_proxy"]
+    assert os.environ["NO_PROXY"].split(",")[:2] == ["corp.example", f"{IMDS_ADDRESS}"]
+    assert f"{IMDS_ADDRESS}" in os.environ["no_proxy"]
     assert target_mod.target() is t  # cached
     assert no_network == []
 

@@ -1,7 +1,7 @@
 """docs/snippets.md: the Python and curl snippets run against the emulator; az/PowerShell use current names.
 
 The snippets are written for a real VM. Here they run unchanged except for the hosts: every
-``http://169.254.169.254`` becomes the emulator's IMDS URL and the ARM endpoint given as a base URL
+IMDS URL (the link-local address) becomes the emulator's IMDS URL and the ARM endpoint given as a base URL
 (``"https://management.azure.com"`` / ``https://management.azure.com${…}``) becomes the emulator's ARM URL;
 the emulator's CA comes through ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``. Token audiences such as
 ``https://management.azure.com/.default`` are left alone: the emulator issues tokens for the real ones.
@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from mi_helpers.target import IMDS_ADDRESS
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = ROOT / "docs" / "snippets.md"
@@ -87,7 +89,7 @@ class Env:
     vars: dict[str, str]
 
     def localise(self, code: str) -> str:
-        code = code.replace("http://169.254.169.254", self.imds)
+        code = code.replace(f"http://{IMDS_ADDRESS}", self.imds)
         code = _ARM_BASE.sub(self.arm, code)
         return code.replace("<uami-client-id>", UAMI_READER_CLIENT)
 
@@ -110,7 +112,7 @@ def emu_env() -> Iterator[Env]:
 
 def run_python(env: Env, code: str) -> str:
     localised = env.localise(code)
-    assert "169.254.169.254" not in localised and 'management.azure.com"' not in localised
+    assert f"{IMDS_ADDRESS}" not in localised and 'management.azure.com"' not in localised
     proc = subprocess.run(
         [sys.executable, "-c", localised], env=env.vars, capture_output=True, text=True, timeout=60
     )
@@ -120,7 +122,7 @@ def run_python(env: Env, code: str) -> str:
 
 def run_bash(env: Env, code: str, extra: dict[str, str] | None = None) -> str:
     localised = env.localise(code)
-    assert "http://169.254.169.254" not in localised
+    assert f"http://{IMDS_ADDRESS}" not in localised
     proc = subprocess.run(
         ["bash", "-o", "pipefail", "-c", localised],
         env={**env.vars, **(extra or {})},
@@ -325,7 +327,7 @@ def test_powershell_snippets_use_current_cmdlets_and_parameters() -> None:
     assert "Connect-AzAccount -Identity\n" in text
     assert "Connect-AzAccount -Identity -AccountId <uami-client-id>" in text
     assert 'Invoke-RestMethod -NoProxy -Headers @{Metadata="true"}' in text
-    assert '$env:NO_PROXY = "169.254.169.254,localhost,127.0.0.1"' in text
+    assert f'$env:NO_PROXY = "{IMDS_ADDRESS},localhost,127.0.0.1"' in text
 
 
 def test_every_section_offers_python_az_and_powershell() -> None:
@@ -334,5 +336,5 @@ def test_every_section_offers_python_az_and_powershell() -> None:
         assert {"python", "azurecli", "powershell"} <= langs, (section, langs)
     curl_sections = {b.section for b in by_lang("bash") if "curl" in b.code}
     assert {"2", "3", "4", "5", "6"} <= curl_sections
-    imds = [b for b in by_lang("bash") if "curl" in b.code and "169.254.169.254" in b.code]
+    imds = [b for b in by_lang("bash") if "curl" in b.code and f"{IMDS_ADDRESS}" in b.code]
     assert all('--noproxy "*"' in b.code or "export NO_PROXY" in b.code for b in imds)
