@@ -671,7 +671,7 @@ class Emulator:
             "authorization": auth,
             "identity": request.environ.get("mi.identity"),
             "fault": request.environ.get("mi.fault"),
-            "scenario": self.scenario,
+            "scenario": request.environ.get("mi.scenario", self.scenario),
         }
         if error:
             entry["error"] = error
@@ -683,6 +683,7 @@ class Emulator:
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
             started = time.perf_counter()
             request = _Request(environ)
+            environ["mi.scenario"] = self.scenario  # the scenario that answers, even if it changes meanwhile
             error = None
             try:
                 response = route(request)
