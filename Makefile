@@ -11,7 +11,8 @@ STAMP  := $(VENV)/.installed
 .PHONY: lab tour test lint screenshots bench chromium clean
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
+		{ rm -rf $(VENV) && bash scripts/ensure-venv-support $(PYTHON) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[lab,test,dev]'
 	@touch $(STAMP)
