@@ -125,7 +125,7 @@ def run_token(args: argparse.Namespace) -> int:
 def run_whoami(args: argparse.Namespace) -> int:
     """``mi-helpers whoami``: token ``oid`` next to ARM's principal ID for this VM's identity."""
     from mi_helpers.arm import cross_check, get_vm
-    from mi_helpers.identity import get_token, selector_label
+    from mi_helpers.identity import get_token, selector_label, shared_credential
     from mi_helpers.validate import InputError, validate_one_selector
 
     _quiet_sdk_logs()
@@ -137,7 +137,7 @@ def run_whoami(args: argparse.Namespace) -> int:
     except Exception as exc:
         return _fail("whoami", exc)
     try:
-        vm = get_vm()
+        vm = get_vm(credential=shared_credential(**_selector(args)))  # read ARM as the same identity
         check = cross_check(tok, vm)
     except InputError:
         raise

@@ -121,7 +121,10 @@ class DiagnosisContext:
             kw.setdefault("arm_url", getattr(target, "arm_url", None))
         for key in ("role_assignments", "attempts"):
             if kw.get(key) is not None:
-                kw[key] = tuple(kw[key])
+                try:
+                    kw[key] = tuple(kw[key])
+                except TypeError:
+                    raise _input_error(f"context.{key}", "a list (or tuple)", kw[key]) from None
         return cls(**kw)
 
     def as_placeholders(self) -> dict[str, object]:

@@ -304,7 +304,11 @@ def _world_of(tgt: Any) -> dict[str, Any] | None:
 
 def _check_environment(st: _State) -> Check:
     title = "Environment: settings that change sign-in"
-    traps = environment_traps()
+    # On Azure the helpers add the IMDS address to NO_PROXY for their own calls: judge the user's settings.
+    from mi_helpers.target import original_environ
+
+    on_azure = getattr(st.target, "name", None) == "azure"
+    traps = environment_traps(original_environ() if on_azure else None)
     warns = [t for t in traps if t.severity == "warn"]
     infos = [t for t in traps if t.severity != "warn"]
     if not warns:
@@ -788,8 +792,12 @@ def _scenario_run(name: str, params: Mapping[str, Any] | None) -> Iterator[str |
                 tmod.reset_target(stop_emulator=False)
         else:  # the process was on Azure or had chosen nothing: stop the emulator started for this run
             tmod.reset_target(stop_emulator=True)
-        os.environ.clear()
-        os.environ.update(saved_env)
+        # Restore only what changed: clearing os.environ would leave other threads without PATH & co.
+        for key in [k for k in os.environ if k not in saved_env]:
+            del os.environ[key]
+        for key, value in saved_env.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
 
 
 def doctor(

@@ -885,8 +885,10 @@ def get_token(
                 _Recorder.stop()
             att = Attempt(number, started - t0, time.monotonic() - started, 200, "ok", url=_url_of(log, url))
             attempts.append(att)
-            if fresh:
-                with _cache_lock:  # keep the credential that worked: its token cache serves the next call
+            if fresh and max(connect_timeout, read_timeout) <= remaining:
+                # Keep the credential that worked (its token cache serves the next call) - unless its
+                # timeouts were cut to fit the rest of this budget: later callers need the full ones.
+                with _cache_lock:
                     _credentials[(tgt.imds_url, selector, connect_timeout, read_timeout)] = cred
             elapsed = time.monotonic() - t0
             prog.emit("done", number, f"got a token after {number} attempt(s) in {elapsed:.1f} s", 200)

@@ -317,8 +317,11 @@ def setup(target: str = "", *, quiet: bool = False) -> Any:
     if target not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
         raise InputError("target", f"{target!r} is not a target (one of {choices})", target)
-    if target:
+    if target and os.environ.get("MI_HELPERS_TARGET") != target:
+        from mi_helpers.target import reset_target
+
         os.environ["MI_HELPERS_TARGET"] = target
+        reset_target(stop_emulator=False)  # an earlier choice is cached: choose again
     install_input_error_display()
     _readable_tables()
     import mi_helpers

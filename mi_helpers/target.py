@@ -33,6 +33,7 @@ __all__ = [
     "Target",
     "current_emulator",
     "detect",
+    "original_environ",
     "patched_environ",
     "reset_target",
     "target",
@@ -158,13 +159,14 @@ def detect(dmi_root: str | os.PathLike[str] | None = None, *, platform: str | No
 
 
 def _merge_no_proxy(*hosts: str) -> None:
-    """Add hosts to NO_PROXY and no_proxy (requests reads either), keeping what the user already had."""
+    """Add hosts to NO_PROXY and no_proxy (requests reads either), keeping what the user already had.
+
+    Recorded like :func:`_export`'s variables, so :func:`reset_target` restores the user's own values.
+    """
     for var in ("NO_PROXY", "no_proxy"):
         have = [h.strip() for h in os.environ.get(var, "").split(",") if h.strip()]
-        for host in hosts:
-            if host not in have:
-                have.append(host)
-        os.environ[var] = ",".join(have)
+        _exported.setdefault(var, os.environ.get(var))
+        os.environ[var] = ",".join([*have, *(h for h in hosts if h not in have)])
 
 
 def _strip_url(url: str) -> str:
@@ -228,6 +230,17 @@ def _export(env: dict[str, str]) -> None:
         if key not in _exported:
             _exported[key] = os.environ.get(key)
         os.environ[key] = str(value)
+
+
+def original_environ() -> dict[str, str]:
+    """The environment as the user set it: variables this module exported are shown with their old values."""
+    env = dict(os.environ)
+    for key, before in _exported.items():
+        if before is None:
+            env.pop(key, None)
+        else:
+            env[key] = before
+    return env
 
 
 def _sync_env(control: Any) -> None:
@@ -303,17 +316,27 @@ def _cloud_from_imds(imds_url: str) -> tuple[str, str]:
             )
         if resp.status_code == 200 and resp.text.strip():
             return cloud_info(resp.text.strip()).name, f"cloud from instance metadata ({resp.text.strip()})"
-    except (OSError, InputError, ImportError) as exc:
-        return "public", f"cloud defaulted to public (instance metadata unavailable: {type(exc).__name__})"
-    except Exception as exc:  # requests' exceptions are OSError subclasses; anything else: same fallback
+    except Exception as exc:  # requests' errors, an unknown azEnvironment (InputError): same fallback
         return "public", f"cloud defaulted to public (instance metadata unavailable: {type(exc).__name__})"
     return "public", "cloud defaulted to public (instance metadata gave no azEnvironment)"
 
 
-def _azure_target(reason: str) -> Target:
+def _is_loopback_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _azure_target(reason: str, *, on_azure: bool = False) -> Target:
     imds_url = _strip_url(os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or IMDS_URL)
     _merge_no_proxy(IMDS_ADDRESS, *_LOOPBACK_NO_PROXY)
-    cloud, cloud_reason = _cloud_from_imds(imds_url)
+    if on_azure or _is_loopback_url(imds_url) or os.environ.get("MI_HELPERS_CLOUD"):
+        cloud, cloud_reason = _cloud_from_imds(imds_url)
+    else:  # forced off Azure: never send a packet to the link-local address to find the cloud
+        cloud, cloud_reason = "public", "cloud defaulted to public (not an Azure VM, so IMDS was not asked)"
+    if _is_loopback_url(imds_url):
+        cloud_reason += f"; IMDS redirected to {imds_url} by AZURE_POD_IDENTITY_AUTHORITY_HOST"
     info = CLOUDS[cloud]
     control = None
     if os.environ.get("MI_HELPERS_EMULATOR_ADMIN") and os.environ.get("MI_HELPERS_EMULATOR_KEY"):
@@ -348,7 +371,7 @@ def _choose(dmi_root: str | os.PathLike[str] | None = None) -> Target:
         return _emulator_target(why)
     found = detect(dmi_root)
     if found.is_azure:
-        return _azure_target(found.reason)
+        return _azure_target(found.reason, on_azure=True)
     return _emulator_target(found.reason)
 
 

@@ -212,7 +212,7 @@ def validate_one_selector(
     given = {
         k: v
         for k, v in (("client_id", client_id), ("object_id", object_id), ("resource_id", resource_id))
-        if v
+        if v is not None and v != ""  # empty means "not given"; any other value is validated below
     }
     if len(given) > 1:
         raise InputError(

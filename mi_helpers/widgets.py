@@ -200,6 +200,9 @@ class TokenForServiceView(View):
         self.service = w.Dropdown(
             options=[s.name for s in SERVICES], value=names[0], description="Service", style=_LABEL
         )
+        clouds = [value for _, value in _CLOUDS]
+        if cloud not in clouds:
+            raise InputError("cloud", f"{cloud!r} is not a cloud (one of: {', '.join(clouds)})", cloud)
         self.cloud = w.Dropdown(options=list(_CLOUDS), value=cloud, description="Cloud", style=_LABEL)
         self.scope = w.Text(
             value="", description="Scope", disabled=True, style=_LABEL, layout=w.Layout(width="40em")

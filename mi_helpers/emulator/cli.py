@@ -90,7 +90,11 @@ def run_emulator(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        emu.start()
+        try:
+            emu.start()
+        except OSError as exc:  # an explicit --imds-port/--arm-port/--admin-port already in use
+            print(f"mi-helpers emulator: {exc} (use 0 for any free port)", file=sys.stderr)
+            return 2
         env = emu.environment()
         for key, value in env.items():
             print(f"export {key}={shlex.quote(value)}")

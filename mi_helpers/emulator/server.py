@@ -72,18 +72,16 @@ class _KeepAliveInput:
 
     After each response werkzeug reads "whatever is left" with ``rfile.read(10_000_000)`` because it always
     closes the connection. On a kept-alive connection that would swallow (or block on) the client's next
-    request, so once a response is sent keep-alive, that drain read returns nothing. Everything else is
-    passed through.
+    request, so once a response is sent, reads return nothing until the handler starts the next request
+    (which it reads with ``readline``, passed through like everything else).
     """
-
-    _DRAIN_SIZE = 10_000_000
 
     def __init__(self, raw: Any) -> None:
         self._raw = raw
         self.response_sent = False
 
     def read(self, size: int | None = -1) -> bytes:
-        if self.response_sent and size == self._DRAIN_SIZE:
+        if self.response_sent:  # werkzeug drains the body after the response: the next request is not body
             return b""
         data: bytes = self._raw.read(size)
         return data
@@ -153,7 +151,7 @@ class _Handler(WSGIRequestHandler):
         if 400 <= code < 500:
             with contextlib.suppress(OSError, ValueError):
                 self.wfile.flush()
-                self.connection.settimeout(0.2)
+                self.connection.settimeout(1.5)  # a descheduled client may still be sending its header
                 total = 0
                 while total < 8_000_000:
                     chunk = self.rfile.read1(65536)
@@ -579,8 +577,8 @@ class Emulator:
         for k, v in kw.items():
             if v is not None and not isinstance(v, str):
                 raise InputError(k, "must be a string", v)
-        w = self.world
         with self._lock:
+            w = self.world  # read under the lock: a concurrent set_scenario replaces the world
             if action == "enable-system-identity":
                 msg = w.enable_system_identity()
             elif action == "disable-system-identity":

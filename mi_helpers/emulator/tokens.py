@@ -14,7 +14,7 @@ import hashlib
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -69,7 +69,7 @@ class TokenNotYetValidError(TokenError):
 class IssuedToken:
     """A signed token plus the times IMDS reports; ``from_cache`` tells whether it was reused."""
 
-    access_token: str
+    access_token: str = field(repr=False)  # never shown whole, not even in a debugger's repr
     iat: int
     nbf: int
     exp: int
