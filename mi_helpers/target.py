@@ -438,3 +438,5 @@ def reset_target(*, stop_emulator: bool = True) -> None:
         _forced = None
         if stop_emulator:
             _stop_embedded()
+        elif _embedded is None:
+            _export({})  # nothing running needs our variables: give the user's own back

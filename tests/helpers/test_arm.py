@@ -177,3 +177,16 @@ def test_cli_whoami_arm_failure(emu: Any, capsys: pytest.CaptureFixture[str]) ->
     err = capsys.readouterr().err
     assert "AuthorizationFailed" in err
     assert "Traceback" not in err
+
+
+def test_cli_whoami_reads_arm_as_the_chosen_identity(emu: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two user-assigned identities and no system one: the ARM read must use --client-id's identity too
+    (a plain credential would get 'Multiple user assigned identities exist')."""
+    import json
+
+    from mi_helpers.cli import main
+
+    mi.use_emulator("multiple-user-assigned")
+    assert main(["whoami", "--client-id", UAMI_READER_CLIENT, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["token_principal_id"] == data["arm_principal_id"] == UAMI_READER_PRINCIPAL

@@ -533,3 +533,17 @@ def test_progress_bar_is_shown_while_retrying(imds_stub: Stub, capsys: pytest.Ca
     err = capsys.readouterr().err
     assert "token for https://management.azure.com" in err
     assert "410 Gone" in err and "got a token after 3 attempt(s)" in err
+
+
+def test_a_credential_with_cut_timeouts_is_not_kept_for_later_calls(emu: Any) -> None:
+    """A tiny budget cuts the first try's timeouts; that credential must not become the shared one that
+    later calls (and every ARM helper) use with their full timeouts."""
+    import importlib
+
+    identity = importlib.import_module("mi_helpers.identity")
+    identity.clear_credential_cache()
+    tok = mi.get_token("arm", budget=0.5, progress=False)
+    assert tok.attempts[-1].kind == "ok"
+    assert identity._credentials == {}  # nothing cached under the full-timeout key
+    mi.get_token("arm", progress=False)  # default budget: the credential is built with full timeouts…
+    assert len(identity._credentials) == 1  # …and kept

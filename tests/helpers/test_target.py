@@ -6,6 +6,7 @@ import importlib
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,37 @@ def test_emulator_described_by_environment_is_reused(
     finally:
         target_mod.reset_target(stop_emulator=False)
         other.stop()
+
+
+def test_forced_azure_off_azure_never_asks_imds_for_the_cloud(
+    fresh_target: None, monkeypatch: pytest.MonkeyPatch, no_network: list[str]
+) -> None:
+    """MI_HELPERS_TARGET=azure on a laptop: the cloud is not looked up at the link-local address."""
+    _clear_endpoint_env(monkeypatch)
+    monkeypatch.delenv("MI_HELPERS_CLOUD", raising=False)
+    monkeypatch.setenv("MI_HELPERS_TARGET", "azure")
+    t = target_mod.target()
+    assert t.name == "azure" and t.cloud == "public"
+    assert "IMDS was not asked" in t.reason
+    assert no_network == []
+
+
+def test_reset_restores_the_users_no_proxy() -> None:
+    """A fresh process on the azure target: the helpers add IMDS to NO_PROXY for their own calls, doctor
+    sees the user's value (original_environ), and reset_target gives the user's value back."""
+    code = (
+        "import os\n"
+        "import importlib\n"
+        "t = importlib.import_module('mi_helpers.target')\n"
+        "t.target()\n"
+        "print(t.IMDS_ADDRESS in os.environ['NO_PROXY'])\n"
+        "print(t.original_environ()['NO_PROXY'], 'no_proxy' in t.original_environ())\n"
+        "t.reset_target(stop_emulator=False)\n"
+        "print(os.environ['NO_PROXY'], 'no_proxy' in os.environ)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MI_HELPERS_", "AZURE_"))}
+    env.pop("no_proxy", None)
+    env.update(MI_HELPERS_TARGET="azure", NO_PROXY="corp.example")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == ["True", "corp.example False", "corp.example False"]
