@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from typing import Any
 
-from mi_helpers.validate import InputError
+from mi_helpers.validate import InputError, validate_seconds
 
 __all__ = ["register", "run"]
 
@@ -45,13 +44,7 @@ def register(sub: Any) -> None:
 
 
 def _budget(text: str) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise InputError("--budget", f"{text!r} is not allowed (a positive number of seconds, e.g. 15)", text)
-    return value
+    return validate_seconds(text, "--budget")
 
 
 def _params(items: list[str] | None) -> dict[str, str] | None:

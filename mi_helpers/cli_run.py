@@ -12,19 +12,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mi_helpers.validate import InputError
+from mi_helpers.validate import InputError, validate_seconds
 
 __all__ = ["add_lab_command", "add_tour_command", "cmd_lab", "cmd_tour"]
 
 
 def _positive_float(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not positive (seconds, e.g. 300)")
-    return value
+        return validate_seconds(text, "--timeout", example=300)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _port(text: str) -> int:

@@ -155,7 +155,7 @@ class DiagnosisContext:
             ra_scope = _get(ra, "scope")
             if str(pid).lower() != self.principal_id.lower() or not ra_scope:
                 continue
-            if not self.scope or _scope_covers(str(ra_scope), self.scope):
+            if not self.scope or scope_covers(str(ra_scope), self.scope):
                 return True
         return False
 
@@ -170,7 +170,7 @@ def _get(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def _scope_covers(outer: str, inner: str) -> bool:
+def scope_covers(outer: str, inner: str) -> bool:
     """True when scope `outer` is `inner` or one of its parents (segment-wise, case-insensitive)."""
     o = [s for s in outer.lower().split("/") if s]
     i = [s for s in inner.lower().split("/") if s]

@@ -33,9 +33,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mi_helpers.diagnose import Diagnosis, DiagnosisContext, diagnose, diagnosis_for, environment_traps
+from mi_helpers.diagnose import (
+    Diagnosis,
+    DiagnosisContext,
+    diagnose,
+    diagnosis_for,
+    environment_traps,
+    scope_covers,
+)
 from mi_helpers.redact import redact
-from mi_helpers.validate import InputError, validate_guid, validate_resource_group, validate_vm_name
+from mi_helpers.validate import (
+    InputError,
+    validate_guid,
+    validate_resource_group,
+    validate_seconds,
+    validate_vm_name,
+)
 
 __all__ = ["DOCTOR_SCENARIO_PARAMS", "LOAD_SCENARIOS", "Check", "DoctorReport", "doctor"]
 
@@ -643,12 +656,6 @@ def _check_principal(st: _State) -> Check:
     return Check("principal-matches", title, FAIL, f"token oid {oid} ≠ VM {label} principalId {expected}", d)
 
 
-def _covers(outer: str, inner: str) -> bool:
-    o = [s for s in outer.lower().split("/") if s]
-    i = [s for s in inner.lower().split("/") if s]
-    return len(o) <= len(i) and i[: len(o)] == o
-
-
 def _check_roles(st: _State) -> Check:
     from mi_helpers.arm import ROLE_NAMES, authorization_client
 
@@ -678,7 +685,7 @@ def _check_roles(st: _State) -> Check:
     found = []
     for ra in out.value:
         ra_scope = str(getattr(ra, "scope", "") or "")
-        if str(getattr(ra, "principal_id", "")).lower() == str(oid).lower() and _covers(ra_scope, scope):
+        if str(getattr(ra, "principal_id", "")).lower() == str(oid).lower() and scope_covers(ra_scope, scope):
             role_id = str(getattr(ra, "role_definition_id", "") or "").rstrip("/").rsplit("/", 1)[-1]
             found.append(f"{ROLE_NAMES.get(role_id.lower(), role_id)} at {ra_scope}")
     if not found:
@@ -710,18 +717,6 @@ _CHECKS: list[tuple[str, str, Callable[[_State], Check], tuple[str, ...]]] = [
 
 
 # ------------------------------------------------------------------------------------------- scenario run
-
-
-def _validate_budget(budget: object) -> float:
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
-        raise InputError(
-            "budget", f"{budget!r} is not a number of seconds (a positive number, e.g. 15)", budget
-        )
-    if not budget > 0 or budget != budget or budget == float("inf"):
-        raise InputError(
-            "budget", f"{budget!r} is not allowed (a positive number of seconds, e.g. 15)", budget
-        )
-    return float(budget)
 
 
 def _validate_scenario_name(scenario: object) -> str:
@@ -819,7 +814,7 @@ def doctor(
     `resource_group`, `subscription_id` default to the VM's instance metadata. `progress` prints each step
     to stderr.
     """
-    budget = _validate_budget(budget)
+    budget = validate_seconds(budget, "budget")
     if client_id is not None:
         client_id = validate_guid(client_id, "client_id")
     if vm_name is not None:

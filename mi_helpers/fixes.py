@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-IMDS_HOST = "169.254.169.254"
+from mi_helpers.target import IMDS_ADDRESS
+
+IMDS_HOST = IMDS_ADDRESS
 ARM_RESOURCE = "https://management.azure.com/"
 
 DOC_IMDS = "https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import ClientAuthenticationError
 
 from mi_helpers.redact import redact, redact_token
-from mi_helpers.validate import InputError, validate_one_selector, validate_resource
+from mi_helpers.validate import InputError, validate_one_selector, validate_resource, validate_seconds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -171,8 +170,8 @@ def credential(
     ``kwargs`` go to the credential (and its azure-core pipeline).
     """
     selector = validate_one_selector(client_id, object_id, resource_id)
-    _check_positive("connection_timeout", connection_timeout)
-    _check_positive("read_timeout", read_timeout)
+    validate_seconds(connection_timeout, "connection_timeout")
+    validate_seconds(read_timeout, "read_timeout")
     return _build_credential(
         selector,
         connection_timeout=connection_timeout,
@@ -740,12 +739,6 @@ def scope_of(resource: object, cloud: str = "public") -> str:
     return text if text.endswith("/.default") else f"{text}/.default"
 
 
-def _check_positive(field: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise InputError(field, f"{value!r} is not allowed (a number of seconds greater than 0)", value)
-    return float(value)
-
-
 def _backoff(retry_index: int, delta: float) -> float:
     """The documented exponential back-off: delta·(2^i − 1) → 0, 2, 6, 14, 30 s for delta 2, at most 60 s."""
     return min(MAX_BACKOFF, delta * (2**retry_index - 1))
@@ -779,11 +772,11 @@ def get_token(
     selector = validate_one_selector(client_id, object_id, resource_id)
     if credential is not None and selector is not None:
         raise InputError("credential", "pass either credential= or client_id/object_id/resource_id, not both")
-    budget = _check_positive("budget", budget)
-    connect_timeout = _check_positive("connect_timeout", connect_timeout)
-    read_timeout = _check_positive("read_timeout", read_timeout)
+    budget = validate_seconds(budget, "budget")
+    connect_timeout = validate_seconds(connect_timeout, "connect_timeout")
+    read_timeout = validate_seconds(read_timeout, "read_timeout")
     if backoff != 0:
-        _check_positive("backoff", backoff)
+        validate_seconds(backoff, "backoff")
     tgt = target()
     scope = scope_of(resource, tgt.cloud)
     url = f"{tgt.imds_url}{TOKEN_PATH}"

@@ -8,6 +8,7 @@ contract (one resource URI with a scheme per request).
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ __all__ = [
     "validate_resource",
     "validate_resource_group",
     "validate_scenario",
+    "validate_seconds",
     "validate_uami_resource_id",
     "validate_vm_name",
 ]
@@ -248,3 +250,20 @@ def install_notebook_error_display() -> bool:
 
     shell.set_custom_exc((InputError,), _show_input_error)
     return True
+
+
+def validate_seconds(value: object, field: str, *, example: float = 15) -> float:
+    """A positive, finite number of seconds (a number, or its text from a command line)."""
+    number = math.nan
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    if not 0 < number < math.inf:
+        raise InputError(
+            field, f"{value!r} is not allowed (a positive number of seconds, e.g. {example:g})", value
+        )
+    return number

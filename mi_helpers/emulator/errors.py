@@ -13,6 +13,8 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from mi_helpers.emulator.tokens import ARM_AUDIENCES
+
 __all__ = [
     "IMDS_CONTENT_TYPE",
     "IMDS_NEWEST_VERSIONS",
@@ -35,10 +37,7 @@ __all__ = [
 IMDS_CONTENT_TYPE = "application/json; charset=utf-8"
 ARM_CONTENT_TYPE = "application/json; charset=utf-8"
 IMDS_NEWEST_VERSIONS = ["2025-04-07", "2024-07-17", "2024-03-15"]
-ALLOWED_ARM_AUDIENCES_TEXT = (
-    "'https://management.core.windows.net/','https://management.core.windows.net',"
-    "'https://management.azure.com/','https://management.azure.com'"
-)
+ALLOWED_ARM_AUDIENCES_TEXT = ",".join(f"'{aud}'" for aud in ARM_AUDIENCES)
 
 
 def _dumps(body: Any) -> str:
