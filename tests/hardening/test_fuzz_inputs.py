@@ -7,7 +7,6 @@ Whatever a learner types, the answer is either an accepted value or ONE line tha
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 from typing import Any
 
@@ -142,7 +141,8 @@ def test_selector_accepts_at_most_one(client_id: Any, object_id: Any, resource_i
 @SETTINGS
 @given(name=anything, cloud=anything)
 def test_scope_for_and_audiences(name: Any, cloud: Any) -> None:
-    audiences = importlib.import_module("mi_helpers.audiences")
+    from mi_helpers import clouds as audiences
+
     try:
         scope = audiences.scope_for(name, cloud)
     except InputError as exc:
@@ -197,7 +197,7 @@ def test_scenario_parameters(scenario: str, overrides: dict[str, Any]) -> None:
 @SETTINGS
 @given(context=st.dictionaries(texts, anything, max_size=3))
 def test_diagnose_context_keys(context: dict[str, Any]) -> None:
-    from mi_helpers.diagnose import DiagnosisContext, diagnose
+    from mi_helpers.diagnosis import DiagnosisContext, diagnose
 
     try:
         d = diagnose("ManagedIdentityCredential authentication unavailable.", context=context)
@@ -213,7 +213,7 @@ def test_diagnose_context_keys(context: dict[str, Any]) -> None:
 @given(text=texts)
 def test_diagnose_any_text(text: str) -> None:
     """Any message text (pasted az/PowerShell output) gets a diagnosis with a known id, never an error."""
-    from mi_helpers.diagnose import DIAGNOSIS_IDS, diagnose
+    from mi_helpers.diagnosis import DIAGNOSIS_IDS, diagnose
 
     d = diagnose(text)
     assert d.id in DIAGNOSIS_IDS
@@ -243,8 +243,8 @@ def _one_line_error(view: Any, field_names: tuple[str, ...]) -> None:
 )
 def test_vm_view_values(hardening_emulator: Any, sub: str, rg: str, vm: str) -> None:
     """The VM look-up view: any field values → a principal id, or one line naming a field, or a diagnosis."""
+    from mi_helpers.notebook.widgets import VmIdentityView
     from mi_helpers.validate import validate_guid, validate_resource_group, validate_vm_name
-    from mi_helpers.widgets import VmIdentityView
 
     view = VmIdentityView(prefill=False)
     view.subscription.value, view.resource_group.value, view.vm_name.value = sub, rg, vm
@@ -269,10 +269,14 @@ def test_vm_view_values(hardening_emulator: Any, sub: str, rg: str, vm: str) -> 
 @given(budget=anything)
 def test_doctor_view_budget(budget: Any) -> None:
     """A bad budget typed into the doctor view shows one line naming ``budget``, and no checks run."""
-    from mi_helpers.widgets import DoctorView
+    from mi_helpers.notebook.widgets import DoctorView
+    from mi_helpers.validate import validate_seconds
 
-    bad = isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < float("inf")
-    if not bad:
+    try:
+        validate_seconds(budget, "budget")  # numbers and numeric text ("1") are valid budgets
+    except InputError:
+        pass
+    else:
         return  # a valid budget would run the whole checklist: covered by the fault matrix
     view = DoctorView(budget=budget)
     view.run()
