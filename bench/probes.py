@@ -38,8 +38,8 @@ def _helpers_in(scenario: str, **params: Any) -> Any:
     import requests  # noqa: F401
 
     import mi_helpers
-    import mi_helpers.diagnose
-    import mi_helpers.doctor
+    import mi_helpers.checklist
+    import mi_helpers.diagnosis
     import mi_helpers.identity
 
     return mi_helpers.use_emulator(scenario, **params)
@@ -196,9 +196,9 @@ def token_cold(kind: str) -> None:
         if kind == "helpers-preimported":  # what the first call would import lazily, imported up front
             import jwt  # noqa: F401
 
-            import mi_helpers.audiences
+            import mi_helpers.clouds
             import mi_helpers.emulator.client
-            import mi_helpers.target
+            import mi_helpers.targeting
 
         t0 = time.perf_counter()
         tok = mi_helpers.get_token("arm", progress=False)

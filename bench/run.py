@@ -69,9 +69,10 @@ PYCACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mi-b
 WARM_IMPORTS = (
     "import azure.identity, azure.mgmt.compute, azure.mgmt.resource, azure.mgmt.authorization, "
     "azure.mgmt.msi, jwt, requests, pandas, ipywidgets, ipykernel.kernelapp, nbclient, nbformat, werkzeug; "
-    "import mi_helpers, mi_helpers.identity, mi_helpers.target, mi_helpers.audiences, mi_helpers.diagnose, "
-    "mi_helpers.doctor, mi_helpers.arm, mi_helpers.widgets, mi_helpers.notebook, mi_helpers.lab_scenarios, "
-    "mi_helpers.tour, mi_helpers.cli, mi_helpers.emulator.server, mi_helpers.emulator.client"
+    "import mi_helpers, mi_helpers.identity, mi_helpers.targeting, mi_helpers.clouds, mi_helpers.diagnosis, "
+    "mi_helpers.checklist, mi_helpers.arm, mi_helpers.notebook.widgets, mi_helpers.notebook, "
+    "mi_helpers.notebook.error_lab, "
+    "mi_helpers.launch.tour, mi_helpers.cli, mi_helpers.emulator.server, mi_helpers.emulator.client"
 )
 
 

@@ -12,26 +12,26 @@ the Azure SDK, so the CLI and notebooks start fast; the first use of a name impo
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from mi_helpers import _moved
+
+__version__ = "0.2.0.dev0"  # the one place the version is written (pyproject reads it)
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    # target
-    "Target": "target",
-    "target": "target",
-    "use_emulator": "target",
-    "reset_target": "target",
-    "current_emulator": "target",
-    "detect": "target",
+    # targeting
+    "Target": "targeting",
+    "target": "targeting",
+    "use_emulator": "targeting",
+    "reset_target": "targeting",
+    "current_emulator": "targeting",
+    "detect": "targeting",
     # validate
     "InputError": "validate",
     "install_notebook_error_display": "validate",
-    # redact
-    "redact": "redact",
+    # redaction
+    "redact": "redaction",
     # identity
     "credential": "identity",
     "get_token": "identity",
@@ -53,14 +53,14 @@ _EXPORTS: dict[str, str] = {
     "compute_client": "arm",
     "resource_client": "arm",
     "authorization_client": "arm",
-    # audiences
-    "audiences": "audiences",
-    "scope_for": "audiences",
-    "resource_for": "audiences",
-    # written by other parts of the project
-    "diagnose": "diagnose",
-    "Diagnosis": "diagnose",
-    "doctor": "doctor",
+    # clouds
+    "audiences": "clouds",
+    "scope_for": "clouds",
+    "resource_for": "clouds",
+    # diagnosis and the checklist
+    "diagnose": "diagnosis",
+    "Diagnosis": "diagnosis",
+    "doctor": "checklist",
 }
 
 __all__ = [
@@ -115,7 +115,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run
         vm_identity,
         vm_principal_id,
     )
-    from mi_helpers.audiences import audiences, resource_for, scope_for
+    from mi_helpers.clouds import audiences, resource_for, scope_for
     from mi_helpers.identity import (
         Attempt,
         ProgressEvent,
@@ -125,25 +125,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run
         decode_claims,
         get_token,
     )
-    from mi_helpers.redact import redact
-    from mi_helpers.target import Target, current_emulator, detect, reset_target, target, use_emulator
+    from mi_helpers.redaction import redact
+    from mi_helpers.targeting import Target, current_emulator, detect, reset_target, target, use_emulator
     from mi_helpers.validate import InputError, install_notebook_error_display
 
 
-# Functions that share their module's name (mi_helpers.target() lives in mi_helpers/target.py). Importing a
-# submodule normally sets the package attribute to the module object, which would hide the function; the
-# package's module class refuses that one assignment. Import such modules with importlib.import_module().
-_SHADOWED = frozenset(name for name, module in _EXPORTS.items() if name == module)
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+_moved.install()  # 0.1 module paths (mi_helpers.widgets, …) keep working, with a DeprecationWarning
 
 
 def __getattr__(name: str) -> Any:

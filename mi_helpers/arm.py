@@ -5,7 +5,7 @@ Every client is built for the current target (``base_url``, ``credential_scopes`
 timeouts (5 s to connect, 10 s to read) and two retries, so a broken endpoint fails within about half a
 minute instead of the SDK's minutes. Inputs are validated before any request;
 ARM errors propagate as the SDK's own exceptions (``HttpResponseError`` and subclasses), which
-``mi_helpers.diagnose`` explains.
+``mi_helpers.diagnosis`` explains.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def instance_metadata(*, timeout: tuple[float, float] = (2.0, 5.0)) -> InstanceM
     """
     import requests
 
-    from mi_helpers.target import target
+    from mi_helpers.targeting import target
 
     url = f"{target().imds_url}/metadata/instance"
     with requests.Session() as session:
@@ -108,7 +108,7 @@ def instance_metadata(*, timeout: tuple[float, float] = (2.0, 5.0)) -> InstanceM
 
 
 def _client_kwargs(**overrides: Any) -> dict[str, Any]:
-    from mi_helpers.target import target
+    from mi_helpers.targeting import target
 
     tgt = target()
     kwargs: dict[str, Any] = {

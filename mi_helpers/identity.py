@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ClientAuthenticationError
 
-from mi_helpers.redact import redact, redact_token
+from mi_helpers.redaction import redact, redact_token
 from mi_helpers.validate import InputError, validate_one_selector, validate_resource, validate_seconds
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def selector_label(selector: Selector) -> str:
 def _build_credential(selector: Selector, **kwargs: Any) -> ManagedIdentityCredential:
     from azure.identity import ManagedIdentityCredential
 
-    from mi_helpers.target import target
+    from mi_helpers.targeting import target
 
     target()  # make sure the endpoint variables are exported before the SDK reads them
     kwargs.setdefault("raw_request_hook", _on_request)
@@ -187,7 +187,7 @@ _credentials: dict[tuple[Any, ...], Any] = {}
 
 def _shared_credential(selector: Selector, connect_timeout: float, read_timeout: float) -> Any:
     """One credential per identity and target, so MSAL's token cache spares IMDS repeated requests."""
-    from mi_helpers.target import target
+    from mi_helpers.targeting import target
 
     key = (target().imds_url, selector, connect_timeout, read_timeout)
     with _cache_lock:
@@ -523,7 +523,7 @@ _KIND_TEXT = {
 }
 
 
-def _classify(exc: BaseException, log: list[_Response]) -> Attempt:
+def _classify(exc: BaseException, log: list[_Response]) -> Attempt:  # noqa: C901
     """Turn one failed SDK call (and the exchanges recorded during it) into an :class:`Attempt`."""
     answered = [r for r in log if r.status is not None]
     last = answered[-1] if answered else None
@@ -722,7 +722,7 @@ def scope_of(resource: object, cloud: str = "public") -> str:
     a scope. A resource URI gets ``/.default`` appended verbatim, so IMDS receives it exactly as typed.
     """
     if isinstance(resource, str) and resource.strip() and not any(c in resource for c in ":/."):
-        from mi_helpers.audiences import SERVICES, scope_for
+        from mi_helpers.clouds import SERVICES, scope_for
 
         try:
             return scope_for(resource, cloud)
@@ -744,7 +744,7 @@ def _backoff(retry_index: int, delta: float) -> float:
     return min(MAX_BACKOFF, delta * (2**retry_index - 1))
 
 
-def get_token(
+def get_token(  # noqa: C901
     resource: str = "arm",
     *,
     client_id: str | None = None,
@@ -760,14 +760,14 @@ def get_token(
 ) -> TokenInfo:
     """Get a managed-identity token for ``resource`` within ``budget`` seconds, or raise :class:`SignInError`.
 
-    ``resource``: a service name (see :func:`mi_helpers.audiences.audiences`), a resource URI or a scope.
+    ``resource``: a service name (see :func:`mi_helpers.clouds.audiences`), a resource URI or a scope.
     One selector at most (``client_id``/``object_id``/``resource_id``), or a ready ``credential``.
     ``progress``: True for a progress bar (shown only once something is slow), False for none, or a
     callable receiving :class:`ProgressEvent`. ``backoff`` is the back-off delta in seconds (documented:
     2 s); ``max_retries`` bounds retries other than 410s, which are polled every 2 s for up to IMDS's
     documented 70 s window (budget permitting).
     """
-    from mi_helpers.target import target
+    from mi_helpers.targeting import target
 
     selector = validate_one_selector(client_id, object_id, resource_id)
     if credential is not None and selector is not None:

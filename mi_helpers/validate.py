@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from mi_helpers.redact import redact
+from mi_helpers.redaction import redact
 
 __all__ = [
     "GUID_EXAMPLE",

@@ -180,7 +180,7 @@ class ImdsLayer:
         except WireError as err:
             return err.response()
 
-    def _handle(self, request: Request) -> Response:
+    def _handle(self, request: Request) -> Response:  # noqa: C901
         emu = self.emu
         endpoint: str | None
         args: Any = {}

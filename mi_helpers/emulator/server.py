@@ -45,7 +45,7 @@ from mi_helpers.emulator.scenarios import (
 from mi_helpers.emulator.tls import ensure_signing_key, ensure_tls, server_ssl_context
 from mi_helpers.emulator.tokens import TokenIssuer
 from mi_helpers.emulator.world import World
-from mi_helpers.redact import redact, redact_token
+from mi_helpers.redaction import redact, redact_token
 from mi_helpers.validate import InputError
 
 __all__ = ["IMDS_SERVER_HEADER", "Emulator"]
@@ -560,7 +560,7 @@ class Emulator:
                 self.engine.replace(build_faults(sc, resolved))
         return self.scenario_state()
 
-    def apply_fix(self, action: str, **kw: Any) -> dict[str, Any]:
+    def apply_fix(self, action: str, **kw: Any) -> dict[str, Any]:  # noqa: C901
         """Change the live world (or faults) as a learner's fix would; returns what happened."""
         if action not in FIX_ACTIONS:
             raise InputError("action", f"unknown fix {action!r} (allowed: {', '.join(FIX_ACTIONS)})", action)

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Locator, Page, Route, sync_playwright
 
-from mi_helpers import lab as mi_lab
-from mi_helpers.lab import LabHandle
+from mi_helpers.launch import jupyterlab as mi_lab
+from mi_helpers.launch.jupyterlab import LabHandle
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"

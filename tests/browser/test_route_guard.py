@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mi_helpers.target import IMDS_ADDRESS
+from mi_helpers.targeting import IMDS_ADDRESS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

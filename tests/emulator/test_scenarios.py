@@ -48,7 +48,7 @@ from emulator_suite import (
     unverified_claims,
 )
 
-from mi_helpers.target import IMDS_ADDRESS
+from mi_helpers.targeting import IMDS_ADDRESS
 
 pytestmark = pytest.mark.timeout(60)
 

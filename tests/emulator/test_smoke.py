@@ -68,7 +68,7 @@ def test_healthy_sdk_round_trip(fresh: Any, monkeypatch: pytest.MonkeyPatch) -> 
     assert vm.identity.principal_id == SYS_PRINCIPAL
     listeners = {e["listener"] for e in fresh.request_log()}
     assert listeners == {"imds", "arm"}
-    from mi_helpers.redact import JWT_PATTERN
+    from mi_helpers.redaction import JWT_PATTERN
 
     assert not JWT_PATTERN.search(json.dumps(fresh.request_log()))
     assert any("…" in (e["authorization"] or "") for e in fresh.request_log())

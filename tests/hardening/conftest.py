@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import logging
 import os
@@ -14,10 +13,10 @@ from typing import Any
 
 import pytest
 
-sys.modules.setdefault("hardening_suite", sys.modules[__name__])
+from mi_helpers import identity as identity_mod
+from mi_helpers import targeting as target_mod
 
-target_mod = importlib.import_module("mi_helpers.target")
-identity_mod = importlib.import_module("mi_helpers.identity")
+sys.modules.setdefault("hardening_suite", sys.modules[__name__])
 
 # Three base64url segments, the first two long enough to be a JSON header/payload, the third possibly
 # empty (unsigned tokens). Stricter than "starts with eyJ": any JWT, whatever its header looks like.

@@ -224,8 +224,8 @@ def test_input_errors_redact_the_value(hardening_emulator: Any) -> None:
 
 
 def test_reports_views_and_controls_redact(hardening_emulator: Any) -> None:
-    from mi_helpers.lab import LabHandle
-    from mi_helpers.widgets import TokenForServiceView
+    from mi_helpers.launch.jupyterlab import LabHandle
+    from mi_helpers.notebook.widgets import TokenForServiceView
 
     mi.use_emulator("healthy")
     rep = mi.doctor(budget=15)
@@ -235,7 +235,7 @@ def test_reports_views_and_controls_redact(hardening_emulator: Any) -> None:
     assert view.get_token() is not None
     text += view.texts() + json.dumps(view.output.outputs, default=str)
     # The error lab's attempts (a success and a failure), with their own private emulator.
-    from mi_helpers.lab_scenarios import ErrorLab
+    from mi_helpers.notebook.error_lab import ErrorLab
 
     with ErrorLab(budget=4) as lab:
         bad = lab.run("no-role-assignment")
@@ -302,7 +302,7 @@ def _executed_copies(base: Path) -> dict[str, list[Path]]:
 def test_executed_notebooks_hold_no_token(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     """Every notebook's executed copy: reused from tests/notebooks when it ran in this session (this test
     is moved to the end of the run for that), otherwise executed here through the tour."""
-    from mi_helpers.tour import run_tour
+    from mi_helpers.launch.tour import run_tour
 
     copies = _executed_copies(tmp_path_factory.getbasetemp())
     missing = [n for n in NOTEBOOKS if n not in copies]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import threading
@@ -12,8 +11,8 @@ from typing import Any
 
 import pytest
 
-target_mod = importlib.import_module("mi_helpers.target")
-identity_mod = importlib.import_module("mi_helpers.identity")
+from mi_helpers import identity as identity_mod
+from mi_helpers import targeting as target_mod
 
 # Stable IDs of the emulator's default world (docs/architecture.md).
 TENANT = "5f3b7d2a-8c41-4e6b-9a0d-2c7e1b4f6a93"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mi_helpers.audiences import CLOUDS, SERVICES, audiences, cloud_info, resource_for, scope_for
+from mi_helpers.clouds import CLOUDS, SERVICES, audiences, cloud_info, resource_for, scope_for
 from mi_helpers.validate import InputError
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mi_helpers.redact import JWT_PATTERN
+from mi_helpers.redaction import JWT_PATTERN
 
 # Variables that would attach the child to an emulator this test process runs (it must start its own).
 _EMULATOR_VARS = (

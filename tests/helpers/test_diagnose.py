@@ -1,4 +1,4 @@
-"""Unit tests of `mi_helpers.diagnose`: captured texts, real SDK exceptions, context, traps, redaction."""
+"""Unit tests of `mi_helpers.diagnosis`: captured texts, real SDK exceptions, context, traps, redaction."""
 
 from __future__ import annotations
 
@@ -16,16 +16,17 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from mi_helpers.diagnose import (
+from mi_helpers.diagnosis import (
     DIAGNOSIS_IDS,
     Diagnosis,
     DiagnosisContext,
+    catalogue,
     diagnose,
     diagnosis_for,
     environment_traps,
 )
-from mi_helpers.fixes import CATALOGUE
-from mi_helpers.target import IMDS_ADDRESS
+from mi_helpers.diagnosis.catalogue import CATALOGUE
+from mi_helpers.targeting import IMDS_ADDRESS
 from mi_helpers.validate import InputError
 
 # Verbatim texts from public reports; the IMDS address is kept as a placeholder and filled in here.
@@ -81,7 +82,7 @@ def test_catalogue_covers_required_ids() -> None:
     for did, recipe in CATALOGUE.items():
         assert recipe.docs.startswith("https://learn.microsoft.com/"), did
         assert recipe.fix and recipe.cause and recipe.title, did
-        cmds = recipe.commands(__import__("mi_helpers.fixes").fixes.Placeholders())
+        cmds = recipe.commands(catalogue.Placeholders())
         assert set(cmds) == {"portal", "az", "powershell"}, did
         assert all(cmds.values()), did
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from mi_helpers.doctor import Check, DoctorReport, doctor
+from mi_helpers.checklist import Check, DoctorReport, doctor
 from mi_helpers.emulator import SCENARIOS
-from mi_helpers.redact import JWT_PATTERN
+from mi_helpers.redaction import JWT_PATTERN
 from mi_helpers.validate import InputError
 
 # scenario -> (expected diagnosis id, status of the check carrying it); None = everything passes.
@@ -199,10 +199,9 @@ def test_check_to_dict_without_diagnosis() -> None:
 
 def test_forced_azure_off_azure_is_not_on_azure(fresh_target: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """MI_HELPERS_TARGET=azure on a machine that is not an Azure VM: nothing answers → not-on-azure."""
-    import importlib
     import socket
 
-    target_mod = importlib.import_module("mi_helpers.target")  # the package exports a function of that name
+    from mi_helpers import targeting as target_mod
 
     with socket.socket() as s:  # a loopback port where nothing listens
         s.bind(("127.0.0.1", 0))
@@ -221,9 +220,9 @@ def test_forced_azure_off_azure_is_not_on_azure(fresh_target: None, monkeypatch:
 
 
 def test_emulator_switch_failure_is_a_report(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
 
-    target_mod = importlib.import_module("mi_helpers.target")
+    from mi_helpers import targeting as target_mod
+
     real = target_mod.use_emulator
 
     def broken(scenario: str = "healthy", **params: Any) -> Any:

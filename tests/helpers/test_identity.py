@@ -19,7 +19,7 @@ from azure.core.exceptions import ClientAuthenticationError
 
 import mi_helpers as mi
 from mi_helpers.identity import SignInError, decode_claims
-from mi_helpers.target import IMDS_ADDRESS
+from mi_helpers.targeting import IMDS_ADDRESS
 from mi_helpers.validate import InputError
 
 from .conftest import (
@@ -275,7 +275,7 @@ def test_no_whole_token_in_logs(imds_stub: Stub, caplog: pytest.LogCaptureFixtur
 
 
 def test_redact_replaces_every_jwt() -> None:
-    from mi_helpers.redact import redact
+    from mi_helpers.redaction import redact
 
     token = ".".join(
         ["eyJhbGciOiJIUzI1NiJ9", "eyJvaWQiOiIxMjM0NTY3ODkwIn0", "abcdefghijklmnop"]
@@ -451,7 +451,7 @@ def test_cli_token_failure_is_one_line_plus_diagnosis(emu: Any, capsys: pytest.C
     assert len(lines) == 1 and "Identity not found" in lines[0]
     assert "Traceback" not in captured.err + captured.out
     try:
-        import mi_helpers.diagnose  # noqa: F401  (written by another part of the project)
+        import mi_helpers.diagnosis  # noqa: F401  (written by another part of the project)
     except ImportError:
         return
     assert captured.out.strip()  # the diagnosis follows the one-line error
@@ -488,11 +488,10 @@ def test_azure_target_against_a_standalone_emulator(
     emulator: Any, fresh_target: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The `azure` target honours the redirection variables, so it can be exercised against an emulator."""
-    import importlib
 
+    from mi_helpers import targeting as target_mod
     from mi_helpers.emulator import Emulator
 
-    target_mod = importlib.import_module("mi_helpers.target")
     other = Emulator(scenario="healthy")
     other.start()
     try:
@@ -538,9 +537,9 @@ def test_progress_bar_is_shown_while_retrying(imds_stub: Stub, capsys: pytest.Ca
 def test_a_credential_with_cut_timeouts_is_not_kept_for_later_calls(emu: Any) -> None:
     """A tiny budget cuts the first try's timeouts; that credential must not become the shared one that
     later calls (and every ARM helper) use with their full timeouts."""
-    import importlib
 
-    identity = importlib.import_module("mi_helpers.identity")
+    from mi_helpers import identity as identity
+
     identity.clear_credential_cache()
     tok = mi.get_token("arm", budget=0.5, progress=False)
     assert tok.attempts[-1].kind == "ok"

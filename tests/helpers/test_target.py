@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import socket
 import subprocess
@@ -12,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from mi_helpers.target import IMDS_ADDRESS
+from mi_helpers import targeting as target_mod
+from mi_helpers.targeting import IMDS_ADDRESS
 from mi_helpers.validate import InputError
 
 from .conftest import Reply, Stub
 
-target_mod = importlib.import_module("mi_helpers.target")
 AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"
 
 
@@ -237,8 +236,7 @@ def test_reset_restores_the_users_no_proxy() -> None:
     sees the user's value (original_environ), and reset_target gives the user's value back."""
     code = (
         "import os\n"
-        "import importlib\n"
-        "t = importlib.import_module('mi_helpers.target')\n"
+        "from mi_helpers import targeting as t\n"
         "t.target()\n"
         "print(t.IMDS_ADDRESS in os.environ['NO_PROXY'])\n"
         "print(t.original_environ()['NO_PROXY'], 'no_proxy' in t.original_environ())\n"

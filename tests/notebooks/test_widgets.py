@@ -1,12 +1,11 @@
 """The widget views, driven as a learner would: set ``.value``, ``.click()``, read ``view.output.outputs``.
 
 Runs in this process against the embedded emulator (``mi.use_emulator``); the lab views get their own
-:class:`~mi_helpers.lab_scenarios.ErrorLab` (a private emulator), exactly as notebook 05 does.
+:class:`~mi_helpers.notebook.error_lab.ErrorLab` (a private emulator), exactly as notebook 05 does.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from collections.abc import Iterator
@@ -23,11 +22,11 @@ from notebook_suite import (
 )
 
 import mi_helpers as mi
-from mi_helpers.lab_scenarios import ErrorLab
-from mi_helpers.widgets import DoctorView, ErrorLabView, TokenForServiceView, VmIdentityView
+from mi_helpers import targeting as target_mod
+from mi_helpers.notebook.error_lab import ErrorLab
+from mi_helpers.notebook.widgets import DoctorView, ErrorLabView, TokenForServiceView, VmIdentityView
 
 pytestmark = pytest.mark.timeout(120)
-target_mod = importlib.import_module("mi_helpers.target")  # the module (mi_helpers.target is a function)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ import pytest
 from jupyter_client import BlockingKernelClient
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mi_helpers import lab
+from mi_helpers.launch import jupyterlab as lab
 from mi_helpers.validate import InputError
 
 pytestmark = pytest.mark.slow
@@ -233,7 +233,7 @@ def test_lab_ends_when_its_launcher_is_killed(tmp_path: Path) -> None:
     nbs = _notebooks(tmp_path)
     code = (
         "import sys, time\n"
-        "from mi_helpers.lab import start_lab\n"
+        "from mi_helpers.launch.jupyterlab import start_lab\n"
         f"h = start_lab({str(nbs)!r})\n"
         "print(h.process.pid, h.url, h.run_dir, flush=True)\n"
         "time.sleep(600)\n"
@@ -302,7 +302,7 @@ def test_overrides_and_server_config_merge_into_existing_files(tmp_path: Path) -
 
 
 def test_shipped_override_ids_exist_in_the_installed_jupyterlab() -> None:
-    """Every plugin id and key in mi_helpers/lab/overrides.json names a real setting of this JupyterLab."""
+    """Every plugin id and key in mi_helpers/launch/jupyterlab_overrides.json is a real Lab setting."""
     schemas = Path(lab.default_app_settings_dir()).parent / "schemas"
     for plugin_id, values in lab.lab_overrides().items():
         package, plugin = plugin_id.split(":")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from mi_helpers.target import IMDS_ADDRESS
+from mi_helpers.targeting import IMDS_ADDRESS
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = ROOT / "docs" / "snippets.md"

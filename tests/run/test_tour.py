@@ -13,7 +13,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from mi_helpers import cli_run, tour
+from mi_helpers.cli import run as cli_run
+from mi_helpers.launch import tour
 from mi_helpers.validate import InputError
 
 # Three base64url segments starting with eyJ: the shape of a JWT, built at run time so that no

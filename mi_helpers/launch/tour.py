@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from mi_helpers.redact import JWT_PATTERN, redact
+from mi_helpers.redaction import JWT_PATTERN, redact
 from mi_helpers.validate import InputError
 
 __all__ = ["NotebookResult", "TourReport", "find_notebooks", "format_table", "kernel_environment", "run_tour"]

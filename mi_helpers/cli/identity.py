@@ -2,7 +2,7 @@
 
 ``token`` prints the redacted token and its claims (never the whole token); ``whoami`` puts the principal
 ID from the token next to the one ARM reports for the VM. Exit codes: 0 success, 1 failure (one-line
-error, then the diagnosis when ``mi_helpers.diagnose`` is available), 2 bad usage (one line naming the field).
+error, then the diagnosis), 2 bad usage (one line naming the field).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any
 
-from mi_helpers.redact import redact
+from mi_helpers.redaction import redact
 
 __all__ = ["register", "run_token", "run_whoami"]
 
@@ -66,7 +66,7 @@ def _quiet_sdk_logs() -> None:
 def _fail(command: str, exc: BaseException) -> int:
     print(f"mi-helpers {command}: {redact(' '.join(str(exc).split()))}", file=sys.stderr)
     try:
-        from mi_helpers.diagnose import diagnose
+        from mi_helpers.diagnosis import diagnose
     except ImportError:
         return 1
     try:

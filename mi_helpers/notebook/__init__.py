@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from mi_helpers.redact import redact
-from mi_helpers.target import patched_environ
+from mi_helpers.redaction import redact
+from mi_helpers.targeting import patched_environ
 from mi_helpers.validate import InputError
 
 _COMMAND_LABELS = (("portal", "Azure portal"), ("az", "Azure CLI"), ("powershell", "Azure PowerShell"))
@@ -107,7 +107,7 @@ def _as_list(value: Any) -> list[str]:
 
 @dataclass
 class DiagnosisCard:
-    """A readable card for a :class:`mi_helpers.diagnose.Diagnosis`: title, cause, evidence, fix, commands.
+    """A readable card for a :class:`mi_helpers.diagnosis.Diagnosis`: title, cause, evidence, fix, commands.
 
     Accepts the Diagnosis object or a dict with the same fields, so it keeps working when fields are added.
     """
@@ -189,14 +189,14 @@ class DiagnosisCard:
 
 
 def diagnose(exc: BaseException) -> Any:
-    """``mi_helpers.diagnose.diagnose(exc)``, or a plain fallback card while that module is missing."""
+    """``mi_helpers.diagnosis.diagnose(exc)``, or a plain fallback card while that module is missing."""
     try:
-        from mi_helpers.diagnose import diagnose as _diagnose
+        from mi_helpers.diagnosis import diagnose as _diagnose
     except ImportError:
         return {
             "id": "unknown",
             "title": "No diagnosis available",
-            "cause": "mi_helpers.diagnose is not installed in this environment.",
+            "cause": "mi_helpers.diagnosis is not installed in this environment.",
             "evidence": [error_text(exc)],
         }
     return _diagnose(exc)
@@ -318,7 +318,7 @@ def setup(target: str = "", *, quiet: bool = False) -> Any:
         choices = ", ".join(repr(a) for a in allowed)
         raise InputError("target", f"{target!r} is not a target (one of {choices})", target)
     if target and os.environ.get("MI_HELPERS_TARGET") != target:
-        from mi_helpers.target import reset_target
+        from mi_helpers.targeting import reset_target
 
         os.environ["MI_HELPERS_TARGET"] = target
         reset_target(stop_emulator=False)  # an earlier choice is cached: choose again
@@ -511,7 +511,7 @@ class _FixedScopeCredential:
 def read_vm_with_token_for(service: str) -> Any:
     """Read this VM from ARM with a token meant for ``service`` (e.g. "storage"): ARM answers 401."""
     import mi_helpers
-    from mi_helpers.audiences import scope_for
+    from mi_helpers.clouds import scope_for
 
     scope = scope_for(service, _get(mi_helpers.target(), "cloud", "public"))
     wrong = _FixedScopeCredential(mi_helpers.credential(), scope)
@@ -580,7 +580,7 @@ def report_principal(
     if principal_id:
         print(f"The managed identity for Azure resources service principal ID is {principal_id}")
         return
-    from mi_helpers.diagnose import diagnosis_for
+    from mi_helpers.diagnosis import diagnosis_for
 
     print(f"✗ VM {vm_name!r} has no system-assigned managed identity: ARM reports no identity.principalId.")
     context = {

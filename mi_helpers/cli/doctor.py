@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--param", "only meaningful together with --scenario", params)
     # The SDK logs every failed token request as a WARNING; the report already explains them.
     logging.getLogger("azure").addHandler(logging.NullHandler())
-    from mi_helpers.doctor import doctor
+    from mi_helpers.checklist import doctor
 
     report = doctor(
         scenario=args.scenario,

@@ -57,8 +57,9 @@ LAB_SERVER_CONFIG: dict[str, Any] = {
 
 
 def lab_overrides() -> dict[str, Any]:
-    """The JupyterLab settings overrides shipped with the package (``mi_helpers/lab/overrides.json``)."""
-    text = resources.files("mi_helpers").joinpath("lab").joinpath(OVERRIDES_FILE).read_text(encoding="utf-8")
+    """The JupyterLab settings overrides shipped with the package (``jupyterlab_overrides.json``)."""
+    shipped = resources.files("mi_helpers.launch").joinpath("jupyterlab_overrides.json")
+    text = shipped.read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 

@@ -3,8 +3,8 @@
 `diagnose()` reads what the real clients produce — azure-identity (sync and async) exceptions and their
 ``__cause__``/``__context__`` chain, azure-core ``HttpResponseError`` with ``e.error.code``, MSAL/IMDS error
 dicts, and az CLI / Az PowerShell texts given as plain strings — and maps it to a stable id from the
-failure-mode catalogue (`mi_helpers.fixes`). Text alone cannot tell some cases apart (an identity that was
-just attached vs one never attached; a role assignment that exists but has not propagated vs none at all);
+failure-mode catalogue (:mod:`.catalogue`). Text alone cannot tell some cases apart (an identity that was just
+attached vs one never attached; a role assignment that exists but has not propagated vs none at all);
 for those, `context` supplies what the caller knows (attempt history, the ARM view, the environment).
 
 `environment_traps()` lists environment settings that silently change where a managed-identity token
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mi_helpers import fixes
-from mi_helpers.redact import redact, redact_token
+from mi_helpers.diagnosis import catalogue as fixes
+from mi_helpers.redaction import redact, redact_token
 from mi_helpers.validate import InputError
 
 __all__ = [
@@ -128,7 +128,7 @@ class DiagnosisContext:
         return cls(**kw)
 
     def as_placeholders(self) -> dict[str, object]:
-        """The values `mi_helpers.fixes` fills into commands."""
+        """The values `mi_helpers.diagnosis.catalogue` fills into commands."""
         return {
             "subscription_id": self.subscription_id,
             "resource_group": self.resource_group,
@@ -561,7 +561,7 @@ def _refine(did: str, facts: _Facts, ctx: DiagnosisContext) -> str:
     return did
 
 
-def _base_id(facts: _Facts, ctx: DiagnosisContext) -> str:
+def _base_id(facts: _Facts, ctx: DiagnosisContext) -> str:  # noqa: C901
     """An ordered rule list: most specific evidence first."""
     stage = _stage(facts, ctx)
     statuses = set(facts.statuses)
@@ -964,7 +964,7 @@ def _loopback(url: str) -> bool:
     return host in ("localhost",) or host.startswith("127.") or host == "::1"
 
 
-def environment_traps(
+def environment_traps(  # noqa: C901
     environ: Mapping[str, str] | None = None,
     *,
     arc_agent_path: str | os.PathLike[str] | None = "/opt/azcmagent/bin/himds",

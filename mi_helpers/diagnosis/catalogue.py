@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from mi_helpers.target import IMDS_ADDRESS
+from mi_helpers.targeting import IMDS_ADDRESS
 
 IMDS_HOST = IMDS_ADDRESS
 ARM_RESOURCE = "https://management.azure.com/"

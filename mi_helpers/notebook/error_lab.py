@@ -4,7 +4,7 @@
 real IMDS, even on an Azure VM, and never the shared emulator of ``mi-helpers lab``), switches it to one
 scenario at a time and runs *the program*: the source article's script in Python (sign in with the managed
 identity, then read the VM from ARM with azure-mgmt-compute). Each run keeps the raw SDK error text and its
-:class:`~mi_helpers.diagnose.Diagnosis`. ``apply_fix`` applies what the diagnosis recommends, on the emulator
+:class:`~mi_helpers.diagnosis.Diagnosis`. ``apply_fix`` applies what the diagnosis recommends, on the emulator
 (grant a role, bring IMDS back) or on the client (name the identity, drop a stale variable, bypass a proxy);
 for transient failures the fix is to retry with back-off, which ``retry_until_green`` does while reporting
 progress. ``walk`` does all of that for a list of scenarios and returns one summary row per scenario.
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mi_helpers.notebook import DiagnosisCard, ErrorText, error_text, quiet_sdk_logs, scrub
-from mi_helpers.target import patched_environ
+from mi_helpers.targeting import patched_environ
 from mi_helpers.validate import InputError
 
 __all__ = ["LAB_SCENARIOS", "ErrorLab", "LabAttempt", "LabScenario"]
@@ -436,7 +436,7 @@ class ErrorLab:
 
     def attempt(self) -> LabAttempt:
         """Run the program once, no retries; keep the raw error and its diagnosis."""
-        from mi_helpers.diagnose import diagnose
+        from mi_helpers.diagnosis import diagnose
 
         env_box: dict[str, Any] = {}
         t0 = time.monotonic()

@@ -12,15 +12,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mi_helpers.cli_doctor import register as add_doctor_command
-from mi_helpers.cli_identity import register as add_identity_commands
-from mi_helpers.cli_run import add_lab_command, add_tour_command
+from mi_helpers.cli.doctor import register as add_doctor_command
+from mi_helpers.cli.identity import register as add_identity_commands
+from mi_helpers.cli.run import add_lab_command, add_tour_command
 
 __all__ = ["build_parser", "main"]
 
 
 def _register_emulator(sub: Any) -> None:
-    from mi_helpers.emulator.cli import register
+    from mi_helpers.cli.emulator import register
 
     register(sub)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mi_helpers.audiences import CLOUDS, Cloud, cloud_info
+from mi_helpers.clouds import CLOUDS, Cloud, cloud_info
 from mi_helpers.validate import InputError, validate_scenario
 
 __all__ = [

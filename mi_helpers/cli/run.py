@@ -57,7 +57,7 @@ def add_tour_command(subparsers: Any) -> None:
 
 def cmd_tour(args: argparse.Namespace) -> int:
     """Run the tour; 0 when every notebook passed (or there is none yet), 1 otherwise, 2 on bad input."""
-    from mi_helpers import tour
+    from mi_helpers.launch import tour
 
     try:
         if args.notebooks.is_dir() and not tour.find_notebooks(args.notebooks):
@@ -98,7 +98,7 @@ def add_lab_command(subparsers: Any) -> None:
 
 def cmd_lab(args: argparse.Namespace) -> int:
     """Run Lab + emulator until Ctrl-C; 2 on bad input."""
-    from mi_helpers.lab import run_lab
+    from mi_helpers.launch.jupyterlab import run_lab
 
     try:
         return run_lab(

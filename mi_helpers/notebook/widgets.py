@@ -190,7 +190,7 @@ class TokenForServiceView(View):
     """Pick a service and a cloud, get a token for it and show its claims (``aud`` first)."""
 
     def __init__(self, service: str = "Key Vault", cloud: str = "public") -> None:
-        from mi_helpers.audiences import SERVICES
+        from mi_helpers.clouds import SERVICES
 
         wanted = service.strip().lower()
         names = [s.name for s in SERVICES if wanted in (s.name.lower(), *(a.lower() for a in s.aliases))]
@@ -217,7 +217,7 @@ class TokenForServiceView(View):
         self.root = w.VBox([w.HBox([self.service, self.cloud]), self.scope, self.get_button, self.output])
 
     def _update_scope(self, _change: Any = None) -> None:
-        from mi_helpers.audiences import scope_for
+        from mi_helpers.clouds import scope_for
 
         try:
             self.scope.value = scope_for(self.service.value, self.cloud.value)
@@ -227,7 +227,7 @@ class TokenForServiceView(View):
     def get_token(self, _button: Any = None) -> Any:
         """Ask the managed identity for a token for the chosen service and show its claims table."""
         import mi_helpers
-        from mi_helpers.audiences import scope_for
+        from mi_helpers.clouds import scope_for
 
         self.clear()
         self.token = None
@@ -251,11 +251,11 @@ class TokenForServiceView(View):
 class ErrorLabView(View):
     """Scenario dropdown, Run, Apply the fix, Reset; raw error → diagnosis card → fix → retry until green.
 
-    All logic lives in :class:`mi_helpers.lab_scenarios.ErrorLab`; this view only wires buttons to it.
+    All logic lives in :class:`mi_helpers.notebook.error_lab.ErrorLab`; this view only wires buttons to it.
     """
 
     def __init__(self, lab: Any = None, scenario: str | None = None) -> None:
-        from mi_helpers.lab_scenarios import ErrorLab
+        from mi_helpers.notebook.error_lab import ErrorLab
 
         self.lab = lab if lab is not None else ErrorLab()
         names = [(f"{s.title} ({s.name})", s.name) for s in self.lab.scenarios]

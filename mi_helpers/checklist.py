@@ -22,7 +22,6 @@ carrying its diagnosis.
 from __future__ import annotations
 
 import html
-import importlib
 import json
 import os
 import sys
@@ -33,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mi_helpers.diagnose import (
+from mi_helpers.diagnosis import (
     Diagnosis,
     DiagnosisContext,
     diagnose,
@@ -41,7 +40,7 @@ from mi_helpers.diagnose import (
     environment_traps,
     scope_covers,
 )
-from mi_helpers.redact import redact
+from mi_helpers.redaction import redact
 from mi_helpers.validate import (
     InputError,
     validate_guid,
@@ -284,7 +283,7 @@ class _State:
 
 
 def _check_target(st: _State) -> Check:
-    from mi_helpers.target import detect, target
+    from mi_helpers.targeting import detect, target
 
     title = "Target: where requests go"
     try:
@@ -318,7 +317,7 @@ def _world_of(tgt: Any) -> dict[str, Any] | None:
 def _check_environment(st: _State) -> Check:
     title = "Environment: settings that change sign-in"
     # On Azure the helpers add the IMDS address to NO_PROXY for their own calls: judge the user's settings.
-    from mi_helpers.target import original_environ
+    from mi_helpers.targeting import original_environ
 
     on_azure = getattr(st.target, "name", None) == "azure"
     traps = environment_traps(original_environ() if on_azure else None)
@@ -757,7 +756,7 @@ def _scenario_run(name: str, params: Mapping[str, Any] | None) -> Iterator[str |
     scenario's world (fix actions) are not kept.
     """
     # the module itself: the package exports a function of the same name
-    tmod = importlib.import_module("mi_helpers.target")
+    from mi_helpers import targeting as tmod
 
     saved_env = dict(os.environ)
     chosen_before = getattr(tmod, "_current", None) is not None  # no public "is a target chosen?" yet
