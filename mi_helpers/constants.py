@@ -1,0 +1,173 @@
+"""One home for the Azure facts and variable names the helpers, the emulator, the bench and the tests share.
+
+Everything here is a documented fact of the real services or clients (sources in ``docs/protocol.md``), or a
+name this project gives its own environment variables. Nothing in the package re-declares these values:
+import them from here. Modelled on azure-identity's ``_constants.py`` (``EnvironmentVariables``,
+``Endpoints``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ruff: noqa: S105 - environment variable names and api-versions, not secrets
+
+__all__ = [
+    "AZURE_ASSET_TAG",
+    "CLIENT_REDIRECT_VARIABLES",
+    "EMULATOR_POINTER_VARIABLES",
+    "LOOPBACK_NO_PROXY",
+    "MANAGED_IDENTITY_VARIABLES",
+    "PROXY_VARIABLES",
+    "Arm",
+    "EnvironmentVariables",
+    "Imds",
+    "Roles",
+]
+
+#: The SMBIOS chassis asset tag every Azure VM carries (how target selection recognises Azure offline).
+AZURE_ASSET_TAG: Final = "7783-7084-3265-9085-8269-3286-77"
+
+
+class Imds:
+    """The Azure Instance Metadata Service (docs/protocol.md, "IMDS token endpoint", "Instance metadata")."""
+
+    ADDRESS: Final = "169.254.169.254"
+    URL: Final = f"http://{ADDRESS}"
+    TOKEN_PATH: Final = "/metadata/identity/oauth2/token"
+    INSTANCE_PATH: Final = "/metadata/instance"
+    INFO_PATH: Final = "/metadata/identity/info"
+    VERSIONS_PATH: Final = "/metadata/versions"
+    #: The api-version the SDKs send to the token endpoint (azure-identity, MSAL, az CLI).
+    TOKEN_API_VERSION: Final = "2018-02-01"
+    #: The api-version this tutorial uses for instance metadata.
+    INSTANCE_API_VERSION: Final = "2021-02-01"
+    #: Documented IMDS api-versions, oldest first (``GET /metadata/versions`` lists them).
+    API_VERSIONS: Final = (
+        "2017-03-01", "2017-04-02", "2017-08-01", "2017-10-01", "2017-12-01", "2018-02-01", "2018-04-02",
+        "2018-10-01", "2019-02-01", "2019-03-11", "2019-04-30", "2019-06-01", "2019-06-04", "2019-08-01",
+        "2019-08-15", "2019-11-01", "2020-06-01", "2020-07-15", "2020-09-01", "2020-10-01", "2020-12-01",
+        "2021-01-01", "2021-02-01", "2021-03-01", "2021-05-01", "2021-08-01", "2021-10-01", "2021-11-01",
+        "2021-11-15", "2021-12-13", "2023-07-01", "2023-11-15", "2024-03-15", "2024-07-17", "2025-04-07",
+    )  # fmt: skip
+    #: The three newest versions, as IMDS names them in its "api-version is invalid" error body.
+    NEWEST_VERSIONS: Final = tuple(reversed(API_VERSIONS[-3:]))
+    #: Seconds within which IMDS is back after a 410 ("available in a maximum of 70 seconds").
+    UPDATE_WINDOW: Final = 70.0
+    #: The ``Server`` header value real IMDS sends.
+    SERVER_HEADER: Final = "IMDS/150.870.65.1854"
+    #: Port of the retired managed-identity VM extension (``http://localhost:50342/oauth2/token``).
+    LEGACY_EXTENSION_PORT: Final = 50342
+
+
+class Arm:
+    """Azure Resource Manager in the public cloud (docs/protocol.md, "Azure Resource Manager")."""
+
+    URL: Final = "https://management.azure.com"
+    #: The resource (audience) the Python management SDKs ask IMDS for.
+    RESOURCE: Final = "https://management.azure.com/"
+    #: What the Python management SDKs ask the credential for.
+    SCOPE: Final = "https://management.azure.com/.default"
+    #: The az CLI's resource (``active_directory_resource_id``).
+    CLI_RESOURCE: Final = "https://management.core.windows.net/"
+    #: The four audiences public ARM accepts (its InvalidAuthenticationTokenAudience text lists them).
+    AUDIENCES: Final = (
+        "https://management.core.windows.net/",
+        "https://management.core.windows.net",
+        "https://management.azure.com/",
+        "https://management.azure.com",
+    )
+
+
+class Roles:
+    """Built-in Azure role definition IDs (learn.microsoft.com, "Azure built-in roles")."""
+
+    READER: Final = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+    CONTRIBUTOR: Final = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+    OWNER: Final = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+    USER_ACCESS_ADMINISTRATOR: Final = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
+    VIRTUAL_MACHINE_CONTRIBUTOR: Final = "9980e02c-c2be-4d73-94e8-173b1dc7cf3c"
+    MANAGED_IDENTITY_OPERATOR: Final = "f1a07417-d97a-45cb-824c-7a7467783830"
+
+    #: Role name -> definition ID, for display and for ``--role <name>`` lookups.
+    BY_NAME: Final = {
+        "Reader": READER,
+        "Contributor": CONTRIBUTOR,
+        "Owner": OWNER,
+        "User Access Administrator": USER_ACCESS_ADMINISTRATOR,
+        "Virtual Machine Contributor": VIRTUAL_MACHINE_CONTRIBUTOR,
+        "Managed Identity Operator": MANAGED_IDENTITY_OPERATOR,
+    }
+    #: Definition ID -> role name.
+    BY_ID: Final = {v: k for k, v in BY_NAME.items()}
+
+
+class EnvironmentVariables:
+    """Names of the environment variables the clients (azure-identity, MSAL, az CLI, requests) and this
+    project read. docs/protocol.md, "Environment variables", says what each one does."""
+
+    # azure-identity / MSAL managed-identity back ends (App Service, Arc, Cloud Shell, Service Fabric…)
+    AZURE_POD_IDENTITY_AUTHORITY_HOST: Final = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
+    IDENTITY_ENDPOINT: Final = "IDENTITY_ENDPOINT"
+    IDENTITY_HEADER: Final = "IDENTITY_HEADER"
+    IDENTITY_SERVER_THUMBPRINT: Final = "IDENTITY_SERVER_THUMBPRINT"
+    IMDS_ENDPOINT: Final = "IMDS_ENDPOINT"
+    MSI_ENDPOINT: Final = "MSI_ENDPOINT"
+    MSI_SECRET: Final = "MSI_SECRET"
+    # azure-identity's EnvironmentCredential / workload identity / DefaultAzureCredential
+    AZURE_CLIENT_ID: Final = "AZURE_CLIENT_ID"
+    AZURE_TENANT_ID: Final = "AZURE_TENANT_ID"
+    AZURE_CLIENT_SECRET: Final = "AZURE_CLIENT_SECRET"
+    AZURE_FEDERATED_TOKEN_FILE: Final = "AZURE_FEDERATED_TOKEN_FILE"
+    AZURE_AUTHORITY_HOST: Final = "AZURE_AUTHORITY_HOST"
+    AZURE_TOKEN_CREDENTIALS: Final = "AZURE_TOKEN_CREDENTIALS"
+    # TLS trust and proxies (requests / urllib3 / curl)
+    REQUESTS_CA_BUNDLE: Final = "REQUESTS_CA_BUNDLE"
+    CURL_CA_BUNDLE: Final = "CURL_CA_BUNDLE"
+    # this project
+    MI_HELPERS_TARGET: Final = "MI_HELPERS_TARGET"
+    MI_HELPERS_CLOUD: Final = "MI_HELPERS_CLOUD"
+    MI_HELPERS_ARM_URL: Final = "MI_HELPERS_ARM_URL"
+    MI_HELPERS_EMULATOR_ADMIN: Final = "MI_HELPERS_EMULATOR_ADMIN"
+    MI_HELPERS_EMULATOR_KEY: Final = "MI_HELPERS_EMULATOR_KEY"
+    MI_HELPERS_STATE_DIR: Final = "MI_HELPERS_STATE_DIR"
+    MI_HELPERS_SCENARIO: Final = "MI_HELPERS_SCENARIO"
+
+
+_E = EnvironmentVariables
+
+#: Proxy variables requests/urllib3 honour (both spellings; requests reads either).
+PROXY_VARIABLES: Final = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+#: Variables that make azure-identity/MSAL choose a managed-identity back end other than IMDS (or change
+#: which identity it asks for): a developer machine may have them set from another tool.
+MANAGED_IDENTITY_VARIABLES: Final = (
+    _E.MSI_ENDPOINT,
+    _E.MSI_SECRET,
+    _E.IDENTITY_ENDPOINT,
+    _E.IDENTITY_HEADER,
+    _E.IDENTITY_SERVER_THUMBPRINT,
+    _E.IMDS_ENDPOINT,
+    _E.AZURE_FEDERATED_TOKEN_FILE,
+)
+
+#: Variables the local emulator exports to point a client process at itself (see ``Emulator.environment``).
+EMULATOR_POINTER_VARIABLES: Final = (
+    _E.AZURE_POD_IDENTITY_AUTHORITY_HOST,
+    _E.REQUESTS_CA_BUNDLE,
+    _E.CURL_CA_BUNDLE,
+    _E.MI_HELPERS_ARM_URL,
+    _E.MI_HELPERS_EMULATOR_ADMIN,
+    _E.MI_HELPERS_EMULATOR_KEY,
+)
+
+#: The one list of "variables that point a client somewhere": remove them all and a process talks to the
+#: default endpoints (on Azure, IMDS and ARM; elsewhere, an emulator it starts itself).
+CLIENT_REDIRECT_VARIABLES: Final = (
+    *EMULATOR_POINTER_VARIABLES,
+    *MANAGED_IDENTITY_VARIABLES,
+    *PROXY_VARIABLES,
+)
+
+#: What NO_PROXY must always contain so loopback traffic (the emulator) never goes through a proxy.
+LOOPBACK_NO_PROXY: Final = ("127.0.0.1", "localhost")

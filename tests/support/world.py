@@ -1,0 +1,58 @@
+"""The documented default world (docs/architecture.md, "The default world"), declared once for every test.
+
+The suite checks the emulator *against* these values instead of reading them from the emulator it is
+testing, so a change to ``default_world.yaml`` that breaks the documented IDs fails a test.
+"""
+
+from __future__ import annotations
+
+TENANT = "5f3b7d2a-8c41-4e6b-9a0d-2c7e1b4f6a93"
+SUB = "3c9e6f1a-52d8-4b7e-a1c4-9d8e7f6a5b4c"
+RG = "rg-mi-tutorial"
+LOCATION = "westeurope"
+VM = "vm-mi-tutorial"
+VM_ID = "7d4a9c1e-3b6f-4e2a-8c5d-0f9b2e7a6c13"
+VM_SIZE = "Standard_D2s_v5"
+OTHER_VM = "vm-build-agent"  # no identity
+STORAGE_ACCOUNT = "stmitutorial"
+KEY_VAULT = "kv-mi-tutorial"
+SYS_PRINCIPAL = "9a7b5c3d-1e2f-4a6b-8c9d-0e1f2a3b4c5d"
+SYS_CLIENT = "4e6f8a0b-2c4d-4e6f-9a1b-3c5d7e9f1a2b"
+UAMI_READER = "uami-reader"
+UAMI_READER_CLIENT = "1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a"
+UAMI_READER_PRINCIPAL = "6c8e0a2b-4d6f-4a8c-9e0b-2d4f6a8c0e1b"
+UAMI_DEPLOY = "uami-deploy"
+UAMI_DEPLOY_CLIENT = "2c4e6a8b-0d2f-4c4e-8a6b-8d0f2c4e6a8b"
+UAMI_DEPLOY_PRINCIPAL = "7d9f1b3c-5e7a-4b9d-8f1c-3e5a7c9e1b3d"
+
+SUB_SCOPE = f"/subscriptions/{SUB}"
+RG_SCOPE = f"{SUB_SCOPE}/resourceGroups/{RG}"
+VM_RESOURCE_ID = f"{RG_SCOPE}/providers/Microsoft.Compute/virtualMachines/{VM}"
+
+#: Every scenario the emulator must offer (the documented catalogue, docs/protocol.md "Failure modes").
+REQUIRED_SCENARIOS = frozenset(
+    {
+        "healthy",
+        "no-identity",
+        "user-assigned-only",
+        "multiple-user-assigned",
+        "no-role-assignment",
+        "role-propagating",
+        "identity-propagating",
+        "imds-unreachable",
+        "imds-hang",
+        "imds-updating",
+        "imds-throttled",
+        "imds-server-error",
+        "foreign-metadata-server",
+        "proxy-intercept",
+        "legacy-extension-endpoint",
+        "expired-token",
+        "arm-throttled",
+    }
+)
+
+
+def uami_resource_id(name: str) -> str:
+    """ARM ID of a user-assigned identity of the default world (as the world declares it)."""
+    return f"{RG_SCOPE}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
