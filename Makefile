@@ -1,14 +1,33 @@
 # Two commands do everything on a fresh Debian machine with Python 3.11:
 #   make lab    JupyterLab over notebooks/ with the local Azure emulator beside it (the main job)
-#   make test   the full suite: lint, types, unit, emulator conformance, notebooks, browser
+#   make test   the full suite: lint, types, unit, emulator conformance, notebooks, browser (CI runs this)
 # `make tour` is the headless twin of `make lab`: it executes every notebook and prints a table.
+#
+# For contributors, the fast loop:
+#   make check  lint + types + the tests without the browser, the `slow` ones and CHECK_SKIP, on
+#               PYTEST_WORKERS processes (pytest-xdist); never installs Chromium. Under 3 minutes on
+#               2 cores. `make test` still runs everything, serially, before you push.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab tour test lint screenshots bench chromium clean
+# `make check`: worker processes, and the heavy integration tests it leaves to `make test` (node-id
+# prefixes: notebook execution, the tour, JupyterLab start-up, Binder's postBuild, the scan of executed
+# notebooks). Re-measure with `pytest -m "not browser" --durations=40` when the suite changes; mark new
+# heavy tests `@pytest.mark.slow` instead of growing this list. `CHECK_SKIP= make check` runs them too.
+PYTEST_WORKERS ?= 2
+CHECK_MARKERS  ?= not browser and not slow
+CHECK_SKIP     ?= tests/notebooks/test_execute.py \
+                  tests/notebooks/test_parameters.py \
+                  tests/run/test_lab.py \
+                  tests/run/test_tour.py \
+                  tests/run/test_binder.py::test_post_build_installs_the_package_and_the_lab_settings \
+                  tests/hardening/test_secret_hygiene.py::test_executed_notebooks_hold_no_token
+CHECK_WORKERS  := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS),)
+
+.PHONY: lab tour test check lint screenshots bench chromium clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
@@ -33,6 +52,10 @@ lint: $(STAMP)
 
 test: $(STAMP) chromium lint
 	MI_HELPERS_TARGET=emulator $(BIN)/pytest
+
+check: $(STAMP) lint
+	MI_HELPERS_TARGET=emulator $(BIN)/pytest -q $(CHECK_WORKERS) -m "$(CHECK_MARKERS)" \
+		$(addprefix --deselect=,$(CHECK_SKIP))
 
 screenshots: $(STAMP) chromium
 	MI_HELPERS_TARGET=emulator MI_HELPERS_SCREENSHOTS=docs/img $(BIN)/pytest tests/browser -q
