@@ -22,8 +22,13 @@ PROTOCOL = ROOT / "docs" / "protocol.md"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 CHANGELOG = ROOT / "CHANGELOG.md"
 
-# Citations of background documents that are not part of the repository.
-OUTSIDE = re.compile(r"DESIGN ?§|DESIGN\.md|reference §|\bFM[0-9]+\b|\.\./shared|protocol reference §")
+# Citations of background documents that are not part of the repository (spelled in pieces, so that
+# grepping the tree for them does not find this file).
+OUTSIDE = re.compile(
+    "|".join(
+        ["DESIGN ?" + "§", "DESIGN" + r"\.md", "reference" + " §", r"\bF" + r"M[0-9]+\b", r"\.\./" + "shared"]
+    )
+)
 # Where the rule is enforced today. The lead widens it to the whole tree (mi_helpers, tests, bench) once the
 # refactors that remove the remaining citations have landed.
 CITATION_SCOPE = ("docs", "README.md", "CHANGELOG.md", "tests/hygiene", "Makefile", "pyproject.toml")
@@ -98,8 +103,6 @@ def _section(path: Path, heading: str) -> str:
 def test_docs_cite_nothing_outside_the_repository() -> None:
     hits = []
     for path in _tracked(*CITATION_SCOPE):
-        if path == Path(__file__):
-            continue
         for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             if OUTSIDE.search(line):
                 hits.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()[:100]}")
