@@ -32,7 +32,7 @@ CHECK_SKIP     ?= tests/notebooks/test_execute.py \
                   tests/run/test_binder.py::test_post_build_installs_the_package_and_the_lab_settings
 CHECK_WORKERS  := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS),)
 
-.PHONY: lab tour test check lint screenshots bench chromium clean
+.PHONY: lab tour test check check-tests lint screenshots bench chromium clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
@@ -58,7 +58,12 @@ lint: $(STAMP)
 test: $(STAMP) chromium lint
 	MI_HELPERS_TARGET=emulator $(BIN)/pytest
 
-check: $(STAMP) lint
+# lint and the tests run side by side (most tests wait on sockets, leaving the CPU to mypy); each one's
+# output is printed when it ends, and either failing fails `make check`.
+check: $(STAMP)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint check-tests
+
+check-tests: $(STAMP)
 	MI_HELPERS_TARGET=emulator $(BIN)/pytest -q $(CHECK_WORKERS) -m "$(CHECK_MARKERS)" \
 		$(addprefix --deselect=,$(CHECK_SKIP))
 
