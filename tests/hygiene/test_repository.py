@@ -87,7 +87,6 @@ def test_make_check_skips_only_tests_that_exist() -> None:
     the fast loop silently slower, and nothing may be skipped by a typo that matches nothing."""
     words = _pytest_words(_dry_run("check"))
     skipped = [w.split("=", 1)[1] for w in words if w.startswith("--deselect=")]
-    assert skipped, "make check deselects nothing: update this test or the Makefile"
     for node in skipped:
         path, _, name = node.partition("::")
         assert (ROOT / path).is_file(), f"CHECK_SKIP names a missing file: {path}"
