@@ -26,6 +26,7 @@ from mi_helpers.launch.azure_cli import cli_environment, prepare_config_dir
 ROOT = Path(__file__).resolve().parents[2]
 AZ_VENV = ROOT / ".venv-az"
 ENSURE_SCRIPT = ROOT / "scripts" / "ensure-azure-cli"
+GUARD_DIR = str(ROOT / "tests" / "guard")
 
 #: Seconds one az command may take here (start-up ≈1 s, a few requests; a loaded 2-core machine).
 COMMAND_TIMEOUT = 90.0
@@ -82,6 +83,12 @@ class AzSession:
         env = cli_environment(self.emulator.environment(), self.config_dir, az=self.az)
         env["HOME"] = str(self.home)
         env.update(extra or {})
+        if GUARD_DIR not in env.get("PYTHONPATH", "").split(os.pathsep) or not env.get(
+            "MI_HELPERS_GUARD_LOG"
+        ):
+            raise RuntimeError(
+                "refusing to run az without the network guard (PYTHONPATH, MI_HELPERS_GUARD_LOG)"
+            )
         return env
 
     def run(
@@ -147,9 +154,5 @@ def with_guard_log(log: Path) -> dict[str, str]:
     For a deliberate probe: a refused attempt there must not fail the test that provoked it.
     """
     log.touch()
-    guard = str(ROOT / "tests" / "guard")
-    path = os.environ.get("PYTHONPATH", "")
-    return {
-        "MI_HELPERS_GUARD_LOG": str(log),
-        "PYTHONPATH": os.pathsep.join(p for p in (guard, path) if p and p != guard),
-    }
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != GUARD_DIR]
+    return {"MI_HELPERS_GUARD_LOG": str(log), "PYTHONPATH": os.pathsep.join([GUARD_DIR, *rest])}
