@@ -32,7 +32,7 @@ CHECK_SKIP     ?= tests/notebooks/test_execute.py \
                   tests/run/test_binder.py::test_post_build_installs_the_package_and_the_lab_settings
 CHECK_WORKERS  := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS),)
 
-.PHONY: lab tour test check check-tests lint screenshots bench chromium clean
+.PHONY: lab tour test check check-tests lint screenshots bench chromium azure-cli clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
@@ -47,6 +47,9 @@ lab: $(STAMP)
 tour: $(STAMP)
 	MI_HELPERS_TARGET=emulator $(BIN)/mi-helpers tour
 
+azure-cli:
+	@bash scripts/ensure-azure-cli
+
 chromium:
 	@bash scripts/ensure-chromium
 
@@ -55,7 +58,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) chromium lint
+test: $(STAMP) chromium azure-cli lint
 	MI_HELPERS_TARGET=emulator $(BIN)/pytest
 
 # lint and the tests run side by side (most tests wait on sockets, leaving the CPU to mypy); each one's
@@ -74,4 +77,4 @@ bench: $(STAMP)
 	MI_HELPERS_TARGET=emulator $(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-az build .mypy_cache .ruff_cache
