@@ -10,8 +10,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from emulator_suite import (
-    ARM_RESOURCE,
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support.emulator import ARM_RESOURCE, RawImds, plain_session, unverified_claims
+from support.world import (
     RG,
     RG_SCOPE,
     SUB,
@@ -25,13 +27,8 @@ from emulator_suite import (
     UAMI_READER_CLIENT,
     UAMI_READER_PRINCIPAL,
     VM,
-    Imds,
-    plain_session,
     uami_resource_id,
-    unverified_claims,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,7 +37,7 @@ KEY_HEADER = "X-Emulator-Key"
 
 
 def _still_serving(emu) -> None:
-    r = Imds(emu.imds_url).token(ARM_RESOURCE)
+    r = RawImds(emu.imds_url).token(ARM_RESOURCE)
     assert r.status_code == 200, r.text
     assert unverified_claims(r.json()["access_token"])["oid"] == SYS_PRINCIPAL
 
@@ -231,7 +228,7 @@ def test_half_open_connection_does_not_block_others(emu):
     ],
 )
 def test_odd_arm_paths(emu, arm, path, must_fail):
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    token = RawImds(emu.imds_url).access_token(ARM_RESOURCE)
     r = arm.get(path, token=token, api_version="2026-04-01")
     assert r.status_code < 500, (path[:60], r.status_code)
     if must_fail:
@@ -242,7 +239,7 @@ def test_odd_arm_paths(emu, arm, path, must_fail):
 
 
 def test_arm_duplicate_and_garbage_query(emu, arm):
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    token = RawImds(emu.imds_url).access_token(ARM_RESOURCE)
     with plain_session() as s:
         for query in (
             "api-version=2026-04-01&api-version=2020-01-01",
@@ -274,7 +271,7 @@ def test_arm_huge_header(emu, arm):
     except requests.ConnectionError:
         status = None
     assert status is not None and 400 <= status < 500, status
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    token = RawImds(emu.imds_url).access_token(ARM_RESOURCE)
     assert arm.get(VM_PATH, token=token).status_code == 200
 
 
@@ -282,7 +279,7 @@ def test_plain_http_on_the_tls_port(emu, arm):
     raw = _raw(emu.arm_url.replace("https://", "http://"), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     status = _status(raw)
     assert status is None or 400 <= status < 500
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    token = RawImds(emu.imds_url).access_token(ARM_RESOURCE)
     assert arm.get(VM_PATH, token=token).status_code == 200
 
 
@@ -360,13 +357,13 @@ def test_admin_client_from_env(emu):
     assert client.scenario == "healthy"
     client.set_scenario("multiple-user-assigned")
     assert emu.scenario == "multiple-user-assigned"
-    assert Imds(emu.imds_url).token(ARM_RESOURCE).status_code == 400
+    assert RawImds(emu.imds_url).token(ARM_RESOURCE).status_code == 400
     client.set_scenario("healthy")
     _still_serving(emu)
 
 
 def test_admin_log_has_no_secrets(emu):
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    token = RawImds(emu.imds_url).access_token(ARM_RESOURCE)
     r = _admin(emu, "GET", "/log")
     assert r.status_code == 200
     assert token not in r.text
@@ -380,12 +377,12 @@ def test_admin_client_has_the_emulator_methods(emu):
     assert client.environment() == emu.environment()
     assert client.world_dict() == emu.world_dict()
     client.apply_fix("disable-system-identity")
-    assert Imds(emu.imds_url).token(ARM_RESOURCE).json()["client_id"] == UAMI_READER_CLIENT  # the one UAMI
+    assert RawImds(emu.imds_url).token(ARM_RESOURCE).json()["client_id"] == UAMI_READER_CLIENT  # the one UAMI
     assert client.world_dict() == emu.world_dict()
     client.apply_fix("reset")
     _still_serving(emu)
     client.clear_log()
-    Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    RawImds(emu.imds_url).access_token(ARM_RESOURCE)
     log = client.request_log()
     assert any("oauth2/token" in json.dumps(e) for e in log)
     assert not re.search(r"[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}", json.dumps(log))
@@ -446,7 +443,7 @@ def test_custom_world_round_trip(emu, tmp_path):
 
     # world_dict() is loadable again as it is
     with Emulator(world=emu.world_dict()) as same:
-        assert Imds(same.imds_url).token(ARM_RESOURCE).status_code == 200
+        assert RawImds(same.imds_url).token(ARM_RESOURCE).status_code == 200
     emu_world = emu.world_dict()
     for vm in emu_world["virtual_machines"]:
         if vm["name"] == VM:
@@ -455,7 +452,7 @@ def test_custom_world_round_trip(emu, tmp_path):
     path = tmp_path / "world.yaml"
     path.write_text(yaml.safe_dump(emu_world))
     with Emulator(world=str(path)) as other:
-        md = Imds(other.imds_url).get(
+        md = RawImds(other.imds_url).get(
             "/metadata/instance/compute/name", params={"api-version": "2021-02-01", "format": "text"}
         )
         assert md.text == "vm-custom"
@@ -493,10 +490,12 @@ def test_non_loopback_host_is_refused(host):
 def test_concurrent_token_and_arm_requests(emu):
     from concurrent.futures import ThreadPoolExecutor
 
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    token = RawImds(emu.imds_url).access_token(ARM_RESOURCE)
 
     def imds_call(i):
-        return Imds(emu.imds_url).token(ARM_RESOURCE if i % 2 else "https://storage.azure.com/").status_code
+        return (
+            RawImds(emu.imds_url).token(ARM_RESOURCE if i % 2 else "https://storage.azure.com/").status_code
+        )
 
     def arm_call(_):
         with plain_session() as s:
@@ -558,7 +557,7 @@ def test_switching_scenarios_under_load_never_500(emu):
 
 
 def test_world_dict_documents_the_default_world(emu):
-    """DESIGN §8: tenant, subscription, group, VM, every identity (client, principal, resource id), roles."""
+    """The documented default world: tenant, subscription, group, VM, every identity, the roles."""
     w = _admin(emu, "GET", "/world").json()
     assert w == emu.world_dict()
     assert w["tenant"]["id"] == TENANT
