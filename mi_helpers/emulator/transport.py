@@ -110,6 +110,8 @@ def framing_problem(method: str, target: str, headers: Any, body_limit: int) -> 
     target_problem = _target_problem(method, target)
     if target_problem is not None:
         return 400, target_problem
+    if headers.defects or headers.get_payload():
+        return 400, "Every header line must be NAME: VALUE."
     codings = headers.get_all("Transfer-Encoding") or []
     lengths = headers.get_all("Content-Length") or []
     if codings and lengths:
@@ -346,7 +348,7 @@ class _Handler(WSGIRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
+        if getattr(self, "command", None) != "HEAD":  # unset when the request line was unreadable
             self.wfile.write(data)
 
     def _linger(self) -> None:

@@ -372,3 +372,12 @@ def run_curl(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str
         env=dict(os.environ),
         check=False,
     )
+
+
+def still_serving(emu: Any) -> None:
+    """The emulator answers a plain token request with a token for the system identity."""
+    from support.world import SYS_PRINCIPAL
+
+    r = RawImds(emu.imds_url).token(ARM_RESOURCE)
+    assert r.status_code == 200, r.text
+    assert unverified_claims(r.json()["access_token"])["oid"] == SYS_PRINCIPAL
