@@ -21,31 +21,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import io
 import json
-import re
 import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from mi_helpers.emulator.errors import DropConnection, WireError
+from mi_helpers.emulator.framing import framing_problem, read_body, request_line_problem
 from mi_helpers.redaction import redact, redact_token
 
-__all__ = [
-    "Listener",
-    "Recorder",
-    "framing_problem",
-    "log_entry",
-    "request_line_problem",
-    "reserve_port",
-]
+__all__ = ["Listener", "Recorder", "log_entry", "reserve_port"]
 
 #: Leading empty lines a server should ignore before a request line (RFC 9112, section 2.2).
 _EMPTY_LINES = 4
@@ -54,13 +45,6 @@ _LINGER_QUIET = 1.0
 #: ... or this long in all (s), or this many bytes.
 _LINGER_TOTAL = 3.0
 _LINGER_BYTES = 8_000_000
-#: Seconds a client may pause while sending a request body before it gets a 408.
-BODY_TIMEOUT = 5.0
-
-_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_VERSION = re.compile(r"HTTP/1\.[01]")
-_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
-_AUTHORITY = re.compile(r"[^\s/?#@]+:\d{1,5}")
 
 
 class Recorder(Protocol):
@@ -72,107 +56,6 @@ class Recorder(Protocol):
         ...
 
     def record(self, entry: dict[str, Any]) -> None: ...
-
-
-# ------------------------------------------------------------------------------------------- framing rules
-def request_line_problem(line: str) -> str | None:
-    """Why a request line cannot be served (None if it can): ``METHOD TARGET HTTP/1.x``, nothing else."""
-    words = line.split()
-    if len(words) != 3:
-        return "The request line must be METHOD TARGET HTTP/1.1 (a method, a target and a version)."
-    method, _, version = words
-    if not _METHOD.fullmatch(method):
-        return "The request method is not a valid token."
-    if not _VERSION.fullmatch(version):
-        return "Only HTTP/1.0 and HTTP/1.1 are supported."
-    return None
-
-
-def _target_problem(method: str, target: str) -> str | None:
-    if target.startswith("/") or _ABSOLUTE.match(target):
-        try:
-            parts = urlsplit(target)
-        except ValueError:
-            return "The request target is not a valid URL."
-        if target.startswith("/") or parts.netloc:
-            return None
-        return "The request target is not a valid URL."
-    if (method == "OPTIONS" and target == "*") or (method == "CONNECT" and _AUTHORITY.fullmatch(target)):
-        return None
-    return "The request target must be an absolute path such as /metadata/... or an absolute URL."
-
-
-def framing_problem(method: str, target: str, headers: Any, body_limit: int) -> tuple[int, str] | None:
-    """Status and reason for a request whose target or body framing the listener refuses, or None.
-
-    ``headers`` is the parsed header block (``email.message.Message``: ``get_all`` gives repeated fields).
-    """
-    target_problem = _target_problem(method, target)
-    if target_problem is not None:
-        return 400, target_problem
-    if headers.defects or headers.get_payload():
-        return 400, "Every header line must be NAME: VALUE."
-    codings = headers.get_all("Transfer-Encoding") or []
-    lengths = headers.get_all("Content-Length") or []
-    if codings and lengths:
-        return 400, "Content-Length and Transfer-Encoding must not both be given."
-    if codings:
-        if ",".join(codings).strip().lower() != "chunked":
-            return 400, "The only transfer coding accepted is chunked."
-        return None
-    if not lengths:
-        return None
-    values = [v.strip() for field in lengths for v in str(field).split(",")]
-    if not all(v.isdigit() for v in values):
-        return 400, "Content-Length must be a decimal number of bytes."
-    if len(set(values)) > 1:
-        return 400, "Content-Length is given more than once, with different values."
-    if int(values[0]) > body_limit:
-        return 413, f"The request body may be at most {body_limit} bytes."
-    return None
-
-
-def _read_body(environ: dict[str, Any], body_limit: int) -> tuple[int, str] | None:
-    """Read the request body now (bounded) and hand it to the route as a buffer; a problem, or None."""
-    chunked = "HTTP_TRANSFER_ENCODING" in environ
-    declared = int(str(environ.get("CONTENT_LENGTH") or "0").split(",")[0].strip() or 0)  # checked digits
-    if not chunked and declared == 0:
-        return None
-    stream = environ["wsgi.input"]
-    sock = environ.get("werkzeug.socket")
-    previous = sock.gettimeout() if sock is not None else None
-    wanted = body_limit + 1 if chunked else declared
-    parts: list[bytes] = []
-    got = 0
-    try:
-        if sock is not None:
-            sock.settimeout(BODY_TIMEOUT)
-        while got < wanted:
-            data = stream.read(min(65536, wanted - got))
-            if not data:
-                break
-            parts.append(data)
-            got += len(data)
-    except TimeoutError:
-        return 408, f"The request body did not arrive within {BODY_TIMEOUT:g} seconds."
-    except (OSError, ValueError):
-        return 400, "The chunked request body is malformed." if chunked else "The request body is unreadable."
-    finally:
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.settimeout(previous)
-    if chunked and got > body_limit:
-        return 413, f"The request body may be at most {body_limit} bytes."
-    if not chunked and got < declared:
-        return 400, "The request body is shorter than its Content-Length."
-    body = b"".join(parts)
-    environ["wsgi.input"] = io.BytesIO(body)
-    environ["CONTENT_LENGTH"] = str(len(body))
-    environ.pop("HTTP_TRANSFER_ENCODING", None)
-    environ.pop("wsgi.input_terminated", None)
-    if chunked:
-        environ["mi.close"] = True  # trailers after the last chunk would be read as the next request
-    return None
 
 
 # ------------------------------------------------------------------------------------------- request log
@@ -429,7 +312,7 @@ class Listener:
         """Read the body, run the route, turn anything it cannot digest into a 4xx, log the request."""
         started = time.perf_counter()
         environ["mi.scenario"] = self.recorder.scenario  # the scenario that answers, even if it changes
-        problem = _read_body(environ, self.body_limit)
+        problem = read_body(environ, self.body_limit)
         request = _Request(environ)
         error = None
         if problem is not None:

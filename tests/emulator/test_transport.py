@@ -2,13 +2,12 @@
 
 Raw bytes on real sockets (HTTP for IMDS and the admin API, TLS for ARM), because ``http.client`` and
 requests refuse to send most of these. After each refusal the emulator must keep serving. The framing rules
-themselves are also checked as plain functions.
+themselves are checked as plain functions in test_framing.py.
 """
 
 from __future__ import annotations
 
 import base64
-import email.message
 import socket
 from urllib.parse import urlsplit
 
@@ -27,9 +26,8 @@ from support.emulator import (
     still_serving,
 )
 
-import mi_helpers.emulator.transport as transport
+import mi_helpers.emulator.framing as framing
 from mi_helpers.emulator.errors import ARM_BODY_LIMIT
-from mi_helpers.emulator.transport import framing_problem, request_line_problem
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -225,7 +223,7 @@ def test_truncated_body_is_400_once_the_client_stops_sending(emu):
 
 
 def test_stalled_body_is_408(emu, monkeypatch):
-    monkeypatch.setattr(transport, "BODY_TIMEOUT", 0.3)
+    monkeypatch.setattr(framing, "BODY_TIMEOUT", 0.3)
     payload = _request(
         "PUT", "/_emulator/scenario", {"Content-Length": "100", "X-Emulator-Key": emu.admin_key}
     )
@@ -320,54 +318,6 @@ def test_refusal_bodies_never_echo_the_request(emu):
     secret = f"{part}.{part}.c2lnbmF0dXJl"  # shaped like a token, built here so none is committed
     raw, _ = raw_exchange(emu.imds_url, f"GET {secret} HTTP/1.1\r\n\r\n".encode())
     assert status_of(raw) == 400 and secret.encode() not in raw
-
-
-# --- the framing rules as functions ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("line", "ok"),
-    [
-        ("GET / HTTP/1.1", True),
-        ("OPTIONS * HTTP/1.0", True),
-        ("GET  HTTP/1.1", False),
-        ("GET / HTTP/1.1 extra", False),
-        ("G(T / HTTP/1.1", False),
-        ("GET / HTTP/2.0", False),
-        ("", False),
-    ],
-)
-def test_request_line_problem(line, ok):
-    assert (request_line_problem(line) is None) is ok
-
-
-def _headers(**fields: str | list[str]) -> email.message.Message:
-    m = email.message.Message()
-    for k, v in fields.items():
-        for value in v if isinstance(v, list) else [v]:
-            m[k.replace("_", "-")] = value
-    return m
-
-
-@pytest.mark.parametrize(
-    ("method", "target", "headers", "expected"),
-    [
-        ("GET", "/x", {}, None),
-        ("GET", "http://169.254.169.254/x", {}, None),
-        ("CONNECT", "management.azure.com:443", {}, None),
-        ("GET", "x", {}, 400),
-        ("GET", "http:///x", {}, 400),
-        ("POST", "/x", {"Content_Length": "10"}, None),
-        ("POST", "/x", {"Content_Length": ["10", "10"]}, None),
-        ("POST", "/x", {"Content_Length": ["10", "11"]}, 400),
-        ("POST", "/x", {"Content_Length": "1001"}, 413),
-        ("POST", "/x", {"Transfer_Encoding": "chunked"}, None),
-        ("POST", "/x", {"Transfer_Encoding": "gzip, chunked"}, 400),
-    ],
-)
-def test_framing_problem(method, target, headers, expected):
-    problem = framing_problem(method, target, _headers(**headers), body_limit=1000)
-    assert (problem[0] if problem else None) == expected
 
 
 @pytest.mark.parametrize("size", [9000, 100_000])

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from support.emulator import VM_PATH, client_context, raw_exchange, responses_in
 from support.world import RG, SUB, UAMI_READER_CLIENT
 
-import mi_helpers.emulator.transport as transport
+import mi_helpers.emulator.framing as framing
 from mi_helpers.constants import Imds
 from mi_helpers.emulator import Emulator
 from mi_helpers.emulator.errors import ARM_BODY_LIMIT
@@ -43,12 +43,12 @@ SETTINGS = settings(
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
     # A stalled body is answered after BODY_TIMEOUT; a short one keeps the cut-short examples quick.
-    saved, transport.BODY_TIMEOUT = transport.BODY_TIMEOUT, 0.3
+    saved, framing.BODY_TIMEOUT = framing.BODY_TIMEOUT, 0.3
     try:
         with Emulator(scenario="healthy") as e:
             yield e
     finally:
-        transport.BODY_TIMEOUT = saved
+        framing.BODY_TIMEOUT = saved
 
 
 @pytest.fixture(scope="module")
