@@ -210,7 +210,7 @@ def _foreign(p: dict[str, Any]) -> list[Fault]:
 def _docker_desktop(p: dict[str, Any]) -> list[Fault]:
     # Docker Desktop's proxy puts the message in the status line (HTTP/1.0 403 connecting to …) and the body.
     text = (
-        "connecting to 169.254.169.254:80: connecting to 169.254.169.254:80: dial tcp 169.254.169.254:80: "
+        f"connecting to {Imds.ADDRESS}:80: connecting to {Imds.ADDRESS}:80: dial tcp {Imds.ADDRESS}:80: "
         "connect: network is unreachable"
     )
     return [
