@@ -175,6 +175,11 @@ class _Handler(WSGIRequestHandler):
                 self.wfile.flush()
         return True
 
+    def make_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().make_environ()
+        environ["mi.input"] = self.rfile  # the raw input: the transport reads chunked bodies itself
+        return environ
+
     def handle_expect_100(self) -> bool:
         return True  # decided in parse_request, once the framing is known to be acceptable
 

@@ -4,10 +4,11 @@ over real sockets)."""
 from __future__ import annotations
 
 import email.message
+import io
 
 import pytest
 
-from mi_helpers.emulator.framing import framing_problem, request_line_problem
+from mi_helpers.emulator.framing import BodyProblem, framing_problem, read_chunked, request_line_problem
 
 
 @pytest.mark.parametrize(
@@ -53,3 +54,39 @@ def _headers(**fields: str | list[str]) -> email.message.Message:
 def test_framing_problem(method, target, headers, expected):
     problem = framing_problem(method, target, _headers(**headers), body_limit=1000)
     assert (problem[0] if problem else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "body"),
+    [
+        (b"5\r\nhello\r\n0\r\n\r\n", b"hello"),
+        (b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n", b"hello world"),
+        (b"A\n0123456789\r\n0\n\n", b"0123456789"),  # a bare LF ends a size or trailer line
+        (b"0\r\n\r\n", b""),
+    ],
+)
+def test_read_chunked_accepts_sound_bodies(raw: bytes, body: bytes) -> None:
+    stream = io.BytesIO(raw + b"NEXT")
+    assert read_chunked(stream, body_limit=100) == body
+    assert stream.read() == b"NEXT"  # exactly the body was consumed, trailers included
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"1\r\n\r\n0\r\n\r\n", 400),  # one byte of data ("\r") then a lone LF, not CRLF
+        (b"5\r\nhel", 400),  # ends inside a chunk
+        (b"5\r\nhello\r\n", 400),  # no last chunk
+        (b"0x5\r\nhello\r\n0\r\n\r\n", 400),
+        (b"+5\r\nhello\r\n0\r\n\r\n", 400),
+        (b"-5\r\nhello\r\n0\r\n\r\n", 400),
+        (b"\r\nhello\r\n0\r\n\r\n", 400),
+        (b"5\r\nhelloXX0\r\n\r\n", 400),
+        (b"65\r\n" + b"x" * 101 + b"\r\n0\r\n\r\n", 413),
+        (b"0\r\nX-Trailer: t\r\n", 400),  # trailers never end
+    ],
+)
+def test_read_chunked_refuses_flawed_bodies(raw: bytes, status: int) -> None:
+    with pytest.raises(BodyProblem) as info:
+        read_chunked(io.BytesIO(raw), body_limit=100)
+    assert info.value.status == status

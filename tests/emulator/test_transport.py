@@ -190,8 +190,17 @@ def test_request_lines_without_a_usable_target_get_400(emu, listeners, name, pay
         ({"Content-Length": "-5"}, b""),
         ({"Content-Length": "3, 4"}, b"abcd"),
         ({"Transfer-Encoding": "chunked"}, b"zz\r\nabc\r\n0\r\n\r\n"),
+        ({"Transfer-Encoding": "chunked"}, b"1\r\n\r\n0\r\n\r\n"),  # found by the fuzzer
     ],
-    ids=["length-and-chunked", "unknown-coding", "non-numeric", "negative", "two-lengths", "bad-chunk"],
+    ids=[
+        "length-and-chunked",
+        "unknown-coding",
+        "non-numeric",
+        "negative",
+        "two-lengths",
+        "bad-chunk",
+        "lone-lf-after-data",
+    ],
 )
 @pytest.mark.parametrize("name", ["imds", "arm"])
 def test_malformed_framing_is_400(emu, listeners, name, headers, body):
