@@ -1,8 +1,9 @@
 """A small closed-loop HTTP load generator: C concurrent clients for D seconds (or N requests), loopback only.
 
 Clients are threads spread over several processes (so the generator's GIL is not the bottleneck), each with
-its own ``http.client`` connection, kept alive whenever the server allows it (the emulator's werkzeug
-server answers ``Connection: close``, so there every request opens a new connection, as real clients do).
+its own ``http.client`` connection, kept alive whenever the server allows it (the emulator does, as IMDS and
+ARM do; a bare werkzeug server such as ``stub_server.py`` answers ``Connection: close``, so there every
+request opens a new connection).
 Latency is measured per request, connect (and TLS handshake) included when a new connection is needed.
 """
 

@@ -124,6 +124,9 @@ class EnvironmentVariables:
     # TLS trust and proxies (requests / urllib3 / curl)
     REQUESTS_CA_BUNDLE: Final = "REQUESTS_CA_BUNDLE"
     CURL_CA_BUNDLE: Final = "CURL_CA_BUNDLE"
+    HTTP_PROXY: Final = "HTTP_PROXY"
+    HTTPS_PROXY: Final = "HTTPS_PROXY"
+    NO_PROXY: Final = "NO_PROXY"
     # this project
     MI_HELPERS_TARGET: Final = "MI_HELPERS_TARGET"
     MI_HELPERS_CLOUD: Final = "MI_HELPERS_CLOUD"

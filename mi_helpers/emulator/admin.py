@@ -7,34 +7,25 @@ are, so any reader can verify an emulated token's signature.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from mi_helpers.emulator.errors import AdminError, WireError
+from mi_helpers.constants import EnvironmentVariables as Env
+from mi_helpers.emulator.backend import FIX_ACTIONS, Backend
+from mi_helpers.emulator.endpoints import Endpoints, is_loopback
+from mi_helpers.emulator.errors import AdminError, WireError, admin_framing_error
+from mi_helpers.emulator.layer import Layer
 from mi_helpers.emulator.scenarios import SCENARIOS
 from mi_helpers.validate import InputError
 
-if TYPE_CHECKING:
-    from mi_helpers.emulator.server import Emulator
+__all__ = ["ADMIN_PATHS", "AdminLayer", "is_discovery_path"]
 
-__all__ = ["ADMIN_PATHS", "FIX_ACTIONS", "AdminLayer", "is_discovery_path"]
-
-FIX_ACTIONS = (
-    "enable-system-identity",
-    "disable-system-identity",
-    "attach-user-identity",
-    "detach-user-identity",
-    "add-role-assignment",
-    "remove-role-assignment",
-    "clear-faults",
-    "reset",
-)
 ADMIN_PATHS = (
     "GET /_emulator/health",
     "GET|PUT /_emulator/scenario",
@@ -83,33 +74,34 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body, indent=None), status=status, content_type="application/json")
 
 
-def _loopback(addr: str | None) -> bool:
-    try:
-        return ipaddress.ip_address((addr or "").split("%")[0]).is_loopback
-    except ValueError:
-        return False
+class AdminLayer(Layer):
+    """Serves ``/_emulator/…`` and the discovery documents for one backend.
 
+    ``endpoints`` returns where the emulator can be reached right now (the health and environment
+    documents show it; the admin key in it guards every ``/_emulator`` request).
+    """
 
-class AdminLayer:
-    """Serves ``/_emulator/…`` and the discovery documents for one :class:`Emulator`."""
+    name = "admin"
 
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
+    def __init__(self, backend: Backend, endpoints: Callable[[], Endpoints]) -> None:
+        super().__init__(backend)
+        self.endpoints = endpoints
 
-    def handle(self, request: Request) -> Response:
+    def framing_error(self, status: int, detail: str) -> WireError:
+        return admin_framing_error(status, detail)
+
+    def respond(self, request: Request) -> Response:
         try:
-            return self._handle(request)
-        except WireError as err:
-            return err.response()
+            return self._route(request)
         except InputError as err:
             allowed = None
             if err.field == "scenario":
                 allowed = list(SCENARIOS)
             elif err.field == "action":
                 allowed = list(FIX_ACTIONS)
-            return AdminError(400, "invalid_input", str(err), allowed).response()
+            raise AdminError(400, "invalid_input", str(err), allowed) from None
 
-    def _handle(self, request: Request) -> Response:
+    def _route(self, request: Request) -> Response:
         adapter = _URLS.bind_to_environ(request.environ)
         try:
             endpoint, args = adapter.match()
@@ -127,12 +119,14 @@ class AdminLayer:
             ) from None
         if endpoint in ("jwks", "openid"):
             return self._discovery(request, endpoint, str(args["tenant"]))
-        if not _loopback(request.remote_addr):
+        if not is_loopback(request.remote_addr):
             raise AdminError(403, "forbidden", "the admin API only answers loopback clients")
         key = request.headers.get("X-Emulator-Key", "")
-        if not secrets.compare_digest(key.encode(), self.emu.admin_key.encode()):
+        if not secrets.compare_digest(key.encode(), self.endpoints().admin_key.encode()):
             raise AdminError(
-                401, "unauthorized", "missing or wrong X-Emulator-Key header (see MI_HELPERS_EMULATOR_KEY)"
+                401,
+                "unauthorized",
+                f"missing or wrong X-Emulator-Key header (see {Env.MI_HELPERS_EMULATOR_KEY})",
             )
         result: Response = getattr(self, "_" + endpoint)(request)
         return result
@@ -153,21 +147,21 @@ class AdminLayer:
 
     # ------------------------------------------------------------------ endpoints
     def _health(self, request: Request) -> Response:
-        emu = self.emu
+        ep = self.endpoints()
         return _json(
             {
                 "status": "ok",
-                "scenario": emu.scenario,
-                "imds_url": emu.imds_url,
-                "imds_listening": emu.imds_listening,
-                "arm_url": emu.arm_url,
-                "admin_url": emu.admin_url,
-                "ca_bundle": emu.ca_bundle,
+                "scenario": self.backend.scenario,
+                "imds_url": ep.imds_url,
+                "imds_listening": ep.imds_listening,
+                "arm_url": ep.arm_url,
+                "admin_url": ep.admin_url,
+                "ca_bundle": ep.ca_bundle,
             }
         )
 
     def _scenario_get(self, request: Request) -> Response:
-        return _json(self.emu.scenario_state())
+        return _json(self.backend.scenario_state(self.endpoints()))
 
     def _scenario_put(self, request: Request) -> Response:
         body = self._body(request)
@@ -180,37 +174,38 @@ class AdminLayer:
         if not isinstance(params, dict):
             raise AdminError(400, "invalid_input", "params: must be a JSON object of parameter values")
         extra = {k: v for k, v in body.items() if k not in ("scenario", "name", "params")}
-        self.emu.set_scenario(name, **{**extra, **params})
-        return _json(self.emu.scenario_state())
+        self.backend.set_scenario(name, **{**extra, **params})
+        return _json(self.backend.scenario_state(self.endpoints()))
 
     def _scenarios(self, request: Request) -> Response:
         return _json({"scenarios": [s.to_dict() for s in SCENARIOS.values()]})
 
     def _world(self, request: Request) -> Response:
-        return _json(self.emu.world_dict())
+        return _json(self.backend.world_dict())
 
     def _fix(self, request: Request) -> Response:
         body = self._body(request)
         action = body.pop("action", None)
         if not isinstance(action, str):
             raise AdminError(400, "invalid_input", 'action: give {"action": NAME, ...}', list(FIX_ACTIONS))
-        return _json(self.emu.apply_fix(action, **body))
+        return _json(self.backend.apply_fix(action, **body))
 
     def _requests_get(self, request: Request) -> Response:
-        return _json({"requests": self.emu.request_log()})
+        return _json({"requests": self.backend.request_log()})
 
     def _requests_delete(self, request: Request) -> Response:
-        self.emu.clear_log()
+        self.backend.clear_log()
         return _json({"cleared": True})
 
     def _environment(self, request: Request) -> Response:
-        return _json(self.emu.environment())
+        ep = self.endpoints()
+        return _json(ep.environment(self.backend.scenario_environment(ep)))
 
     def _discovery(self, request: Request, endpoint: str, tenant: str) -> Response:
-        tid = self.emu.world.tenant.id
+        tid = self.backend.world.tenant.id
         if tenant.lower() not in (tid.lower(), "common", "organizations"):
             raise AdminError(404, "not_found", f"unknown tenant {tenant!r} (this emulator serves {tid})")
         if endpoint == "jwks":
-            return _json(self.emu.issuer.jwks())
+            return _json(self.backend.jwks())
         base = f"{request.scheme}://{request.host}"
-        return _json(self.emu.issuer.openid_configuration(base))
+        return _json(self.backend.issuer.openid_configuration(base))

@@ -11,13 +11,17 @@ from typing import Any
 
 import requests
 
+from mi_helpers.constants import EnvironmentVariables as Env
 from mi_helpers.validate import InputError
 
-__all__ = ["AdminClient", "AdminError"]
+__all__ = ["AdminApiError", "AdminClient"]
 
 
-class AdminError(RuntimeError):
-    """The admin API refused a request; ``status`` and the server's ``body`` are kept."""
+class AdminApiError(RuntimeError):
+    """The admin API refused a request; ``status`` and the server's ``body`` are kept.
+
+    (The server side's wire error is :class:`mi_helpers.emulator.errors.AdminError`.)
+    """
 
     def __init__(self, status: int, body: Any) -> None:
         self.status = status
@@ -37,7 +41,7 @@ class AdminClient:
                 admin_url,
             )
         if not isinstance(key, str) or not key:
-            raise InputError("key", "the admin key (MI_HELPERS_EMULATOR_KEY) is required", None)
+            raise InputError("key", f"the admin key ({Env.MI_HELPERS_EMULATOR_KEY}) is required", None)
         self.admin_url = admin_url.rstrip("/")
         self._key = key
         self.timeout = timeout
@@ -53,17 +57,19 @@ class AdminClient:
     def from_env(cls, environ: dict[str, str] | None = None) -> AdminClient:
         """Build from ``MI_HELPERS_EMULATOR_ADMIN`` and ``MI_HELPERS_EMULATOR_KEY``."""
         env = os.environ if environ is None else environ
-        url = env.get("MI_HELPERS_EMULATOR_ADMIN", "")
-        key = env.get("MI_HELPERS_EMULATOR_KEY", "")
+        url = env.get(Env.MI_HELPERS_EMULATOR_ADMIN, "")
+        key = env.get(Env.MI_HELPERS_EMULATOR_KEY, "")
         if not url:
             raise InputError(
-                "MI_HELPERS_EMULATOR_ADMIN",
+                Env.MI_HELPERS_EMULATOR_ADMIN,
                 "is not set (start `mi-helpers emulator` or `mi-helpers lab`)",
                 None,
             )
         if not key:
             raise InputError(
-                "MI_HELPERS_EMULATOR_KEY", "is not set (it comes with MI_HELPERS_EMULATOR_ADMIN)", None
+                Env.MI_HELPERS_EMULATOR_KEY,
+                f"is not set (it comes with {Env.MI_HELPERS_EMULATOR_ADMIN})",
+                None,
             )
         return cls(url, key)
 
@@ -81,7 +87,7 @@ class AdminClient:
                 message = str(data.get("message", ""))
                 field, _, rest = message.partition(": ")
                 raise InputError(field or "input", rest or message)
-            raise AdminError(resp.status_code, data)
+            raise AdminApiError(resp.status_code, data)
         return data
 
     def health(self) -> dict[str, Any]:

@@ -7,7 +7,11 @@ which of the two it is; mypy checks that both really offer these members.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from mi_helpers.emulator.client import AdminClient
+    from mi_helpers.emulator.server import Emulator
 
 __all__ = ["EmulatorControl"]
 
@@ -65,3 +69,10 @@ class EmulatorControl(Protocol):
     def environment(self) -> dict[str, str]:
         """Every variable a client process needs to talk to this emulator."""
         ...
+
+
+if TYPE_CHECKING:
+
+    def _both_satisfy_the_protocol(emulator: Emulator, client: AdminClient) -> list[EmulatorControl]:
+        """Never called: mypy proves here that both classes implement :class:`EmulatorControl`."""
+        return [emulator, client]

@@ -1,8 +1,12 @@
 """Every error the emulator puts on the wire: one class or factory per IMDS/ARM error (status, body, headers).
 
-Bodies and texts follow the protocol reference (IMDS §2.5/§3.1, ARM §5.9). Keeping them here means a rule
-such as "the ExpiredAuthenticationToken message uses the US date format" lives in exactly one place, and the
-HTTP layers (``imds.py``, ``arm.py``, ``admin.py``) only decide *which* error applies.
+Bodies and texts follow docs/protocol.md (#errors of the IMDS token endpoint, #instance-metadata, and
+#errors of Azure Resource Manager). Keeping them here means a rule such as "the ExpiredAuthenticationToken
+message uses the US date format" lives in exactly one place, and the HTTP layers (``imds``, ``arm``,
+``admin``, ``proxy``) and the transport only decide *which* error applies. The ``*_framing_error`` factories
+are each service's answer to a request the transport cannot accept (body too large, malformed request line
+or framing); their texts are this project's choice where the real ones are unknown (docs/protocol.md#known-
+differences).
 """
 
 from __future__ import annotations
@@ -13,31 +17,47 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from mi_helpers.emulator.tokens import ARM_AUDIENCES
+from mi_helpers.constants import Arm, Imds
 
 __all__ = [
+    "ARM_BODY_LIMIT",
     "IMDS_CONTENT_TYPE",
     "IMDS_NEWEST_VERSIONS",
     "AdminError",
     "ArmError",
+    "DropConnection",
     "ImdsError",
     "WireError",
+    "admin_framing_error",
     "arm_authorization_failed",
     "arm_expired_token",
+    "arm_framing_error",
     "arm_invalid_audience",
     "arm_resource_group_not_found",
     "arm_resource_not_found",
     "arm_subscription_not_found",
     "arm_throttled",
     "imds_api_version",
+    "imds_framing_error",
     "imds_identity_not_found",
+    "proxy_framing_error",
     "us_datetime",
 ]
 
 IMDS_CONTENT_TYPE = "application/json; charset=utf-8"
 ARM_CONTENT_TYPE = "application/json; charset=utf-8"
-IMDS_NEWEST_VERSIONS = ["2025-04-07", "2024-07-17", "2024-03-15"]
-ALLOWED_ARM_AUDIENCES_TEXT = ",".join(f"'{aud}'" for aud in ARM_AUDIENCES)
+IMDS_NEWEST_VERSIONS = list(Imds.NEWEST_VERSIONS)
+ALLOWED_ARM_AUDIENCES_TEXT = ",".join(f"'{aud}'" for aud in Arm.AUDIENCES)
+#: ARM's request body limit (its RequestContentTooLarge text names "4 MB").
+ARM_BODY_LIMIT = 4 * 1024 * 1024
+#: Short reason phrases of the statuses a transport-level refusal can have.
+_FRAMING_REASONS = {
+    400: "Bad request",
+    408: "Request timeout",
+    413: "Request entity too large",
+    414: "Request URI too long",
+    431: "Request header fields too large",
+}
 
 
 def _dumps(body: Any) -> str:
@@ -69,6 +89,13 @@ class WireError(Exception):
         for key, value in self.headers.items():
             resp.headers[key] = value
         return resp
+
+
+class DropConnection(ConnectionAbortedError):
+    """Not an answer: close the connection without replying (a hung request being released).
+
+    A ``ConnectionError`` so werkzeug treats it as a dropped connection (no 500, no traceback).
+    """
 
 
 class ImdsError(WireError):
@@ -252,3 +279,40 @@ class AdminError(WireError):
         if allowed is not None:
             body["allowed"] = allowed
         super().__init__(status, body, content_type="application/json")
+
+
+def _reason(status: int) -> str:
+    return _FRAMING_REASONS.get(status, "Bad request")
+
+
+def imds_framing_error(status: int, detail: str) -> ImdsError:
+    """IMDS's answer to a request it cannot accept, in its instance-style ``{"error": text}`` envelope."""
+    return ImdsError.plain(status, f"{_reason(status)}. {detail}")
+
+
+def arm_framing_error(status: int, detail: str) -> ArmError:
+    """ARM's answer to a request it cannot accept; 413 is ARM's documented ``RequestContentTooLarge``."""
+    if status == 413:
+        return ArmError(
+            413, "RequestContentTooLarge", "The request content size exceeds the maximum size of 4 MB."
+        )
+    code = {408: "RequestTimeout", 414: "RequestUriTooLong", 431: "RequestHeaderFieldsTooLarge"}.get(
+        status, "BadRequest"
+    )
+    return ArmError(status, code, f"{_reason(status)}. {detail}")
+
+
+def admin_framing_error(status: int, detail: str) -> AdminError:
+    """The admin API's answer to a request it cannot accept."""
+    code = {408: "request_timeout", 413: "request_too_large", 414: "uri_too_long", 431: "headers_too_large"}
+    return AdminError(status, code.get(status, "bad_request"), f"{_reason(status)}: {detail}")
+
+
+def proxy_framing_error(status: int, detail: str) -> WireError:
+    """The fake corporate proxy's answer to a request it cannot read: a small HTML page."""
+    title = f"{status} {_reason(status).title()}"
+    html = (
+        f"<!DOCTYPE html>\n<html><head><title>{title}</title></head>\n<body><h1>{title}</h1>\n"
+        "<p>The proxy could not read the request.</p><hr><address>corporate-proxy</address></body></html>\n"
+    )
+    return WireError(status, html, content_type="text/html; charset=UTF-8")

@@ -1,57 +1,50 @@
-"""The IMDS HTTP layer: parse a request, ask the world and the fault engine, render IMDS's exact reply.
+"""The IMDS HTTP layer: parse a request, ask the backend (world, faults, issuer), render IMDS's exact reply.
 
-Order of checks (protocol reference §2, §3.1, §12): infrastructure faults (hang, foreign server, …) →
-``Metadata: true`` → ``X-Forwarded-For`` → method (405) → path (404) → ``api-version`` → duplicate query
-parameters → ``resource`` → selectors → service faults (410/429/500/propagation) → identity selection →
-token. Every field of a JSON body is a string.
+Order of checks (docs/protocol.md#imds-token-endpoint, #instance-metadata): infrastructure faults (hang,
+foreign server, …) → ``Metadata: true`` → ``X-Forwarded-For`` → method (405) → path (404) → ``api-version``
+→ duplicate query parameters → ``resource`` → selectors → service faults (410/429/500/propagation) →
+identity selection → token. Every field of a JSON body is a string.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from mi_helpers.constants import Imds
 from mi_helpers.emulator.errors import (
     IMDS_CONTENT_TYPE,
+    DropConnection,
     ImdsError,
     WireError,
     imds_api_version,
+    imds_framing_error,
     imds_identity_not_found,
 )
-from mi_helpers.emulator.world import IdentitySelectionError
+from mi_helpers.emulator.faults import Fault
+from mi_helpers.emulator.layer import Layer
+from mi_helpers.emulator.world import IdentitySelectionError, World
 
-if TYPE_CHECKING:
-    from mi_helpers.emulator.server import Emulator
+__all__ = ["IDENTITY_API_VERSIONS", "INSTANCE_API_VERSIONS", "ImdsLayer", "instance_document"]
 
-__all__ = ["API_VERSIONS", "IDENTITY_API_VERSIONS", "ImdsLayer", "instance_document"]
-
-# Documented IMDS api-versions, oldest first (GET /metadata/versions lists them).
-API_VERSIONS = [
-    "2017-03-01", "2017-04-02", "2017-08-01", "2017-10-01", "2017-12-01", "2018-02-01", "2018-04-02",
-    "2018-10-01", "2019-02-01", "2019-03-11", "2019-04-30", "2019-06-01", "2019-06-04", "2019-08-01",
-    "2019-08-15", "2019-11-01", "2020-06-01", "2020-07-15", "2020-09-01", "2020-10-01", "2020-12-01",
-    "2021-01-01", "2021-02-01", "2021-03-01", "2021-05-01", "2021-08-01", "2021-10-01", "2021-11-01",
-    "2021-11-15", "2021-12-13", "2023-07-01", "2023-11-15", "2024-03-15", "2024-07-17", "2025-04-07",
-]  # fmt: skip
-IDENTITY_API_VERSIONS = frozenset(v for v in API_VERSIONS if v >= "2018-02-01")
-INSTANCE_API_VERSIONS = frozenset(v for v in API_VERSIONS if v >= "2017-04-02")
+IDENTITY_API_VERSIONS = frozenset(v for v in Imds.API_VERSIONS if v >= Imds.TOKEN_API_VERSION)
+INSTANCE_API_VERSIONS = frozenset(v for v in Imds.API_VERSIONS if v >= "2017-04-02")
 # ``resource_id`` is what async azure-identity sends for identity_config={"resource_id": ...} (verbatim key).
 SELECTORS = ("client_id", "object_id", "msi_res_id", "mi_res_id", "resource_id")
 _HEADER_MISSING = "Required metadata header not specified"
 
 _URLS = Map(
     [
-        Rule("/metadata/identity/oauth2/token", endpoint="token"),
-        Rule("/metadata/identity/info", endpoint="info"),
-        Rule("/metadata/instance", endpoint="instance"),
-        Rule("/metadata/instance/<path:sub>", endpoint="instance"),
-        Rule("/metadata/versions", endpoint="versions"),
+        Rule(Imds.TOKEN_PATH, endpoint="token"),
+        Rule(Imds.INFO_PATH, endpoint="info"),
+        Rule(Imds.INSTANCE_PATH, endpoint="instance"),
+        Rule(Imds.INSTANCE_PATH + "/<path:sub>", endpoint="instance"),
+        Rule(Imds.VERSIONS_PATH, endpoint="versions"),
     ],
     strict_slashes=False,
     merge_slashes=True,
@@ -98,9 +91,8 @@ def _s(value: Any) -> Any:
     return str(value)
 
 
-def instance_document(emu: Emulator) -> dict[str, Any]:
+def instance_document(w: World) -> dict[str, Any]:
     """``/metadata/instance`` for the host VM (2021-02-01-era fields; all primitives strings)."""
-    w = emu.world
     with w.lock:
         vm = w.host_vm
         tags = ";".join(f"{k}:{v}" for k, v in vm.tags.items())
@@ -168,20 +160,15 @@ def instance_document(emu: Emulator) -> dict[str, Any]:
     return _s({"compute": compute, "network": network})
 
 
-class ImdsLayer:
+class ImdsLayer(Layer):
     """Answers requests on the IMDS listener (``/metadata/…``)."""
 
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
+    name = "imds"
 
-    def handle(self, request: Request) -> Response:
-        try:
-            return self._handle(request)
-        except WireError as err:
-            return err.response()
+    def framing_error(self, status: int, detail: str) -> WireError:
+        return imds_framing_error(status, detail)
 
-    def _handle(self, request: Request) -> Response:  # noqa: C901
-        emu = self.emu
+    def respond(self, request: Request) -> Response:
         endpoint: str | None
         args: Any = {}
         try:
@@ -189,111 +176,48 @@ class ImdsLayer:
         except HTTPException:
             endpoint = None
         request.environ["mi.fault"] = None
-        fault = emu.engine.check("imds")
+        fault = self.backend.engine.check("imds")
         if fault is not None:
-            request.environ["mi.fault"] = fault.label
-            if fault.kind == "hang":
-                emu.hang(request)
-            return self._fault_response(fault)
+            return self._infrastructure_fault(request, fault)
         identity_path = request.path.startswith("/metadata/identity")
-
-        if request.headers.get("Metadata") != "true":
-            if identity_path:
-                raise ImdsError.oauth(400, "invalid_request", _HEADER_MISSING)
-            raise ImdsError.plain(400, f"Bad request. {_HEADER_MISSING}")
-        if "X-Forwarded-For" in request.headers:
-            # UNCONFIRMED body (protocol reference U1): the one public report quotes this XML.
-            raise WireError(
-                400,
-                '<?xml version="1.0" encoding="utf-8"?><Error><Code>InvalidHeaderValue</Code>'
-                "<Message>Header contains 'X-Forwarded-For' are not supported.</Message></Error>",
-                content_type="application/xml; charset=utf-8",
-            )
+        _check_headers(request, identity_path)
         if request.method != "GET":
             raise ImdsError.plain(405, "Method not allowed")
         if endpoint is None:
             raise ImdsError.plain(404, "Not found")
         if endpoint == "versions":
-            return _json({"apiVersions": API_VERSIONS})
-
-        versions = IDENTITY_API_VERSIONS if identity_path else INSTANCE_API_VERSIONS
-        if request.args.get("api-version") not in versions:
-            raise imds_api_version()
-        dup = next((k for k in request.args if len(request.args.getlist(k)) > 1), None)
-        if dup is not None:
-            if identity_path:
-                raise ImdsError.oauth(
-                    400, "invalid_request", f"Duplicate query parameter '{dup}' is not allowed"
-                )
-            raise ImdsError.plain(400, f"Bad request. Duplicate query parameter '{dup}' is not allowed")
+            return _json({"apiVersions": list(Imds.API_VERSIONS)})
+        _check_query(request, identity_path)
         if endpoint == "token":
             return self._token(request)
         if endpoint == "info":
-            return _json({"tenantId": emu.world.tenant.id})
+            return _json({"tenantId": self.backend.world.tenant.id})
         return self._instance(request, str(args.get("sub") or ""))
 
-    def _fault_response(self, fault: Any) -> Response:
-        body = fault.body
-        text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
-        status = f"{fault.status} {fault.reason}" if fault.reason else fault.status
-        resp = Response(text, status=status, content_type=fault.content_type)
-        for k, v in fault.headers.items():
-            resp.headers[k] = v
-        return resp
+    def _infrastructure_fault(self, request: Request, fault: Fault) -> Response:
+        """A fault that answers instead of IMDS (or, for ``hang``, never answers)."""
+        request.environ["mi.fault"] = fault.label
+        if fault.kind == "hang":
+            self.backend.hold()
+            raise DropConnection()
+        return _fault_response(fault)
 
     def _token(self, request: Request) -> Response:
-        emu = self.emu
+        backend = self.backend
         resource = request.args.get("resource", "")
         if not resource.strip():
             raise ImdsError.oauth(400, "invalid_request", "Required query variable 'resource' is missing")
-        given = [k for k in SELECTORS if k in request.args]
-        if len(given) > 1:
-            # UNCONFIRMED (protocol reference U2): the spec only says the selectors are mutually exclusive.
-            raise ImdsError.oauth(
-                400,
-                "invalid_request",
-                "Only one of client_id, object_id or msi_res_id may be specified in the token request",
-            )
-        fault = emu.engine.check("imds-token")
+        selector = _selector(request)
+        fault = backend.engine.check("imds-token")
         if fault is not None:
             request.environ["mi.fault"] = fault.label
-            return self._fault_response(fault)
-        selector = given[0] if given else None
-        value = request.args.get(selector) if selector else None
-        try:
-            principal = emu.world.select_identity(selector, value)
-        except IdentitySelectionError as exc:
-            if exc.reason == "multiple":
-                raise ImdsError.oauth(
-                    400,
-                    "invalid_request",
-                    "Multiple user assigned identities exist, please specify the clientId / resourceId "
-                    "of the identity in the token request",
-                ) from None
-            raise imds_identity_not_found() from None
-        if _is_delegated_scope(resource):
-            # A managed identity gets app-only tokens for a whole resource; `api://<app>/<scope>` is a
-            # delegated scope, which Entra does not know as a resource principal (failure modes FM9).
-            raise ImdsError.oauth(
-                400,
-                "invalid_resource",
-                f"AADSTS500011: The resource principal named {resource[:256]} was not found in the tenant "
-                f"named {emu.world.tenant.id}. This can happen if the application has not been installed by "
-                "the administrator of the tenant or consented to by any user in the tenant. You might have "
-                "sent your authentication request to the wrong tenant.",
-            )
-        if not _plausible_resource(resource):
-            raise ImdsError.oauth(
-                400,
-                "invalid_resource",
-                f"AADSTS50001: The application named {resource[:256]} was not found in the tenant named "
-                f"{emu.world.tenant.id}. This can happen if the application has not been installed by the "
-                "administrator of the tenant or consented to by any user in the tenant. You might have sent "
-                "your authentication request to the wrong tenant.",
-            )
-        now = time.time()
+            return _fault_response(fault)
+        world = backend.world
+        principal = _select(world, selector, request.args.get(selector) if selector else None)
+        _check_resource(resource, world.tenant.id)
+        now = backend.clock.time()
         bypass = request.args.get("bypass_cache", "").lower() == "true"
-        tok = emu.issuer.issue(principal, resource, now, bypass_cache=bypass)
+        tok = backend.issuer.issue(principal, resource, now, bypass_cache=bypass)
         request.environ["mi.identity"] = principal.principal_id
         body = {
             "access_token": tok.access_token,
@@ -312,7 +236,7 @@ class ImdsLayer:
         return _json(body)
 
     def _instance(self, request: Request, sub: str) -> Response:
-        doc: Any = instance_document(self.emu)
+        doc: Any = instance_document(self.backend.world)
         for part in [p for p in sub.split("/") if p]:
             if isinstance(doc, dict) and part in doc:
                 doc = doc[part]
@@ -323,15 +247,109 @@ class ImdsLayer:
         fmt = request.args.get("format", "json")
         leaf = not isinstance(doc, (dict, list))
         if fmt == "text":
-            if leaf:
-                text = str(doc)
-            elif isinstance(doc, dict):
-                text = "\n".join(k + ("/" if isinstance(v, (dict, list)) else "") for k, v in doc.items())
-            else:
-                text = "\n".join(f"{i}/" for i in range(len(doc)))
-            return Response(text, status=200, content_type="text/plain; charset=utf-8")
+            return Response(_as_text(doc), status=200, content_type="text/plain; charset=utf-8")
         if fmt != "json":
             raise ImdsError.plain(400, "Bad request. format must be json or text")
         if leaf:
             raise ImdsError.plain(400, "Bad request. Leaf nodes only support text format (use format=text)")
         return _json(doc)
+
+
+def _check_headers(request: Request, identity_path: bool) -> None:
+    """``Metadata: true`` first, then no ``X-Forwarded-For`` (docs/protocol.md#request)."""
+    if request.headers.get("Metadata") != "true":
+        if identity_path:
+            raise ImdsError.oauth(400, "invalid_request", _HEADER_MISSING)
+        raise ImdsError.plain(400, f"Bad request. {_HEADER_MISSING}")
+    if "X-Forwarded-For" in request.headers:
+        # The one public report quotes this XML body (docs/protocol.md#known-differences: unconfirmed).
+        raise WireError(
+            400,
+            '<?xml version="1.0" encoding="utf-8"?><Error><Code>InvalidHeaderValue</Code>'
+            "<Message>Header contains 'X-Forwarded-For' are not supported.</Message></Error>",
+            content_type="application/xml; charset=utf-8",
+        )
+
+
+def _check_query(request: Request, identity_path: bool) -> None:
+    """A known ``api-version`` for the path, and no query parameter given twice."""
+    versions = IDENTITY_API_VERSIONS if identity_path else INSTANCE_API_VERSIONS
+    if request.args.get("api-version") not in versions:
+        raise imds_api_version()
+    dup = next((k for k in request.args if len(request.args.getlist(k)) > 1), None)
+    if dup is not None:
+        if identity_path:
+            raise ImdsError.oauth(400, "invalid_request", f"Duplicate query parameter '{dup}' is not allowed")
+        raise ImdsError.plain(400, f"Bad request. Duplicate query parameter '{dup}' is not allowed")
+
+
+def _selector(request: Request) -> str | None:
+    """The one identity selector of a token request, if any (two or more are refused)."""
+    given = [k for k in SELECTORS if k in request.args]
+    if len(given) > 1:
+        # The wording is this project's (docs/protocol.md#known-differences): the real service only documents
+        # that the selectors are mutually exclusive.
+        raise ImdsError.oauth(
+            400,
+            "invalid_request",
+            "Only one of client_id, object_id or msi_res_id may be specified in the token request",
+        )
+    return given[0] if given else None
+
+
+def _select(world: World, selector: str | None, value: str | None) -> Any:
+    """The identity IMDS issues for (docs/protocol.md#identity-selection), or its 400."""
+    try:
+        return world.select_identity(selector, value)
+    except IdentitySelectionError as exc:
+        if exc.reason == "multiple":
+            raise ImdsError.oauth(
+                400,
+                "invalid_request",
+                "Multiple user assigned identities exist, please specify the clientId / resourceId "
+                "of the identity in the token request",
+            ) from None
+        raise imds_identity_not_found() from None
+
+
+def _check_resource(resource: str, tenant_id: str) -> None:
+    """Entra's refusal of a ``resource`` it has no principal for, as IMDS relays it."""
+    if _is_delegated_scope(resource):
+        # A managed identity gets app-only tokens for a whole resource; `api://<app>/<scope>` is a delegated
+        # scope, which Entra does not know as a resource principal (docs/protocol.md#failure-modes).
+        raise ImdsError.oauth(
+            400,
+            "invalid_resource",
+            f"AADSTS500011: The resource principal named {resource[:256]} was not found in the tenant "
+            f"named {tenant_id}. This can happen if the application has not been installed by "
+            "the administrator of the tenant or consented to by any user in the tenant. You might have "
+            "sent your authentication request to the wrong tenant.",
+        )
+    if not _plausible_resource(resource):
+        raise ImdsError.oauth(
+            400,
+            "invalid_resource",
+            f"AADSTS50001: The application named {resource[:256]} was not found in the tenant named "
+            f"{tenant_id}. This can happen if the application has not been installed by the "
+            "administrator of the tenant or consented to by any user in the tenant. You might have sent "
+            "your authentication request to the wrong tenant.",
+        )
+
+
+def _fault_response(fault: Fault) -> Response:
+    body = fault.body
+    text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+    status = f"{fault.status} {fault.reason}" if fault.reason else fault.status
+    resp = Response(text, status=status, content_type=fault.content_type)
+    for k, v in fault.headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+def _as_text(doc: Any) -> str:
+    """``format=text``: a leaf's value, or a category's keys (``name/`` for non-leaves) one per line."""
+    if not isinstance(doc, (dict, list)):
+        return str(doc)
+    if isinstance(doc, dict):
+        return "\n".join(k + ("/" if isinstance(v, (dict, list)) else "") for k, v in doc.items())
+    return "\n".join(f"{i}/" for i in range(len(doc)))

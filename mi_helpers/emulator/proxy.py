@@ -1,4 +1,4 @@
-"""The fake corporate proxy of ``proxy-intercept`` (failure mode FM6).
+"""The fake corporate proxy of ``proxy-intercept`` (docs/protocol.md#failure-modes).
 
 The scenario puts ``HTTP_PROXY=<this listener>`` in the client environment with a ``NO_PROXY`` that lacks
 the IMDS address, so token requests arrive here as proxy requests. ``mode=gateway`` answers the classic
@@ -9,15 +9,16 @@ and ``Via``, which IMDS rejects. The proxy never connects anywhere but the emula
 from __future__ import annotations
 
 import http.client
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
+from mi_helpers.emulator.backend import Backend
+from mi_helpers.emulator.endpoints import Endpoints
+from mi_helpers.emulator.errors import WireError, proxy_framing_error
+from mi_helpers.emulator.layer import Layer
 from mi_helpers.emulator.scenarios import GATEWAY_HTML
-
-if TYPE_CHECKING:
-    from mi_helpers.emulator.server import Emulator
 
 __all__ = ["ProxyLayer"]
 
@@ -33,50 +34,60 @@ _HOP_HEADERS = {
 }
 
 
-class ProxyLayer:
-    """Answers requests sent to the proxy listener."""
+class ProxyLayer(Layer):
+    """Answers requests sent to the proxy listener; ``endpoints`` says where the emulator's IMDS is."""
 
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
+    name = "proxy"
+    keep_alive = False
 
-    def handle(self, request: Request) -> Response:
+    def __init__(self, backend: Backend, endpoints: Callable[[], Endpoints]) -> None:
+        super().__init__(backend)
+        self.endpoints = endpoints
+
+    def framing_error(self, status: int, detail: str) -> WireError:
+        return proxy_framing_error(status, detail)
+
+    def respond(self, request: Request) -> Response:
         request.environ["mi.fault"] = "proxy-intercept"
-        mode = str(self.emu.params.get("mode", "gateway"))
-        if mode == "forward" and request.method == "GET" and self._targets_imds(request):
-            return self._forward(request)
-        return self._gateway()
+        mode = str(self.backend.params.get("mode", "gateway"))
+        ep = self.endpoints()
+        if mode == "forward" and request.method == "GET" and _targets_imds(request, ep):
+            return _forward(request, ep.imds_url)
+        return _gateway()
 
-    def _gateway(self) -> Response:
-        return Response(GATEWAY_HTML, status=502, content_type="text/html; charset=UTF-8")
 
-    def _targets_imds(self, request: Request) -> bool:
-        raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
-        netloc = urlsplit(raw).netloc or request.host
-        imds = urlsplit(self.emu.imds_url).netloc
-        return bool(
-            self.emu.imds_listening
-            and netloc.lower() in (imds.lower(), imds.lower().replace("127.0.0.1", "localhost"))
-        )
+def _gateway() -> Response:
+    return Response(GATEWAY_HTML, status=502, content_type="text/html; charset=UTF-8")
 
-    def _forward(self, request: Request) -> Response:
-        target = urlsplit(self.emu.imds_url)
-        path = request.full_path.rstrip("?") if request.query_string else request.path
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
-        peer = request.remote_addr or "127.0.0.1"
-        headers["X-Forwarded-For"] = peer
-        headers["Via"] = "1.1 corporate-proxy"
-        conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port or 80, timeout=10)
-        try:
-            conn.request("GET", path, headers=headers)
-            upstream = conn.getresponse()
-            body = upstream.read()
-            resp = Response(body, status=upstream.status)
-            for k, v in upstream.getheaders():
-                if k.lower() not in _HOP_HEADERS and k.lower() not in ("content-length", "date", "server"):
-                    resp.headers[k] = v
-            resp.headers["Via"] = "1.1 corporate-proxy"
-            return resp
-        except OSError:
-            return self._gateway()
-        finally:
-            conn.close()
+
+def _targets_imds(request: Request, ep: Endpoints) -> bool:
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    netloc = urlsplit(raw).netloc or request.host
+    imds = urlsplit(ep.imds_url).netloc
+    return bool(
+        ep.imds_listening and netloc.lower() in (imds.lower(), imds.lower().replace("127.0.0.1", "localhost"))
+    )
+
+
+def _forward(request: Request, imds_url: str) -> Response:
+    target = urlsplit(imds_url)
+    path = request.full_path.rstrip("?") if request.query_string else request.path
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+    peer = request.remote_addr or "127.0.0.1"
+    headers["X-Forwarded-For"] = peer
+    headers["Via"] = "1.1 corporate-proxy"
+    conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port or 80, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers)
+        upstream = conn.getresponse()
+        body = upstream.read()
+        resp = Response(body, status=upstream.status)
+        for k, v in upstream.getheaders():
+            if k.lower() not in _HOP_HEADERS and k.lower() not in ("content-length", "date", "server"):
+                resp.headers[k] = v
+        resp.headers["Via"] = "1.1 corporate-proxy"
+        return resp
+    except OSError:
+        return _gateway()
+    finally:
+        conn.close()

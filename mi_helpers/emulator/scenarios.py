@@ -1,181 +1,58 @@
-"""Named scenarios (a world edit + faults + client-side environment) and the fault engine that runs them.
+"""Named scenarios: a world edit, faults, a listener layout and client-side environment, as data.
 
-A scenario models one field failure from the failure-mode catalogue. Faults are scripted per *target*:
-
-* ``imds``       every ``/metadata/…`` request on the IMDS listener, before any validation (hang, latency,
-                 a foreign server's HTML, Docker Desktop's 403);
-* ``imds-token`` token requests that passed IMDS's own checks (410, 429, 500, ``Identity not found``);
-* ``arm``        authenticated ARM requests (latency, 429 throttling);
-* ``arm-rbac``   ARM's RBAC decision (``role-propagating`` denies while its window lasts).
-
-Windows of time and counts start at the **first matching request**, not at process start, so a client always
-gets the whole window: ``n`` requests or ``t`` seconds, whichever ends first (``None`` = unbounded).
-Giving only one of ``n``/``t`` when overriding a scenario drops the other default.
+Each scenario models one failure seen in the field (docs/protocol.md#failure-modes); ``failure_kind`` says
+which part of the sign-in fails. The faults it scripts run in :class:`~mi_helpers.emulator.faults.FaultEngine`
+(windows of ``n`` requests or ``t`` seconds that start at the first matching request). Giving only one of
+``n``/``t`` when overriding a scenario drops the other default.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import certifi
 
+from mi_helpers.constants import EnvironmentVariables as Env
+from mi_helpers.constants import Imds
+from mi_helpers.emulator.faults import Fault, TokenBucket, Window
 from mi_helpers.emulator.world import World
 from mi_helpers.validate import InputError
 
 __all__ = [
     "COMMON_DEFAULTS",
+    "FAILURE_KINDS",
     "SCENARIOS",
-    "Fault",
-    "FaultEngine",
+    "FailureKind",
     "Scenario",
-    "TokenBucket",
-    "Window",
     "build_faults",
     "build_world",
     "get_scenario",
     "resolve_params",
-    "scenario_names",
 ]
 
 COMMON_DEFAULTS: dict[str, Any] = {"token_lifetime": 86399, "imds_latency": 0.0, "arm_latency": 0.0}
+#: Which part of the sign-in a scenario breaks: nothing (``none``); the choice or existence of the
+#: identity (``identity``); the role assignment ARM checks (``authorization``); reaching IMDS at all
+#: (``network``); a service that recovers if the client waits and retries (``transient``); the token as ARM
+#: reads it (``token``); trust in ARM's TLS certificate (``tls``).
+FailureKind = Literal["none", "identity", "authorization", "network", "transient", "token", "tls"]
+FAILURE_KINDS: tuple[FailureKind, ...] = (
+    "none",
+    "identity",
+    "authorization",
+    "network",
+    "transient",
+    "token",
+    "tls",
+)
 COMMON_HELP = {
     "token_lifetime": "lifetime of issued tokens in seconds (expires_in of a fresh token)",
     "imds_latency": "seconds IMDS waits before answering any /metadata request",
     "arm_latency": "seconds ARM waits before answering an authenticated request",
 }
-
-
-@dataclass
-class Window:
-    """Fires for the first ``n`` matching requests or ``t`` s after the first one (``None``: no bound)."""
-
-    n: int | None = None
-    t: float | None = None
-    first: float | None = None
-    count: int = 0
-
-    def take(self, now: float) -> bool:
-        if self.first is None:
-            self.first = now
-        if self.n is not None and self.count >= self.n:
-            return False
-        if self.t is not None and now - self.first >= self.t:
-            return False
-        self.count += 1
-        return True
-
-
-@dataclass
-class TokenBucket:
-    """``capacity`` requests at once, refilled at ``rate`` per second (ARM and IMDS throttling)."""
-
-    capacity: float
-    rate: float
-    tokens: float = -1.0
-    stamp: float = 0.0
-
-    def take(self, now: float) -> bool:
-        if self.tokens < 0:
-            self.tokens, self.stamp = self.capacity, now
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-    def remaining(self) -> int:
-        return max(0, int(self.tokens if self.tokens >= 0 else self.capacity))
-
-
-@dataclass
-class Fault:
-    """One scripted misbehaviour at a target.
-
-    ``kind``: ``reply`` (answer ``status``/``body``), ``hang`` (accept, never answer), ``latency`` (sleep
-    ``seconds`` then continue), ``throttle`` (``reply`` whenever ``bucket`` is empty), ``deny`` (RBAC says
-    no).
-    """
-
-    target: str
-    kind: str
-    status: int = 0
-    body: Any = None
-    content_type: str = "application/json; charset=utf-8"
-    headers: dict[str, str] = field(default_factory=dict)
-    window: Window = field(default_factory=Window)
-    seconds: float = 0.0
-    bucket: TokenBucket | None = None
-    label: str = ""
-    reason: str = ""  # HTTP reason phrase, when the status line itself carries the message
-
-
-class FaultEngine:
-    """Evaluates the active faults of a scenario, thread-safely; ``release`` frees hung requests."""
-
-    def __init__(self, faults: list[Fault] | None = None) -> None:
-        self._lock = threading.Lock()
-        self.faults: list[Fault] = list(faults or [])
-        self.released = threading.Event()
-
-    def replace(self, faults: list[Fault]) -> None:
-        """Switch to a new fault list; requests hung by the old one are released."""
-        old = self.released
-        with self._lock:
-            self.faults = list(faults)
-            self.released = threading.Event()
-        old.set()
-
-    def clear(self) -> None:
-        self.replace([])
-
-    def release(self) -> None:
-        self.released.set()
-
-    def check(self, target: str, now: float | None = None) -> Fault | None:
-        """The terminal fault for this request at ``target`` (sleeping through latency faults first)."""
-        t = time.time() if now is None else now
-        delay = 0.0
-        hit: Fault | None = None
-        with self._lock:
-            for f in self.faults:
-                if f.target != target:
-                    continue
-                if f.kind == "latency":
-                    if f.window.take(t):
-                        delay += f.seconds
-                elif f.kind == "throttle":
-                    assert f.bucket is not None
-                    if not f.bucket.take(t):
-                        hit = f
-                        break
-                elif f.window.take(t):
-                    hit = f
-                    break
-        if delay > 0:
-            self.released.wait(delay)
-        return hit
-
-    def describe(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [
-                {
-                    "target": f.target,
-                    "kind": f.kind,
-                    "label": f.label,
-                    "status": f.status or None,
-                    "n": f.window.n,
-                    "t": f.window.t,
-                    "fired": f.window.count,
-                    "started": f.window.first,
-                }
-                for f in self.faults
-            ]
 
 
 EnvBuilder = Callable[[dict[str, str], dict[str, Any]], dict[str, str]]
@@ -199,7 +76,7 @@ class Scenario:
     legacy_port: bool = False
     client_env: EnvBuilder | None = None
     arm_clock_skew: str | None = None  # name of the param holding ARM's clock offset in seconds
-    failure_mode: str = ""
+    failure_kind: FailureKind = "none"
 
     def to_dict(self) -> dict[str, Any]:
         params = {**COMMON_DEFAULTS, **self.defaults}
@@ -210,7 +87,7 @@ class Scenario:
             "params_help": {**COMMON_HELP, **self.params_help},
             "choices": {k: list(v) for k, v in self.choices.items()},
             "imds_listening": self.imds_listening,
-            "failure_mode": self.failure_mode,
+            "failure_kind": self.failure_kind,
         }
 
 
@@ -333,7 +210,7 @@ def _foreign(p: dict[str, Any]) -> list[Fault]:
 def _docker_desktop(p: dict[str, Any]) -> list[Fault]:
     # Docker Desktop's proxy puts the message in the status line (HTTP/1.0 403 connecting to …) and the body.
     text = (
-        "connecting to 169.254.169.254:80: connecting to 169.254.169.254:80: dial tcp 169.254.169.254:80: "
+        f"connecting to {Imds.ADDRESS}:80: connecting to {Imds.ADDRESS}:80: dial tcp {Imds.ADDRESS}:80: "
         "connect: network is unreachable"
     )
     return [
@@ -378,20 +255,20 @@ def _proxy_env(ctx: dict[str, str], p: dict[str, Any]) -> dict[str, str]:
     # while the admin URL is given as localhost (bypassed) and ARM is HTTPS (HTTP_PROXY does not apply).
     admin = ctx["admin_url"].replace("://127.0.0.1:", "://localhost:")
     return {
-        "HTTP_PROXY": ctx["proxy_url"],
-        "http_proxy": ctx["proxy_url"],
-        "NO_PROXY": "localhost",
-        "no_proxy": "localhost",
-        "MI_HELPERS_EMULATOR_ADMIN": admin,
+        Env.HTTP_PROXY: ctx["proxy_url"],
+        Env.HTTP_PROXY.lower(): ctx["proxy_url"],
+        Env.NO_PROXY: "localhost",
+        Env.NO_PROXY.lower(): "localhost",
+        Env.MI_HELPERS_EMULATOR_ADMIN: admin,
     }
 
 
 def _legacy_env(ctx: dict[str, str], p: dict[str, Any]) -> dict[str, str]:
-    return {"MSI_ENDPOINT": f"http://localhost:{ctx['legacy_port']}/oauth2/token"}
+    return {Env.MSI_ENDPOINT: f"http://localhost:{ctx['legacy_port']}/oauth2/token"}
 
 
 def _tls_untrusted_env(ctx: dict[str, str], p: dict[str, Any]) -> dict[str, str]:
-    return {"REQUESTS_CA_BUNDLE": certifi.where()}
+    return {Env.REQUESTS_CA_BUNDLE: certifi.where()}
 
 
 _N_HELP = {"n": "number of matching requests that fail", "t": "seconds the failure lasts after the first one"}
@@ -405,20 +282,20 @@ _ALL = [
     Scenario(
         "healthy",
         "Everything works: system-assigned identity with Reader on the resource group.",
-        failure_mode="",
+        failure_kind="none",
     ),
     Scenario(
         "no-identity",
         "The VM has no managed identity: IMDS answers 400 'Identity not found'.",
         edit=_no_identity,
-        failure_mode="FM2",
+        failure_kind="identity",
     ),
     Scenario(
         "user-assigned-only",
         "No system-assigned identity, exactly one user-assigned (uami-reader): IMDS uses it for a plain "
         "request.",
         edit=_user_assigned_only,
-        failure_mode="FM3",
+        failure_kind="identity",
     ),
     Scenario(
         "multiple-user-assigned",
@@ -426,14 +303,14 @@ _ALL = [
         "'Multiple user "
         "assigned identities exist…'.",
         edit=_multiple_user_assigned,
-        failure_mode="FM3",
+        failure_kind="identity",
     ),
     Scenario(
         "no-role-assignment",
         "Token works but the identity has no role: ARM answers 403 AuthorizationFailed, no subscriptions "
         "listed.",
         edit=_no_role_assignment,
-        failure_mode="FM4",
+        failure_kind="authorization",
     ),
     Scenario(
         "role-propagating",
@@ -442,7 +319,7 @@ _ALL = [
         defaults={"n": 2, "t": None},
         params_help=_N_HELP,
         faults=_role_propagating,
-        failure_mode="FM5",
+        failure_kind="authorization",
     ),
     Scenario(
         "identity-propagating",
@@ -451,20 +328,20 @@ _ALL = [
         defaults={"n": 2, "t": None},
         params_help=_N_HELP,
         faults=_identity_propagating,
-        failure_mode="FM5",
+        failure_kind="identity",
     ),
     Scenario(
         "imds-unreachable",
         "Not on Azure / IMDS blocked: nothing listens on the IMDS port (connection refused); ARM and "
         "admin stay up.",
         imds_listening=False,
-        failure_mode="FM1",
+        failure_kind="network",
     ),
     Scenario(
         "imds-hang",
         "IMDS accepts connections but never answers (pass read_timeout= or wait 300 s per try).",
         faults=_imds_hang,
-        failure_mode="FM1",
+        failure_kind="network",
     ),
     Scenario(
         "imds-updating",
@@ -472,7 +349,7 @@ _ALL = [
         defaults={"n": None, "t": 3.0},
         params_help=_N_HELP,
         faults=_imds_updating,
-        failure_mode="FM10",
+        failure_kind="transient",
     ),
     Scenario(
         "imds-throttled",
@@ -480,7 +357,7 @@ _ALL = [
         defaults={"burst": 10, "rate": 5.0, "retry_after": 1},
         params_help=_BUCKET_HELP,
         faults=_imds_throttled,
-        failure_mode="FM11",
+        failure_kind="transient",
     ),
     Scenario(
         "imds-server-error",
@@ -489,7 +366,7 @@ _ALL = [
         defaults={"n": 2, "t": None},
         params_help=_N_HELP,
         faults=_imds_server_error,
-        failure_mode="FM10",
+        failure_kind="transient",
     ),
     Scenario(
         "foreign-metadata-server",
@@ -499,7 +376,7 @@ _ALL = [
         params_help={"mode": "html: an HTML page with status 200; mmds: Firecracker's 401 text"},
         choices={"mode": ("html", "mmds")},
         faults=_foreign,
-        failure_mode="FM13",
+        failure_kind="network",
     ),
     Scenario(
         "proxy-intercept",
@@ -510,15 +387,15 @@ _ALL = [
         choices={"mode": ("gateway", "forward")},
         proxy=True,
         client_env=_proxy_env,
-        failure_mode="FM6",
+        failure_kind="network",
     ),
     Scenario(
         "legacy-extension-endpoint",
-        "An old script sets MSI_ENDPOINT to the retired VM-extension endpoint (localhost:50342): nothing "
-        "listens there.",
+        "An old script sets MSI_ENDPOINT to the retired VM-extension endpoint "
+        f"(localhost:{Imds.LEGACY_EXTENSION_PORT}): nothing listens there.",
         legacy_port=True,
         client_env=_legacy_env,
-        failure_mode="FM14",
+        failure_kind="network",
     ),
     Scenario(
         "expired-token",
@@ -527,7 +404,7 @@ _ALL = [
         defaults={"skew": 172800},
         params_help={"skew": "seconds ARM's clock runs ahead"},
         arm_clock_skew="skew",
-        failure_mode="FM9",
+        failure_kind="token",
     ),
     Scenario(
         "arm-throttled",
@@ -535,28 +412,24 @@ _ALL = [
         defaults={"burst": 10, "rate": 1.0, "retry_after": 1},
         params_help=_BUCKET_HELP,
         faults=_arm_throttled,
-        failure_mode="FM11",
+        failure_kind="transient",
     ),
     Scenario(
         "tls-untrusted",
         "The client does not trust the emulator's CA: REQUESTS_CA_BUNDLE points at certifi only "
         "(TLS errors on ARM).",
         client_env=_tls_untrusted_env,
-        failure_mode="",
+        failure_kind="tls",
     ),
     Scenario(
         "docker-desktop-unreachable",
         "Inside a Docker Desktop container: IMDS traffic gets a 403 whose text says the host is unreachable.",
         faults=_docker_desktop,
-        failure_mode="FM8",
+        failure_kind="network",
     ),
 ]
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
-
-
-def scenario_names() -> list[str]:
-    return list(SCENARIOS)
 
 
 def get_scenario(name: str) -> Scenario:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from mi_helpers.constants import EnvironmentVariables as Env
 from mi_helpers.validate import InputError
 
 __all__ = [
@@ -42,13 +43,13 @@ SERVER_NAMES = ("127.0.0.1", "localhost", "::1")
 
 def state_dir() -> Path:
     """The private state directory (created with mode 0700); refuses a path inside the source tree."""
-    env = os.environ.get("MI_HELPERS_STATE_DIR")
+    env = os.environ.get(Env.MI_HELPERS_STATE_DIR)
     base = Path(env).expanduser() if env else Path.home() / ".cache" / "mi-helpers" / "emulator"
     base = base.resolve()
     repo = Path(__file__).resolve().parents[2]
     if (repo / "pyproject.toml").exists() and (base == repo or repo in base.parents):
         raise InputError(
-            "MI_HELPERS_STATE_DIR",
+            Env.MI_HELPERS_STATE_DIR,
             f"{str(base)!r} is inside the repository (keys must never be committed)",
             base,
         )

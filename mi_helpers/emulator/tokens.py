@@ -1,10 +1,10 @@
 """RS256 access tokens as the managed-identity back end issues them, their cache, and ARM's verification.
 
-Claims follow a real VM token (protocol reference §4): v1 issuer ``https://sts.windows.net/<tid>/``, ``aud``
-exactly the requested resource, ``oid`` = ``sub`` = principal ID, ``appid`` = client ID, ``xms_mirid`` = the
-identity's ARM ID. Like real IMDS, a token is cached per identity and resource: a repeated request gets the
-same token with a smaller ``expires_in``. Signing happens once per cache entry, so a cached request costs
-microseconds. ``verify`` is what the emulated ARM runs on every request.
+Claims follow a real VM token (docs/protocol.md#access-tokens): v1 issuer
+``https://sts.windows.net/<tid>/``, ``aud`` exactly the requested resource, ``oid`` = ``sub`` = principal ID,
+``appid`` = client ID, ``xms_mirid`` = the identity's ARM ID. Like real IMDS, a token is cached per identity
+and resource: a repeated request gets the same token with a smaller ``expires_in``. Signing happens once per
+cache entry, so a cached request costs microseconds. ``verify`` is what the emulated ARM runs on each request.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mi_helpers.constants import Arm
+from mi_helpers.emulator.model import Principal
 from mi_helpers.emulator.tls import SigningMaterial
-from mi_helpers.emulator.world import Principal
 
 __all__ = [
-    "ARM_AUDIENCES",
     "DEFAULT_LIFETIME",
     "IssuedToken",
     "TokenAudienceError",
@@ -34,12 +34,6 @@ __all__ = [
     "TokenNotYetValidError",
 ]
 
-ARM_AUDIENCES = (
-    "https://management.core.windows.net/",
-    "https://management.core.windows.net",
-    "https://management.azure.com/",
-    "https://management.azure.com",
-)
 DEFAULT_LIFETIME = 86399
 
 
@@ -176,7 +170,7 @@ class TokenIssuer:
                     self._verified.clear()
                 self._verified[digest] = claims
         aud = claims.get("aud")
-        if aud not in ARM_AUDIENCES:
+        if aud not in Arm.AUDIENCES:
             raise TokenAudienceError(str(aud))
         if claims["exp"] <= now:
             raise TokenExpiredError(claims["exp"], now)

@@ -1,9 +1,11 @@
-"""The emulator's state: tenant, subscriptions, groups, VMs, identities, resources, role assignments.
+"""The emulator's state: the estate (tenant, subscriptions, groups, VMs, identities, resources, role
+assignments) and the rules that depend only on it.
 
-Plain dataclasses, loadable from a small YAML/JSON file (``default_world.yaml`` is the documented default).
-The rules that depend only on this state live here too, so IMDS and ARM cannot disagree about them:
-which identity a token request selects, and whether a principal may read a scope (Azure RBAC: an
-assignment applies to its scope and everything below it). Every read and write takes ``World.lock``.
+The records are the dataclasses of :mod:`mi_helpers.emulator.model`, loadable from a small YAML/JSON file
+(``default_world.yaml`` is the documented default). The rules live here, so IMDS and ARM cannot disagree
+about them: which identity a token request selects (docs/protocol.md#identity-selection), and whether a
+principal may read a scope (Azure RBAC: an assignment applies to its scope and everything below it,
+docs/protocol.md#role-assignments-and-definitions). Every read and write takes ``World.lock``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,29 @@ import importlib.resources as importlib_resources
 import json
 import threading
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mi_helpers.emulator.model import (
+    BUILTIN_ROLES,
+    GenericResource,
+    IdentitySelectionError,
+    Principal,
+    ResourceGroup,
+    RoleAssignment,
+    Subscription,
+    SystemIdentity,
+    Tenant,
+    UserAssignedIdentity,
+    VirtualMachine,
+    find_uami,
+    mirid,
+    norm_scope,
+    parse_world,
+    scope_within,
+)
 from mi_helpers.validate import InputError
 
 __all__ = [
@@ -37,219 +56,7 @@ __all__ = [
     "scope_within",
 ]
 
-# Built-in role definitions (IDs as in Azure). All three grant every read the emulator serves.
-BUILTIN_ROLES: dict[str, dict[str, Any]] = {
-    "Reader": {
-        "id": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
-        "description": "View all resources, but does not allow you to make any changes.",
-        "actions": ["*/read"],
-        "not_actions": [],
-    },
-    "Contributor": {
-        "id": "b24988ac-6180-42a0-ab88-20f7382dd24c",
-        "description": "Grants full access to manage all resources, but does not allow you to assign "
-        "roles in "
-        "Azure RBAC, manage assignments in Azure Blueprints, or share image galleries.",
-        "actions": ["*"],
-        "not_actions": [
-            "Microsoft.Authorization/*/Delete",
-            "Microsoft.Authorization/*/Write",
-            "Microsoft.Authorization/elevateAccess/Action",
-        ],
-    },
-    "Owner": {
-        "id": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
-        "description": "Grants full access to manage all resources, including the ability to assign roles in "
-        "Azure RBAC.",
-        "actions": ["*"],
-        "not_actions": [],
-    },
-}
 _ROLE_BY_ID = {v["id"]: k for k, v in BUILTIN_ROLES.items()}
-_FIXED_TIME = "2026-01-01T00:00:00.0000000Z"
-
-
-def _norm(scope: str) -> str:
-    """Case-insensitive, slash-tolerant form of an ARM scope for comparisons."""
-    parts = [p for p in scope.strip().split("/") if p]
-    return "/" + "/".join(parts).lower()
-
-
-def scope_within(scope: str, ancestor: str) -> bool:
-    """True when ``scope`` equals ``ancestor`` or lies below it (case-insensitive, as ARM compares IDs)."""
-    s, a = _norm(scope), _norm(ancestor)
-    return a == "/" or s == a or s.startswith(a + "/")
-
-
-@dataclass
-class Tenant:
-    """The Entra tenant every identity belongs to."""
-
-    id: str
-    name: str = "Emulated Tenant"
-
-
-@dataclass
-class Subscription:
-    """An Azure subscription."""
-
-    id: str
-    name: str = "Emulated Subscription"
-
-    @property
-    def resource_id(self) -> str:
-        return f"/subscriptions/{self.id}"
-
-
-@dataclass
-class ResourceGroup:
-    """A resource group in a subscription."""
-
-    subscription_id: str
-    name: str
-    location: str = "westeurope"
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def resource_id(self) -> str:
-        return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.name}"
-
-
-@dataclass
-class UserAssignedIdentity:
-    """A user-assigned managed identity (a standalone ARM resource that can be attached to VMs)."""
-
-    subscription_id: str
-    resource_group: str
-    name: str
-    client_id: str
-    principal_id: str
-    location: str = "westeurope"
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def resource_id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{self.name}"
-        )
-
-
-@dataclass
-class SystemIdentity:
-    """A VM's system-assigned identity. The IDs stay when disabled, so re-enabling restores them."""
-
-    principal_id: str
-    client_id: str
-    enabled: bool = True
-
-
-@dataclass
-class VirtualMachine:
-    """A virtual machine, with its identity block (system-assigned and attached user-assigned identities)."""
-
-    subscription_id: str
-    resource_group: str
-    name: str
-    vm_id: str
-    location: str = "westeurope"
-    vm_size: str = "Standard_D2s_v5"
-    os_type: str = "Linux"
-    tags: dict[str, str] = field(default_factory=dict)
-    system_identity: SystemIdentity | None = None
-    user_assigned: list[str] = field(default_factory=list)  # resource IDs of attached UAMIs
-
-    @property
-    def resource_id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.Compute/virtualMachines/{self.name}"
-        )
-
-    @property
-    def has_system_identity(self) -> bool:
-        return self.system_identity is not None and self.system_identity.enabled
-
-
-@dataclass
-class GenericResource:
-    """Any other resource in a resource group (storage account, key vault, …): listed, not modelled."""
-
-    subscription_id: str
-    resource_group: str
-    name: str
-    type: str
-    location: str = "westeurope"
-    kind: str | None = None
-    sku: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def resource_id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/{self.type}/{self.name}"
-        )
-
-
-@dataclass
-class RoleAssignment:
-    """A role (Reader, Contributor, Owner) granted to a principal at a scope."""
-
-    principal_id: str
-    role: str
-    scope: str
-    id: str = ""
-    principal_type: str = "ServicePrincipal"
-
-    def __post_init__(self) -> None:
-        if not self.id:
-            key = f"{self.principal_id}|{self.role}|{_norm(self.scope)}".lower()
-            self.id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
-
-    @property
-    def role_definition_guid(self) -> str:
-        return str(BUILTIN_ROLES[self.role]["id"])
-
-    @property
-    def resource_id(self) -> str:
-        scope = self.scope.rstrip("/")
-        return f"{scope}/providers/Microsoft.Authorization/roleAssignments/{self.id}"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The identity a token is issued for (what IMDS selected)."""
-
-    kind: str  # "system" | "user"
-    principal_id: str
-    client_id: str
-    tenant_id: str
-    mirid: str  # xms_mirid: VM ID (system) or UAMI ID (user), with lower-case "resourcegroups"
-    resource_id: str | None = None  # the UAMI's resource ID (user only)
-    name: str = ""
-
-
-class IdentitySelectionError(LookupError):
-    """IMDS could not pick an identity: ``reason`` is ``"not_found"`` or ``"multiple"``."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-def _mirid(resource_id: str) -> str:
-    """``xms_mirid`` form of a resource ID: ``resourceGroups`` in lower case, as in real tokens."""
-    parts = resource_id.split("/")
-    return "/".join("resourcegroups" if p.lower() == "resourcegroups" else p for p in parts)
-
-
-def _str_map(value: Any, where: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InputError(where, "must be a mapping of tag names to values", value)
-    return {str(k): str(v) for k, v in value.items()}
 
 
 class World:
@@ -316,126 +123,11 @@ class World:
                 "world", "must be a mapping with tenant, subscriptions, virtual_machines, …", data
             )
         try:
-            return cls._from_dict(data)
+            return cls(*parse_world(data))
         except InputError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError("world", f"malformed world description ({type(exc).__name__}: {exc})") from exc
-
-    @classmethod
-    def _from_dict(cls, data: dict[str, Any]) -> World:
-        t = data.get("tenant") or {}
-        tenant = Tenant(id=str(t["id"]), name=str(t.get("name", "Emulated Tenant")))
-        subs = [
-            Subscription(id=str(s["id"]), name=str(s.get("name", "Emulated Subscription")))
-            for s in data["subscriptions"]
-        ]
-        if not subs:
-            raise InputError("world.subscriptions", "needs at least one subscription")
-        default_sub = subs[0].id
-
-        def sub_of(d: dict[str, Any]) -> str:
-            return str(d.get("subscription_id") or d.get("subscription") or default_sub)
-
-        rgs = [
-            ResourceGroup(
-                sub_of(r),
-                str(r["name"]),
-                str(r.get("location", "westeurope")),
-                _str_map(r.get("tags"), "tags"),
-            )
-            for r in data.get("resource_groups", [])
-        ]
-        uamis = [
-            UserAssignedIdentity(
-                sub_of(u),
-                str(u["resource_group"]),
-                str(u["name"]),
-                str(u["client_id"]),
-                str(u["principal_id"]),
-                str(u.get("location", "westeurope")),
-                _str_map(u.get("tags"), "tags"),
-            )
-            for u in data.get("user_assigned_identities", [])
-        ]
-        world = cls.__new__(cls)  # a partial world to resolve UAMI references while reading VMs
-        world.identities = uamis
-        vms = []
-        for v in data.get("virtual_machines", []):
-            si = v.get("system_identity")
-            system = None
-            if isinstance(si, dict):
-                system = SystemIdentity(
-                    str(si["principal_id"]), str(si["client_id"]), bool(si.get("enabled", True))
-                )
-            attached = []
-            for ref in v.get("user_assigned") or []:
-                ua = world._find_uami(str(ref))
-                if ua is None:
-                    raise InputError("world.virtual_machines.user_assigned", f"unknown identity {ref!r}", ref)
-                attached.append(ua.resource_id)
-            vms.append(
-                VirtualMachine(
-                    sub_of(v),
-                    str(v["resource_group"]),
-                    str(v["name"]),
-                    str(v["vm_id"]),
-                    str(v.get("location", "westeurope")),
-                    str(v.get("vm_size", "Standard_D2s_v5")),
-                    str(v.get("os_type", "Linux")),
-                    _str_map(v.get("tags"), "tags"),
-                    system,
-                    attached,
-                )
-            )
-        res = [
-            GenericResource(
-                sub_of(r),
-                str(r["resource_group"]),
-                str(r["name"]),
-                str(r["type"]),
-                str(r.get("location", "westeurope")),
-                r.get("kind"),
-                r.get("sku"),
-                _str_map(r.get("tags"), "tags"),
-            )
-            for r in data.get("resources", [])
-        ]
-        ras = []
-        for a in data.get("role_assignments", []):
-            role = str(a["role"])
-            if role not in BUILTIN_ROLES:
-                raise InputError(
-                    "world.role_assignments.role",
-                    f"unknown role {role!r} (allowed: {', '.join(BUILTIN_ROLES)})",
-                )
-            ras.append(
-                RoleAssignment(
-                    str(a["principal_id"]),
-                    role,
-                    str(a["scope"]),
-                    str(a.get("id", "")),
-                    str(a.get("principal_type", "ServicePrincipal")),
-                )
-            )
-        host = data.get("host_vm")
-        if isinstance(host, dict):
-            host = host.get("resource_id") or host.get("name")
-        if not host:
-            if not vms:
-                raise InputError("world.virtual_machines", "needs at least one VM (the one IMDS belongs to)")
-            host = vms[0].name
-        return cls(
-            tenant,
-            subs,
-            rgs,
-            uamis,
-            vms,
-            res,
-            ras,
-            str(host),
-            str(data.get("az_environment", "AzurePublicCloud")),
-        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description of the world (loadable again with :meth:`from_dict`)."""
@@ -552,18 +244,10 @@ class World:
         return None
 
     def _find_uami(self, ref: str) -> UserAssignedIdentity | None:
-        r = ref.strip().lower()
-        for u in self.identities:
-            if r in (u.name.lower(), u.resource_id.lower(), u.client_id.lower(), u.principal_id.lower()):
-                return u
-        if r.startswith("/"):
-            for u in self.identities:
-                if _norm(u.resource_id) == _norm(r):
-                    return u
-        return None
+        return find_uami(self.identities, ref)
 
     def _attached(self, vm: VirtualMachine, u: UserAssignedIdentity) -> bool:
-        return any(_norm(x) == _norm(u.resource_id) for x in vm.user_assigned)
+        return any(norm_scope(x) == norm_scope(u.resource_id) for x in vm.user_assigned)
 
     def subscription(self, sub_id: str) -> Subscription | None:
         with self.lock:
@@ -608,7 +292,9 @@ class World:
 
     def uami_by_id(self, resource_id: str) -> UserAssignedIdentity | None:
         with self.lock:
-            return next((u for u in self.identities if _norm(u.resource_id) == _norm(resource_id)), None)
+            return next(
+                (u for u in self.identities if norm_scope(u.resource_id) == norm_scope(resource_id)), None
+            )
 
     def attached_identities(self, vm: VirtualMachine) -> list[UserAssignedIdentity]:
         """UAMIs attached to ``vm``, in attachment order."""
@@ -628,14 +314,14 @@ class World:
             vm.system_identity.principal_id,
             vm.system_identity.client_id,
             self.tenant.id,
-            _mirid(vm.resource_id),
+            mirid(vm.resource_id),
             None,
             vm.name,
         )
 
     def _user_principal(self, u: UserAssignedIdentity) -> Principal:
         return Principal(
-            "user", u.principal_id, u.client_id, self.tenant.id, _mirid(u.resource_id), u.resource_id, u.name
+            "user", u.principal_id, u.client_id, self.tenant.id, mirid(u.resource_id), u.resource_id, u.name
         )
 
     def select_identity(self, selector: str | None = None, value: str | None = None) -> Principal:
@@ -668,7 +354,7 @@ class World:
                 if (
                     selector in ("msi_res_id", "mi_res_id", "resource_id")
                     and p.resource_id
-                    and _norm(p.resource_id) == _norm(v)
+                    and norm_scope(p.resource_id) == norm_scope(v)
                 ):
                     return p
             raise IdentitySelectionError("not_found")
@@ -744,7 +430,7 @@ class World:
             u = self._uami_from_kw(name, resource_id, client_id)
             vm = self.host_vm
             before = len(vm.user_assigned)
-            vm.user_assigned = [x for x in vm.user_assigned if _norm(x) != _norm(u.resource_id)]
+            vm.user_assigned = [x for x in vm.user_assigned if norm_scope(x) != norm_scope(u.resource_id)]
             if len(vm.user_assigned) == before:
                 return f"{u.name} was not attached to {vm.name}"
             return f"detached {u.name} from {vm.name}"
@@ -771,7 +457,9 @@ class World:
             r = self._check_role(role)
             sc = self._check_scope(scope or self.resource_group_scope())
             if any(
-                a.principal_id.lower() == pid.lower() and a.role == r and _norm(a.scope) == _norm(sc)
+                a.principal_id.lower() == pid.lower()
+                and a.role == r
+                and norm_scope(a.scope) == norm_scope(sc)
                 for a in self.role_assignments
             ):
                 return f"{pid} already holds {r} at {sc}"
@@ -796,7 +484,7 @@ class World:
                     return False
                 if r and a.role != r:
                     return False
-                return not (scope and _norm(a.scope) != _norm(scope))
+                return not (scope and norm_scope(a.scope) != norm_scope(scope))
 
             keep = [a for a in self.role_assignments if not match(a)]
             removed = len(self.role_assignments) - len(keep)

@@ -1,23 +1,13 @@
-"""ARM subset on the wire (reference §5): raw HTTPS requests, exact codes, messages and headers."""
+"""ARM subset on the wire (docs/protocol.md#azure-resource-manager): raw HTTPS requests, exact codes,
+messages and headers."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from emulator_suite import (
-    ARM_AUDIENCES,
-    ARM_RESOURCE,
-    READER_ROLE_ID,
-    RG,
-    RG_SCOPE,
-    SUB,
-    SYS_PRINCIPAL,
-    TENANT,
-    VM,
-    VM_RESOURCE_ID,
-    arm_error,
-)
+from support.emulator import ARM_AUDIENCES, ARM_RESOURCE, READER_ROLE_ID, arm_error, plain_session
+from support.world import RG, RG_SCOPE, SUB, SYS_PRINCIPAL, TENANT, VM, VM_RESOURCE_ID
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -282,18 +272,16 @@ def test_unknown_route_is_an_arm_error(arm, token):
     arm_error(r)
 
 
-def test_tls_only(emu):
-    """ARM answers TLS; a plain-HTTP request to its port does not get an ARM body."""
+def test_tls_only(emu, arm, token):
+    """ARM speaks TLS only: a plain-HTTP request to its port is closed without any HTTP answer, and the
+    listener keeps serving TLS clients afterwards (so a broken listener cannot pass for a refusal)."""
     import requests
 
-    s = requests.Session()
-    s.trust_env = False
-    try:
-        r = s.get(emu.arm_url.replace("https://", "http://") + VM_PATH, timeout=5)
-    except requests.RequestException:
-        return
-    assert r.status_code >= 400
-    assert "principalId" not in r.text
+    with plain_session() as s, pytest.raises(requests.ConnectionError):
+        s.get(emu.arm_url.replace("https://", "http://") + VM_PATH, timeout=5)
+    r = arm.get(VM_PATH, token=token)
+    assert r.status_code == 200, r.text[:200]
+    assert r.json()["identity"]["principalId"] == SYS_PRINCIPAL
 
 
 def test_resources_by_group_and_name_as_the_cli_asks(arm, token):
@@ -343,7 +331,7 @@ def test_global_reads_header(arm, token):
 def test_vm_without_identity_omits_the_block(arm, token):
     r = arm.get(VM_PATH.replace(VM, "vm-build-agent"), token=token)
     assert r.status_code == 200
-    assert "identity" not in r.json()  # reference U4: omit the key
+    assert "identity" not in r.json()  # ARM omits the key (docs/protocol.md#resources-and-bodies)
 
 
 def test_role_assignments_cli_forms(arm, token):
@@ -358,7 +346,7 @@ def test_role_assignments_cli_forms(arm, token):
     at_scope = arm.get(base, token=token, api_version="2022-04-01", params={"$filter": "atScope()"})
     assert at_scope.status_code == 200, at_scope.text
     assert all(a["properties"]["scope"].lower() != RG_SCOPE.lower() for a in at_scope.json()["value"])
-    # the API refuses atScope() together with principalId eq (reference §5.7)
+    # the API refuses atScope() with principalId eq (docs/protocol.md#role-assignments-and-definitions)
     both = arm.get(
         base,
         token=token,
@@ -376,7 +364,8 @@ def test_token_is_checked_before_the_subscription(arm):
 
 
 def test_connections_are_kept_alive(arm, token):
-    """Like real ARM (and DESIGN §3: keep-alive with TCP_NODELAY), a client can reuse its TLS connection."""
+    """Like real ARM, the emulator keeps connections alive (and answers with TCP_NODELAY): a client can
+    reuse its TLS connection."""
     r = arm.get(VM_PATH, token=token)
     assert r.status_code == 200
     assert r.raw.version == 11

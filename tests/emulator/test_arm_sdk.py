@@ -1,4 +1,4 @@
-"""Real management SDKs against the emulator's ARM (reference §5, §5.11, §8)."""
+"""Real management SDKs against the emulator's ARM (docs/protocol.md#azure-resource-manager, #azure-core)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,15 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
 )
-from emulator_suite import (
+from support.emulator import (
     ARM_SCOPE,
     READER_ROLE_ID,
+    compute_client,
+    mgmt_kwargs,
+    mi_credential,
+    unverified_claims,
+)
+from support.world import (
     RG,
     RG_SCOPE,
     SUB,
@@ -26,11 +32,7 @@ from emulator_suite import (
     VM,
     VM_ID,
     VM_RESOURCE_ID,
-    compute_client,
-    mgmt_kwargs,
-    mi_credential,
     uami_resource_id,
-    unverified_claims,
 )
 
 pytestmark = pytest.mark.timeout(30)

@@ -1,4 +1,4 @@
-"""`mi-helpers emulator` and `mi-helpers scenarios` as subprocesses (DESIGN §8: env file, signals)."""
+"""`mi-helpers emulator` and `mi-helpers scenarios` as subprocesses: the env file, export lines, signals."""
 
 from __future__ import annotations
 
@@ -9,42 +9,34 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import certifi
 import pytest
-from emulator_suite import RG, SUB, SYS_PRINCIPAL, VM
+from support.timing import SLACK, wait_until
+from support.world import REQUIRED_SCENARIOS, RG, SUB, SYS_PRINCIPAL, VM
+
+from mi_helpers.constants import EnvironmentVariables as Env
+from mi_helpers.emulator import AdminClient
 
 pytestmark = pytest.mark.timeout(90)
 
 REQUIRED_VARS = (
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-    "REQUESTS_CA_BUNDLE",
-    "MI_HELPERS_TARGET",
-    "MI_HELPERS_ARM_URL",
-    "MI_HELPERS_EMULATOR_ADMIN",
-    "NO_PROXY",
+    Env.AZURE_POD_IDENTITY_AUTHORITY_HOST,
+    Env.REQUESTS_CA_BUNDLE,
+    Env.MI_HELPERS_TARGET,
+    Env.MI_HELPERS_ARM_URL,
+    Env.MI_HELPERS_EMULATOR_ADMIN,
+    Env.NO_PROXY,
 )
-REQUIRED_SCENARIOS = {
-    "healthy",
-    "no-role-assignment",
-    "multiple-user-assigned",
-    "role-propagating",
-    "identity-propagating",
-    "imds-unreachable",
-    "imds-hang",
-    "imds-updating",
-    "imds-server-error",
-    "imds-throttled",
-    "arm-throttled",
-    "foreign-metadata-server",
-    "proxy-intercept",
-    "legacy-extension-endpoint",
-    "expired-token",
-}
+#: The variables whose values are the emulator's URLs.
+URL_VARS = (Env.AZURE_POD_IDENTITY_AUTHORITY_HOST, Env.MI_HELPERS_ARM_URL, Env.MI_HELPERS_EMULATOR_ADMIN)
+#: Seconds the emulator may take to write its env file (start-up: certificate, three listeners).
+START_BUDGET = 30.0
+#: Seconds within which it exits after SIGINT/SIGTERM.
+EXIT_BUDGET = 5.0
 
 
 def _cli() -> list[str]:
@@ -54,9 +46,28 @@ def _cli() -> list[str]:
 
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    for key in ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "MI_HELPERS_ARM_URL", "MI_HELPERS_EMULATOR_ADMIN"):
+    for key in URL_VARS:
         env.pop(key, None)
     return env
+
+
+def _wait_for_env_file(proc: subprocess.Popen, env_file: Path, stderr: Path | None = None) -> None:
+    """Until the emulator wrote its env file; fails at once if it exited, or after the start-up budget."""
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            if stderr is not None:
+                err = stderr.read_text()
+            else:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+            pytest.fail(f"mi-helpers emulator exited {proc.returncode}: {err[-2000:]}")
+        return env_file.exists()
+
+    wait_until(ready, timeout=START_BUDGET + SLACK, what=f"the env file {env_file.name}")
+
+
+def _read_env_file(env_file: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
 
 
 def _accepts(url: str) -> bool:
@@ -90,19 +101,13 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         )
     run = Running(proc, env_file, out, err)
     try:
-        deadline = time.monotonic() + 30
-        while not env_file.exists():
-            if proc.poll() is not None:
-                pytest.fail(f"mi-helpers emulator exited {proc.returncode}: {err.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("mi-helpers emulator wrote no env file within 30 s")
-            time.sleep(0.05)
+        _wait_for_env_file(proc, env_file, stderr=err)
         # the env file appears only once every listener accepts: check at once, before anything else
         for line in env_file.read_text().splitlines():
             if "=" in line and not line.lstrip().startswith("#"):
                 k, _, v = line.partition("=")
                 run.env[k.strip()] = v
-        for key in ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "MI_HELPERS_ARM_URL", "MI_HELPERS_EMULATOR_ADMIN"):
+        for key in URL_VARS:
             if key in run.env:
                 run.ready_checked[key] = _accepts(run.env[key])
         yield run
@@ -133,20 +138,18 @@ def test_env_file_is_plain_key_value(standalone):
         assert not line.startswith("export")
     for key in REQUIRED_VARS:
         assert key in standalone.env, key
-    assert standalone.env["MI_HELPERS_TARGET"] == "emulator"
-    assert "MI_HELPERS_EMULATOR_KEY" in standalone.env
-    assert {"127.0.0.1", "localhost"} <= set(standalone.env["NO_PROXY"].split(","))
-    assert standalone.env.get("no_proxy") == standalone.env["NO_PROXY"]
+    assert standalone.env[Env.MI_HELPERS_TARGET] == "emulator"
+    assert Env.MI_HELPERS_EMULATOR_KEY in standalone.env
+    assert {"127.0.0.1", "localhost"} <= set(standalone.env[Env.NO_PROXY].split(","))
+    assert standalone.env.get(Env.NO_PROXY.lower()) == standalone.env[Env.NO_PROXY]
 
 
 def test_stdout_has_export_lines(standalone):
-    deadline = time.monotonic() + 10
-    text = ""
-    while time.monotonic() < deadline:
+    def exports() -> str:
         text = standalone.stdout.read_text()
-        if all(f"export {k}=" in text for k in REQUIRED_VARS):
-            break
-        time.sleep(0.05)
+        return text if all(f"export {k}=" in text for k in REQUIRED_VARS) else ""
+
+    text = wait_until(exports, timeout=10, what="the export lines on stdout")
     for key in REQUIRED_VARS:
         line = next((ln for ln in text.splitlines() if ln.startswith(f"export {key}=")), None)
         assert line is not None, (key, text[-1000:])
@@ -156,13 +159,13 @@ def test_stdout_has_export_lines(standalone):
 
 def test_urls_are_loopback(standalone):
     env = standalone.env
-    assert env["AZURE_POD_IDENTITY_AUTHORITY_HOST"].startswith("http://127.0.0.1:")
-    assert env["MI_HELPERS_ARM_URL"].startswith("https://127.0.0.1:")
-    assert urlsplit(env["MI_HELPERS_EMULATOR_ADMIN"]).hostname in ("127.0.0.1", "localhost")
+    assert env[Env.AZURE_POD_IDENTITY_AUTHORITY_HOST].startswith("http://127.0.0.1:")
+    assert env[Env.MI_HELPERS_ARM_URL].startswith("https://127.0.0.1:")
+    assert urlsplit(env[Env.MI_HELPERS_EMULATOR_ADMIN]).hostname in ("127.0.0.1", "localhost")
 
 
 def test_ca_bundle_is_certifi_plus_emulator_ca(standalone):
-    bundle = Path(standalone.env["REQUESTS_CA_BUNDLE"]).read_text()
+    bundle = Path(standalone.env[Env.REQUESTS_CA_BUNDLE]).read_text()
     roots = Path(certifi.where()).read_text()
     first_root = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", roots, re.S).group(0)
     assert first_root in bundle
@@ -204,12 +207,12 @@ def test_admin_client_across_processes(standalone):
 
 def test_sigterm_exits_zero_and_closes_listeners(standalone):
     """Runs last in this module (file order): it stops the shared process."""
-    urls = [standalone.env[k] for k in ("AZURE_POD_IDENTITY_AUTHORITY_HOST", "MI_HELPERS_ARM_URL")]
+    urls = [standalone.env[k] for k in (Env.AZURE_POD_IDENTITY_AUTHORITY_HOST, Env.MI_HELPERS_ARM_URL)]
     standalone.proc.send_signal(signal.SIGTERM)
     try:
-        rc = standalone.proc.wait(timeout=5)
+        rc = standalone.proc.wait(timeout=EXIT_BUDGET + SLACK)
     except subprocess.TimeoutExpired:
-        pytest.fail("mi-helpers emulator did not exit within 5 s of SIGTERM")
+        pytest.fail(f"mi-helpers emulator did not exit within {EXIT_BUDGET:g} s of SIGTERM")
     assert rc == 0, standalone.stderr.read_text()[-2000:]
     assert not any(_accepts(u) for u in urls)
 
@@ -223,12 +226,9 @@ def test_sigint_exits_zero(tmp_path):
         env=_child_env(),
     )
     try:
-        deadline = time.monotonic() + 30
-        while not env_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert env_file.exists()
+        _wait_for_env_file(proc, env_file)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 0
+        assert proc.wait(timeout=EXIT_BUDGET + SLACK) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -277,17 +277,14 @@ def test_imds_unreachable_env_file_when_arm_and_admin_accept(tmp_path):
         env=_child_env(),
     )
     try:
-        deadline = time.monotonic() + 30
-        while not env_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert env_file.exists(), proc.stderr.read().decode()[-2000:] if proc.poll() is not None else ""
-        env = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
-        assert _accepts(env["MI_HELPERS_ARM_URL"])
-        assert _accepts(env["MI_HELPERS_EMULATOR_ADMIN"])
-        assert urlsplit(env["AZURE_POD_IDENTITY_AUTHORITY_HOST"]).hostname == "127.0.0.1"
-        assert not _accepts(env["AZURE_POD_IDENTITY_AUTHORITY_HOST"])
+        _wait_for_env_file(proc, env_file)
+        env = _read_env_file(env_file)
+        assert _accepts(env[Env.MI_HELPERS_ARM_URL])
+        assert _accepts(env[Env.MI_HELPERS_EMULATOR_ADMIN])
+        assert urlsplit(env[Env.AZURE_POD_IDENTITY_AUTHORITY_HOST]).hostname == "127.0.0.1"
+        assert not _accepts(env[Env.AZURE_POD_IDENTITY_AUTHORITY_HOST])
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=5) == 0
+        assert proc.wait(timeout=EXIT_BUDGET + SLACK) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -305,20 +302,22 @@ def test_sigterm_with_a_hung_imds_request(tmp_path):
     )
     hung = None
     try:
-        deadline = time.monotonic() + 30
-        while not env_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert env_file.exists()
-        env = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
-        parts = urlsplit(env["AZURE_POD_IDENTITY_AUTHORITY_HOST"])
+        _wait_for_env_file(proc, env_file)
+        env = _read_env_file(env_file)
+        parts = urlsplit(env[Env.AZURE_POD_IDENTITY_AUTHORITY_HOST])
         hung = socket.create_connection((parts.hostname, parts.port), timeout=5)
         hung.sendall(
             b"GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=x HTTP/1.1\r\n"
             b"Host: 127.0.0.1\r\nMetadata: true\r\n\r\n"
         )
-        time.sleep(0.3)  # let the server pick the request up and start hanging it
+        admin = AdminClient(env[Env.MI_HELPERS_EMULATOR_ADMIN], env[Env.MI_HELPERS_EMULATOR_KEY])
+        wait_until(  # the server picked the request up and is holding it
+            lambda: any(f["label"] == "imds-hang" and f["fired"] for f in admin.scenario_state()["faults"]),
+            timeout=5,
+            what="the hung request to reach the emulator",
+        )
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=5) == 0
+        assert proc.wait(timeout=EXIT_BUDGET + SLACK) == 0
     finally:
         if hung is not None:
             hung.close()

@@ -1,20 +1,12 @@
-"""curl as a learner types it on a VM (reference §2.1, §3.1, R6), against the emulator's IMDS and ARM."""
+"""curl as a learner types it on a VM (docs/protocol.md#request, #instance-metadata), against IMDS and ARM."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from emulator_suite import (
-    RG,
-    SUB,
-    SYS_CLIENT,
-    SYS_PRINCIPAL,
-    VM,
-    VM_ID,
-    run_curl,
-    unverified_claims,
-)
+from support.emulator import run_curl, unverified_claims
+from support.world import RG, SUB, SYS_CLIENT, SYS_PRINCIPAL, VM, VM_ID
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,4 +1,5 @@
-"""Real token clients against the healthy emulator: azure-identity (sync, async, DAC) and msal (§6, §7)."""
+"""Real token clients against the healthy emulator: azure-identity (sync, async, DAC) and msal
+(docs/protocol.md#azure-identity, #msal)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CredentialUnavailableError, DefaultAzureCredential
 from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
-from emulator_suite import (
+from support.emulator import (
     ARM_RESOURCE,
     ARM_SCOPE,
     MI_NO_RESPONSE,
+    mi_credential,
+    unverified_claims,
+    verify_token,
+)
+from support.world import (
     SYS_CLIENT,
     SYS_PRINCIPAL,
     TENANT,
@@ -24,10 +30,7 @@ from emulator_suite import (
     UAMI_READER,
     UAMI_READER_CLIENT,
     UAMI_READER_PRINCIPAL,
-    mi_credential,
     uami_resource_id,
-    unverified_claims,
-    verify_token,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -211,14 +214,14 @@ def test_msal_error_dict(emu):
     assert result["error_description"] == "Identity not found"
 
 
-# --- the DefaultAzureCredential / ChainedTokenCredential probe (reference §6.4) ------------------------
+# --- the DefaultAzureCredential / ChainedTokenCredential probe (docs/protocol.md#azure-identity) -------
 
 
 def test_chain_probe_reads_the_missing_header_400_as_up(emu, monkeypatch):
     """The probe omits Metadata on purpose; IMDS's 400 for that tells the SDK the endpoint is there.
 
     The probe only runs when AZURE_POD_IDENTITY_AUTHORITY_HOST is unset at construction time, so the
-    credential is built first and the variable set afterwards (reference §1.1).
+    credential is built first and the variable set afterwards (docs/protocol.md#environment-variables).
     """
     from azure.identity import ChainedTokenCredential
 

@@ -1,7 +1,8 @@
 """The async azure-identity credential and standalone msal (the az CLI's client) in every scenario.
 
 `test_scenarios.py` runs the sync credential and azure-mgmt-compute per scenario; this module adds the two
-other token clients, whose error surfaces differ (reference §6.5, §7). Each table must name every scenario.
+other token clients, whose error surfaces differ (docs/protocol.md#azure-identity, #msal). Each table must
+name every scenario.
 """
 
 from __future__ import annotations
@@ -15,15 +16,8 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 from azure.identity import CredentialUnavailableError
 from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
-from emulator_suite import (
-    ARM_RESOURCE,
-    ARM_SCOPE,
-    MI_NO_RESPONSE,
-    MULTIPLE_UAMI_TEXT,
-    SYS_PRINCIPAL,
-    UAMI_READER_PRINCIPAL,
-    unverified_claims,
-)
+from support.emulator import ARM_RESOURCE, ARM_SCOPE, MI_NO_RESPONSE, MULTIPLE_UAMI_TEXT, unverified_claims
+from support.world import SYS_PRINCIPAL, UAMI_READER_PRINCIPAL
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -48,7 +42,8 @@ ASYNC_EXPECTED: dict[str, object] = {
     "identity-propagating": (CredentialUnavailableError, NOT_FOUND, None),
     "imds-unreachable": (CredentialUnavailableError, MI_NO_RESPONSE, None),
     "imds-hang": (CredentialUnavailableError, MI_NO_RESPONSE, None),
-    # the async client raises ClientAuthenticationError for any status but 400 (reference §6.5, [AID])
+    # the async client raises ClientAuthenticationError for any status but 400
+    # (docs/protocol.md#azure-identity)
     "imds-updating": (ClientAuthenticationError, None, 'Unexpected response "{'),
     "imds-server-error": (ClientAuthenticationError, None, "Unexpected response \"{'error': 'unknown'"),
     "imds-throttled": SYS_PRINCIPAL,

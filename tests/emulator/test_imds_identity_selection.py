@@ -1,14 +1,12 @@
-"""Which identity IMDS answers for (reference §2.6, failure modes FM2, FM3)."""
+"""Which identity IMDS answers for (docs/protocol.md#identity-selection)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from emulator_suite import (
-    ARM_RESOURCE,
-    IDENTITY_NOT_FOUND_BODY,
-    MULTIPLE_UAMI_TEXT,
+from support.emulator import ARM_RESOURCE, IDENTITY_NOT_FOUND_BODY, MULTIPLE_UAMI_TEXT, unverified_claims
+from support.world import (
     SYS_PRINCIPAL,
     UAMI_DEPLOY,
     UAMI_DEPLOY_CLIENT,
@@ -17,7 +15,6 @@ from emulator_suite import (
     UAMI_READER_CLIENT,
     UAMI_READER_PRINCIPAL,
     uami_resource_id,
-    unverified_claims,
 )
 
 pytestmark = pytest.mark.timeout(30)

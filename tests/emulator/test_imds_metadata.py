@@ -1,11 +1,11 @@
-"""IMDS instance metadata, identity info and versions (reference §2.8, §3.1, §3.2)."""
+"""IMDS instance metadata, identity info and versions (docs/protocol.md#instance-metadata)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from emulator_suite import RG, SUB, TENANT, VM, VM_ID, VM_RESOURCE_ID
+from support.world import RG, SUB, TENANT, VM, VM_ID, VM_RESOURCE_ID
 
 INSTANCE = "/metadata/instance"
 Q = {"api-version": "2021-02-01"}

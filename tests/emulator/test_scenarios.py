@@ -1,18 +1,20 @@
 """Every scenario with real clients: statuses, bodies, SDK exceptions, windows and counters, fixes.
 
-Windows and counts start at the first matching request (DESIGN §8), so each test can switch the scenario,
-wait for nothing, and still see the whole fault. Parameters are kept small (N = 2, T = 1 s) and every SDK
-call uses ``retry_total=0`` and a short ``read_timeout``: nothing here sits through the SDK's long waits.
+Windows and counts start at the first matching request (docs/protocol.md#failure-modes), so each test can
+switch the scenario, wait for nothing, and still see the whole fault. Time windows run on the shared
+emulator's manual clock: ``clock.advance(s)`` is "s seconds pass", without sleeping. Parameters are kept
+small (N = 2, T = 1 s) and every SDK call uses ``retry_total=0`` and a short ``read_timeout``: nothing here
+sits through the SDK's long waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -22,11 +24,21 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 from azure.identity import CredentialUnavailableError
 from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
-from emulator_suite import (
+from support.emulator import (
     ARM_RESOURCE,
     ARM_SCOPE,
     MI_NO_RESPONSE,
     MULTIPLE_UAMI_TEXT,
+    RawArm,
+    RawImds,
+    arm_error,
+    compute_client,
+    mi_credential,
+    plain_session,
+    unverified_claims,
+)
+from support.world import (
+    REQUIRED_SCENARIOS,
     RG,
     RG_SCOPE,
     SUB,
@@ -38,16 +50,10 @@ from emulator_suite import (
     UAMI_READER_PRINCIPAL,
     VM,
     VM_RESOURCE_ID,
-    Arm,
-    Imds,
-    arm_error,
-    compute_client,
-    mi_credential,
-    plain_session,
     uami_resource_id,
-    unverified_claims,
 )
 
+from mi_helpers.constants import EnvironmentVariables as Env
 from mi_helpers.targeting import IMDS_ADDRESS
 
 pytestmark = pytest.mark.timeout(60)
@@ -55,30 +61,10 @@ pytestmark = pytest.mark.timeout(60)
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 VM_PATH = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{VM}"
 
-# Names the issue requires (mi-helpers scenarios must list each of them).
-REQUIRED_SCENARIOS = {
-    "healthy",
-    "no-role-assignment",
-    "multiple-user-assigned",
-    "role-propagating",
-    "identity-propagating",
-    "imds-unreachable",
-    "imds-hang",
-    "imds-updating",
-    "imds-server-error",
-    "imds-throttled",
-    "arm-throttled",
-    "foreign-metadata-server",
-    "proxy-intercept",
-    "legacy-extension-endpoint",
-    "expired-token",
-}
 
-
-def _env_imds(monkeypatch_env=None) -> str:
-    import os
-
-    return os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"]
+def _env_imds() -> str:
+    """The IMDS URL the client environment points at (what the SDKs use)."""
+    return os.environ[Env.AZURE_POD_IDENTITY_AUTHORITY_HOST]
 
 
 def _sync_token_error(**kwargs) -> CredentialUnavailableError:
@@ -215,7 +201,7 @@ def test_plain_client_call_per_scenario(use_scenario, name):
 
 def test_no_role_assignment(use_scenario, arm):
     emu = use_scenario("no-role-assignment")
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    token = RawImds(emu.imds_url).access_token(ARM_RESOURCE)
     r = arm.get(VM_PATH, token=token)
     assert r.status_code == 403
     code, message = arm_error(r)
@@ -252,10 +238,10 @@ def test_add_role_assignment_fix(use_scenario):
     assert compute_client(emu).virtual_machines.get(RG, VM).identity.principal_id == SYS_PRINCIPAL
 
 
-def test_role_propagating_counts_from_the_first_read(use_scenario, arm):
+def test_role_propagating_counts_from_the_first_read(use_scenario, arm, clock):
     emu = use_scenario("role-propagating", n=2)
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
-    time.sleep(0.2)  # the count must not start at switch time
+    token = RawImds(emu.imds_url).access_token(ARM_RESOURCE)
+    clock.advance(60)  # the count must not start at switch time, nor end with time
     statuses = [arm.get(VM_PATH, token=token).status_code for _ in range(4)]
     assert statuses == [403, 403, 200, 200]
 
@@ -273,10 +259,10 @@ def test_role_propagating_sdk(use_scenario):
 # --- identity: propagation, several UAMIs, fixes ------------------------------------------------------
 
 
-def test_identity_propagating_counts_from_the_first_request(use_scenario):
+def test_identity_propagating_counts_from_the_first_request(use_scenario, clock):
     emu = use_scenario("identity-propagating", n=2)
-    imds = Imds(emu.imds_url)
-    time.sleep(0.2)
+    imds = RawImds(emu.imds_url)
+    clock.advance(60)
     first = [imds.token(ARM_RESOURCE) for _ in range(2)]
     assert [r.status_code for r in first] == [400, 400]
     assert all(r.json()["error_description"] == "Identity not found" for r in first)
@@ -329,7 +315,7 @@ def test_imds_updating_410_then_ok(use_scenario):
     # A long window, ended by "it recovered" (clear-faults): the SDK call inside the window must not race a
     # short timer on a loaded machine. The window's own expiry is tested with raw requests elsewhere.
     emu = use_scenario("imds-updating", t=60)
-    imds = Imds(emu.imds_url)
+    imds = RawImds(emu.imds_url)
     r = imds.token(ARM_RESOURCE)  # opens the window
     assert r.status_code == 410
     assert "Retry-After" not in r.headers
@@ -340,10 +326,10 @@ def test_imds_updating_410_then_ok(use_scenario):
     assert _sync_oid() == SYS_PRINCIPAL
 
 
-def test_imds_server_error_n_times(use_scenario):
+def test_imds_server_error_n_times(use_scenario, clock):
     emu = use_scenario("imds-server-error", n=2)
-    imds = Imds(emu.imds_url)
-    time.sleep(0.2)
+    imds = RawImds(emu.imds_url)
+    clock.advance(60)
     first = imds.token(ARM_RESOURCE)
     assert first.status_code == 500
     assert "Retry-After" not in first.headers
@@ -357,7 +343,7 @@ def test_imds_server_error_n_times(use_scenario):
 
 def test_imds_throttled_within_60_requests(use_scenario):
     emu = use_scenario("imds-throttled")
-    imds = Imds(emu.imds_url)
+    imds = RawImds(emu.imds_url)
     statuses = []
     throttled = None
     with plain_session() as s:
@@ -402,12 +388,12 @@ def test_imds_unreachable(use_scenario, emu_session):
     err = _sync_token_error()
     assert err.message == MI_NO_RESPONSE
     # ARM and the admin API stay up on their own listeners
-    assert Arm(emu.arm_url, emu.ca_bundle).get("/metadata/endpoints").status_code == 200
+    assert RawArm(emu.arm_url, emu.ca_bundle).get("/metadata/endpoints").status_code == 200
     assert emu.world_dict()
     # and IMDS comes back with the next scenario
     before = _env_imds()
     emu.set_scenario("healthy")
-    assert emu.environment()["AZURE_POD_IDENTITY_AUTHORITY_HOST"] == before
+    assert emu.environment()[Env.AZURE_POD_IDENTITY_AUTHORITY_HOST] == before
     assert _sync_oid() == SYS_PRINCIPAL
 
 
@@ -434,7 +420,7 @@ def test_imds_hang_bounded_by_read_timeout(use_scenario):
 
     t = threading.Thread(target=hang, daemon=True)
     t.start()
-    assert Arm(emu.arm_url, emu.ca_bundle).get("/metadata/endpoints").status_code == 200
+    assert RawArm(emu.arm_url, emu.ca_bundle).get("/metadata/endpoints").status_code == 200
     assert emu.world_dict()
     assert not done.is_set()
     # switching scenario releases the hung request long before its 8 s client timeout
@@ -455,7 +441,7 @@ def test_imds_hang_raw_read_timeout(use_scenario):
 
 def test_foreign_metadata_server(use_scenario):
     emu = use_scenario("foreign-metadata-server")
-    r = Imds(_env_imds()).token(ARM_RESOURCE)
+    r = RawImds(_env_imds()).token(ARM_RESOURCE)
     assert r.headers["Content-Type"].startswith("text/html")
     assert "access_token" not in r.text
     err = _sync_token_error()
@@ -466,8 +452,6 @@ def test_foreign_metadata_server(use_scenario):
 
 
 def test_proxy_intercept(use_scenario):
-    import os
-
     emu = use_scenario("proxy-intercept")
     extra = set(emu.environment()) ^ {
         "AZURE_POD_IDENTITY_AUTHORITY_HOST",
@@ -483,7 +467,7 @@ def test_proxy_intercept(use_scenario):
     # a client that honours the environment (requests, like the SDK) goes through the proxy
     s = requests.Session()
     r = s.get(
-        os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"] + "/metadata/identity/oauth2/token",
+        _env_imds() + "/metadata/identity/oauth2/token",
         params={"api-version": "2018-02-01", "resource": ARM_RESOURCE},
         headers={"Metadata": "true"},
         timeout=5,
@@ -493,13 +477,13 @@ def test_proxy_intercept(use_scenario):
     err = _sync_token_error()
     assert err.message.startswith("ManagedIdentityCredential authentication unavailable")
     # bypassing the proxy (curl --noproxy '*', NO_PROXY) reaches IMDS directly
-    direct = Imds(os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"]).token(ARM_RESOURCE)
+    direct = RawImds(_env_imds()).token(ARM_RESOURCE)
     assert direct.status_code == 200
 
 
 def test_expired_token(use_scenario, arm):
     emu = use_scenario("expired-token")
-    body = Imds(emu.imds_url).token(ARM_RESOURCE).json()
+    body = RawImds(emu.imds_url).token(ARM_RESOURCE).json()
     assert int(body["expires_in"]) > 86000  # fresh by IMDS's clock...
     token = body["access_token"]
     r = arm.get(VM_PATH, token=token)
@@ -527,7 +511,7 @@ def test_expired_token(use_scenario, arm):
 
 def test_arm_throttled_within_30_reads(use_scenario, arm):
     emu = use_scenario("arm-throttled")
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    token = RawImds(emu.imds_url).access_token(ARM_RESOURCE)
     seen = []
     for _ in range(30):
         r = arm.get(VM_PATH, token=token)
@@ -561,10 +545,8 @@ def test_arm_throttled_sdk(use_scenario):
 
 
 def test_legacy_extension_endpoint(use_scenario):
-    import os
-
     emu = use_scenario("legacy-extension-endpoint")
-    endpoint = os.environ["MSI_ENDPOINT"]
+    endpoint = os.environ[Env.MSI_ENDPOINT]
     parts = urlsplit(endpoint)
     assert parts.hostname in ("127.0.0.1", "localhost")
     assert parts.path == "/oauth2/token"
@@ -573,17 +555,17 @@ def test_legacy_extension_endpoint(use_scenario):
     # MSI_ENDPOINT diverts azure-identity away from IMDS: the emulator's IMDS never saw a token request
     assert "oauth2/token" not in json.dumps([e for e in emu.request_log() if "imds" in json.dumps(e).lower()])
     # IMDS itself is healthy: the fix is to drop the variable
-    assert Imds(emu.imds_url).token(ARM_RESOURCE).status_code == 200
+    assert RawImds(emu.imds_url).token(ARM_RESOURCE).status_code == 200
 
 
 def test_throttle_parameters(use_scenario, arm):
     emu = use_scenario("imds-throttled", burst=3, retry_after=2, rate=0.001)
-    imds = Imds(emu.imds_url)
+    imds = RawImds(emu.imds_url)
     statuses = [imds.token(ARM_RESOURCE) for _ in range(4)]
     assert [r.status_code for r in statuses] == [200, 200, 200, 429]
     assert statuses[3].headers["Retry-After"] == "2"
     emu = use_scenario("arm-throttled", burst=2, retry_after=3, rate=0.001)
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    token = RawImds(emu.imds_url).access_token(ARM_RESOURCE)
     reads = [arm.get(VM_PATH, token=token) for _ in range(3)]
     assert [r.status_code for r in reads] == [200, 200, 429]
     assert reads[2].headers["Retry-After"] == "3"
@@ -596,7 +578,7 @@ JWT_LIKE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
 
 
 def test_request_log_redacts_tokens(emu, arm):
-    imds = Imds(emu.imds_url)
+    imds = RawImds(emu.imds_url)
     token = imds.access_token(ARM_RESOURCE)
     arm.get(VM_PATH, token=token)
     compute_client(emu).virtual_machines.get(RG, VM)
@@ -618,10 +600,11 @@ def test_request_log_redacts_tokens(emu, arm):
 def test_docker_desktop_reason_phrase(use_scenario):
     """Docker Desktop answers on the status line: `HTTP/1.0 403 connecting to …: … unreachable network.`
 
-    (failure modes FM8; azure-sdk-for-python#31759). The message lives in the reason phrase.
+    (docs/protocol.md#failure-modes; https://github.com/Azure/azure-sdk-for-python/issues/31759). The
+    message lives in the reason phrase.
     """
     emu = use_scenario("docker-desktop-unreachable")
-    r = Imds(emu.imds_url).token(ARM_RESOURCE)
+    r = RawImds(emu.imds_url).token(ARM_RESOURCE)
     assert r.status_code == 403
     assert "access_token" not in r.text
     assert "unreachable" in r.reason, r.reason
@@ -636,18 +619,16 @@ def test_docker_desktop_sdk(use_scenario):
 
 def test_foreign_metadata_server_mmds(use_scenario):
     emu = use_scenario("foreign-metadata-server", mode="mmds")
-    r = Imds(emu.imds_url).token(ARM_RESOURCE)
+    r = RawImds(emu.imds_url).token(ARM_RESOURCE)
     assert r.status_code == 401
     assert r.text.startswith("No MMDS token provided")
     assert _sync_token_error().message == UNAVAILABLE
 
 
 def test_proxy_forward_mode_is_rejected_for_x_forwarded_for(use_scenario):
-    import os
-
     emu = use_scenario("proxy-intercept", mode="forward")
     r = requests.get(
-        os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"] + "/metadata/identity/oauth2/token",
+        _env_imds() + "/metadata/identity/oauth2/token",
         params={"api-version": "2018-02-01", "resource": ARM_RESOURCE},
         headers={"Metadata": "true"},
         timeout=5,
@@ -670,22 +651,24 @@ def test_scenario_environment_holds_only_the_extras(emu, use_scenario):
 
 def test_clear_faults_keeps_the_world(use_scenario):
     emu = use_scenario("imds-server-error", n=100)
-    imds = Imds(emu.imds_url)
+    imds = RawImds(emu.imds_url)
     assert imds.token(ARM_RESOURCE).status_code == 500
     emu.apply_fix("clear-faults")
     assert imds.token(ARM_RESOURCE).status_code == 200
     emu = use_scenario("no-role-assignment")
     emu.apply_fix("clear-faults")  # a world edit is not a fault: still no role
     token = imds.access_token(ARM_RESOURCE)
-    assert Arm(emu.arm_url, emu.ca_bundle).get(VM_PATH, token=token).status_code == 403
+    assert RawArm(emu.arm_url, emu.ca_bundle).get(VM_PATH, token=token).status_code == 403
 
 
-def test_time_window_starts_at_the_first_request(use_scenario):
+def test_time_window_starts_at_the_first_request(use_scenario, clock):
     emu = use_scenario("identity-propagating", t=0.5)
-    imds = Imds(emu.imds_url)
-    time.sleep(0.7)
+    imds = RawImds(emu.imds_url)
+    clock.advance(0.7)
     assert imds.token(ARM_RESOURCE).status_code == 400  # the window opens now, not at the switch
-    time.sleep(0.6)
+    clock.advance(0.4)
+    assert imds.token(ARM_RESOURCE).status_code == 400  # still inside it
+    clock.advance(0.2)
     assert imds.token(ARM_RESOURCE).status_code == 200
 
 
@@ -708,7 +691,7 @@ def test_no_identity_fix(use_scenario):
 def test_set_scenario_resets_the_world_and_rearms_faults(use_scenario, arm):
     emu = use_scenario("role-propagating", n=1)
     assert emu.params["n"] == 1
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    token = RawImds(emu.imds_url).access_token(ARM_RESOURCE)
     assert [arm.get(VM_PATH, token=token).status_code for _ in range(2)] == [403, 200]
     use_scenario("role-propagating", n=1)
     assert [arm.get(VM_PATH, token=token).status_code for _ in range(2)] == [403, 200]
@@ -721,10 +704,10 @@ def test_set_scenario_resets_the_world_and_rearms_faults(use_scenario, arm):
 def test_remove_role_assignment_and_detach_fixes(use_scenario, arm):
     emu = use_scenario("healthy")
     emu.apply_fix("remove-role-assignment", principal_id=SYS_PRINCIPAL, role="Reader", scope=RG_SCOPE)
-    token = Imds(emu.imds_url).access_token(ARM_RESOURCE)
+    token = RawImds(emu.imds_url).access_token(ARM_RESOURCE)
     assert arm.get(VM_PATH, token=token).status_code == 403
     emu.apply_fix("detach-user-identity", name="uami-reader")
-    assert Imds(emu.imds_url).token(ARM_RESOURCE, client_id=UAMI_READER_CLIENT).status_code == 400
+    assert RawImds(emu.imds_url).token(ARM_RESOURCE, client_id=UAMI_READER_CLIENT).status_code == 400
     emu.apply_fix("attach-user-identity", resource_id=uami_resource_id(UAMI_DEPLOY))
     assert _sync_oid(client_id=UAMI_DEPLOY_CLIENT) == UAMI_DEPLOY_PRINCIPAL
 
@@ -845,17 +828,17 @@ def test_default_azure_credential_per_scenario(use_scenario, name):
         assert detail.startswith(token_expect.prefix)
 
 
-def test_only_matching_requests_open_windows_and_count(use_scenario, arm):
+def test_only_matching_requests_open_windows_and_count(use_scenario, arm, clock):
     """Instance metadata does not consume a token fault; unauthenticated discovery does not consume RBAC's."""
     emu = use_scenario("imds-server-error", n=1)
-    imds = Imds(emu.imds_url)
+    imds = RawImds(emu.imds_url)
     assert imds.get("/metadata/instance", params={"api-version": "2021-02-01"}).status_code == 200
     assert imds.token(ARM_RESOURCE).status_code == 500
     assert imds.token(ARM_RESOURCE).status_code == 200
 
     emu = use_scenario("identity-propagating", t=0.5)
     assert imds.get("/metadata/instance", params={"api-version": "2021-02-01"}).status_code == 200
-    time.sleep(0.7)
+    clock.advance(0.7)
     assert imds.token(ARM_RESOURCE).status_code == 400  # the first *token* request opens the window
 
     emu = use_scenario("role-propagating", n=1)

@@ -1,9 +1,11 @@
 """Fuzzing the emulator's request parsing through a real socket: IMDS over HTTP, ARM over HTTPS.
 
 Requests are written byte by byte on a raw socket (``http.client`` would refuse the odd ones), so the
-emulator's whole stack is exercised: werkzeug's request-line and header parsing, the routing, the query
-parser, the identity/ARM checks. For any input it must answer with a status below 500 (or close a request
-line it cannot read), never hang, and keep serving the next client.
+emulator's whole stack is exercised: the transport's request-line, header and body framing, the routing,
+the query parser, the identity/ARM checks. For any input it must answer with a status below 500, never
+hang, and keep serving the next client. The framing tests also vary what a request says about its body
+against what it sends (``Content-Length`` vs the bytes, chunked bodies, ``Expect: 100-continue``, requests
+cut short), over HTTP and TLS: a malformed one must get a 4xx and a closed connection.
 """
 
 from __future__ import annotations
@@ -12,20 +14,23 @@ import json
 import socket
 import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.emulator import VM_PATH, client_context, raw_exchange, responses_in
+from support.world import RG, SUB, UAMI_READER_CLIENT
 
+import mi_helpers.emulator.framing as framing
+from mi_helpers.constants import Imds
 from mi_helpers.emulator import Emulator
+from mi_helpers.emulator.errors import ARM_BODY_LIMIT
 
-SUB = "3c9e6f1a-52d8-4b7e-a1c4-9d8e7f6a5b4c"
-VM = (
-    f"/subscriptions/{SUB}/resourceGroups/rg-mi-tutorial/providers/Microsoft.Compute/"
-    "virtualMachines/vm-mi-tutorial"
-)
-TOKEN = "/metadata/identity/oauth2/token"
+VM = VM_PATH
+TOKEN = Imds.TOKEN_PATH
+BODY_LIMIT = 1_000_000  # IMDS and the admin API; ARM's is ARM_BODY_LIMIT
 ANSWER_TIMEOUT = 10.0  # s; a hang shows as a timeout on our side
 
 SETTINGS = settings(
@@ -37,8 +42,13 @@ SETTINGS = settings(
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
-    with Emulator(scenario="healthy") as e:
-        yield e
+    # A stalled body is answered after BODY_TIMEOUT; a short one keeps the cut-short examples quick.
+    saved, framing.BODY_TIMEOUT = framing.BODY_TIMEOUT, 0.3
+    try:
+        with Emulator(scenario="healthy") as e:
+            yield e
+    finally:
+        framing.BODY_TIMEOUT = saved
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +61,6 @@ def bearer(emu: Emulator) -> str:
     )
     assert status == 200
     return str(json.loads(body.split(b"\r\n\r\n", 1)[1])["access_token"])
-
-
-_CONTEXTS: dict[str, ssl.SSLContext] = {}
-
-
-def _client_context(ca_bundle: str) -> ssl.SSLContext:
-    """One client TLS context per CA bundle (loading the bundle costs far more than a handshake)."""
-    if ca_bundle not in _CONTEXTS:
-        _CONTEXTS[ca_bundle] = ssl.create_default_context(cafile=ca_bundle)
-    return _CONTEXTS[ca_bundle]
 
 
 def _port(url: str) -> int:
@@ -83,7 +83,7 @@ def exchange(
     sock = socket.create_connection(("127.0.0.1", port), timeout=ANSWER_TIMEOUT)
     try:
         if listener == "arm":
-            sock = _client_context(emu.ca_bundle).wrap_socket(sock, server_hostname="127.0.0.1")
+            sock = client_context(emu.ca_bundle).wrap_socket(sock, server_hostname="127.0.0.1")
         sock.sendall(raw)
         if listener == "imds":
             # Nothing more to send: a server draining unread input after an error sees EOF at once.
@@ -155,7 +155,7 @@ param_value = st.one_of(
             "2021-02-01",
             "https://management.azure.com",
             "https://management.azure.com/",
-            "1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a",
+            UAMI_READER_CLIENT,
             "true",
             "",
         ]
@@ -217,7 +217,7 @@ arm_prefix = st.sampled_from(
     [
         VM,
         f"/subscriptions/{SUB}",
-        f"/subscriptions/{SUB}/resourceGroups/rg-mi-tutorial",
+        f"/subscriptions/{SUB}/resourceGroups/{RG}",
         f"/subscriptions/{SUB}/resources",
         "/subscriptions",
         "/metadata/endpoints",
@@ -296,6 +296,99 @@ def test_garbage_request_lines(emu: Emulator, line: bytes) -> None:
     line = line.replace(b"\r", b"").replace(b"\n", b"")
     status, raw = exchange(emu, "imds", line, {})
     assert status is None or status < 500 or status == 505, raw[:200]  # 505: an HTTP version it cannot speak
+
+
+# ------------------------------------------------------------------------------------------ body framing
+
+
+@dataclass(frozen=True)
+class Framed:
+    """One raw request and what a correct server must answer it with."""
+
+    listener: str  # imds | admin | arm
+    raw: bytes
+    #: Final statuses a correct server may give; None: anything below 500 (the framing is sound).
+    expected: frozenset[int] | None
+    half_close: bool
+
+
+def _chunked(draw: st.DrawFn) -> tuple[bytes, bool]:
+    """A chunked body, sound or not: chunk sizes that lie, bad size lines, a missing last chunk."""
+    body, sound = b"", True
+    for declared, actual in draw(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), max_size=4)):
+        if declared == 0:
+            continue  # a zero-size chunk would end the body early
+        size = draw(st.sampled_from(["hex", "hex", "hex", "junk", "negative", "empty"]))
+        line = {"hex": f"{declared:x}", "junk": "zz", "negative": f"-{declared:x}", "empty": ""}[size]
+        body += line.encode() + b"\r\n" + b"x" * actual + b"\r\n"
+        sound = sound and size == "hex" and declared == actual
+    if draw(st.booleans()):
+        body += b"0\r\n\r\n"
+    else:
+        sound = False
+    return body, sound
+
+
+@st.composite
+def framed_requests(draw: st.DrawFn) -> Framed:
+    listener = draw(st.sampled_from(["imds", "admin", "arm"]))
+    method = draw(st.sampled_from(["GET", "POST", "PUT", "PATCH"]))
+    limit = ARM_BODY_LIMIT if listener == "arm" else BODY_LIMIT
+    target = {
+        "imds": f"{TOKEN}?api-version=2018-02-01&resource=https://management.azure.com/",
+        "admin": "/_emulator/scenario",
+        "arm": f"{VM}?api-version=2024-07-01",
+    }[listener]
+    headers = [("Host", "127.0.0.1"), ("Metadata", "true"), ("Connection", "close")]
+    framing = draw(st.sampled_from(["none", "length", "length", "chunked", "chunked", "both"]))
+    body, expected = b"", None
+    if framing == "length":
+        declared = draw(st.one_of(st.integers(0, 300), st.sampled_from([limit, limit + 1, 10**12])))
+        body = b"x" * draw(st.integers(0, 400))
+        headers.append(("Content-Length", str(declared)))
+        if declared > limit:
+            expected = frozenset({413})
+        elif len(body) < declared:
+            expected = frozenset({400, 408})  # cut short: the client stops, or stalls
+    elif framing == "chunked":
+        body, sound = _chunked(draw)
+        headers.append(("Transfer-Encoding", "chunked"))
+        expected = None if sound else frozenset({400, 408})
+    elif framing == "both":
+        body = b"0\r\n\r\n"
+        headers += [("Content-Length", str(len(body))), ("Transfer-Encoding", "chunked")]
+        expected = frozenset({400})
+    if draw(st.booleans()):
+        headers.append(("Expect", "100-continue"))
+    head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+    half_close = listener != "arm" and draw(st.booleans())
+    return Framed(listener, head.encode() + body, expected, half_close)
+
+
+@settings(SETTINGS, max_examples=150)
+@given(req=framed_requests())
+def test_body_framing(emu: Emulator, req: Framed) -> None:
+    """Declared vs sent body length, chunked bodies, Expect: 100-continue, cut-short requests, HTTP and TLS:
+    one final answer below 500 (a 4xx when the framing is broken), and the connection closed after it."""
+    url = {
+        "imds": emu.imds_url,
+        "admin": emu.admin_url.rsplit("/_emulator", 1)[0],
+        "arm": emu.arm_url,
+    }[req.listener]
+    ca = emu.ca_bundle if req.listener == "arm" else None
+    # raw_exchange reads until the server closes and fails the test if it neither answers nor closes
+    raw, _ = raw_exchange(url, req.raw, ca_bundle=ca, timeout=ANSWER_TIMEOUT, half_close=req.half_close)
+    responses = responses_in(raw)
+    interim = [r for r in responses if r[0] < 200]
+    finals = [r for r in responses if r[0] >= 200]
+    assert len(finals) == 1, (req, raw[:400])
+    status, headers, _ = finals[0]
+    assert status < 500, (req, raw[:400])
+    assert headers.get("connection", "").lower() == "close", (req, headers)
+    assert all(r[0] == 100 for r in interim) and len(interim) <= 1, raw[:400]
+    if req.expected is not None:
+        assert status in req.expected, (req, raw[:400])
+        assert 400 <= status < 500
 
 
 def test_still_serving_after_the_fuzzing(emu: Emulator, bearer: str) -> None:

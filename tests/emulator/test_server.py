@@ -1,8 +1,8 @@
-"""Quick smoke tests of the emulator's own API (the conformance suite lives in the other files here).
+"""The :class:`Emulator` facade: construction, listeners and their layout, URLs, environment, lifecycle.
 
 Each test checks a behaviour that could break on its own: the healthy path with the real SDK, token caching,
-the refused IMDS port of ``imds-unreachable`` and its re-opening, the admin API's guards, the env file,
-world round-trips and the release of hung requests on ``stop()``.
+the refused IMDS port of ``imds-unreachable`` and its re-opening, the env file, world round-trips, custom
+worlds, the loopback rule (and its one exception) and the release of hung requests on ``stop()``.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
 import requests
+from support.emulator import ARM_RESOURCE, TOKEN_PATH, RawImds
+from support.world import RG, SUB, SYS_PRINCIPAL, TENANT, VM
 
-SUB = "3c9e6f1a-52d8-4b7e-a1c4-9d8e7f6a5b4c"
-TENANT = "5f3b7d2a-8c41-4e6b-9a0d-2c7e1b4f6a93"
-SYS_PRINCIPAL = "9a7b5c3d-1e2f-4a6b-8c9d-0e1f2a3b4c5d"
-TOKEN_PATH = "/metadata/identity/oauth2/token"
+from mi_helpers.constants import EnvironmentVariables as Env
+from mi_helpers.emulator.control import EmulatorControl
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def _session() -> requests.Session:
 
 
 def _token(emu: Any, **params: str) -> requests.Response:
-    query = {"api-version": "2018-02-01", "resource": "https://management.azure.com/", **params}
+    query = {"api-version": "2018-02-01", "resource": ARM_RESOURCE, **params}
     with _session() as s:
         return s.get(emu.imds_url + TOKEN_PATH, params=query, headers={"Metadata": "true"}, timeout=5)
 
@@ -59,12 +60,12 @@ def test_healthy_sdk_round_trip(fresh: Any, monkeypatch: pytest.MonkeyPatch) -> 
     from azure.identity import ManagedIdentityCredential
     from azure.mgmt.compute import ComputeManagementClient
 
-    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", fresh.imds_url)
+    monkeypatch.setenv(Env.AZURE_POD_IDENTITY_AUTHORITY_HOST, fresh.imds_url)
     cred = ManagedIdentityCredential(retry_total=0, read_timeout=5)
     client = ComputeManagementClient(
         cred, SUB, base_url=fresh.arm_url, connection_verify=fresh.ca_bundle, retry_total=0
     )
-    vm = client.virtual_machines.get("rg-mi-tutorial", "vm-mi-tutorial")
+    vm = client.virtual_machines.get(RG, VM)
     assert vm.identity.principal_id == SYS_PRINCIPAL
     listeners = {e["listener"] for e in fresh.request_log()}
     assert listeners == {"imds", "arm"}
@@ -183,3 +184,131 @@ def test_keep_alive_and_pooled_connection_closed_with_listener(fresh: Any) -> No
         assert b"Connection: close" not in answers
         fresh.set_scenario("imds-unreachable")
         assert conn.recv(65536) == b"", "a kept-alive connection outlived the closed IMDS listener"
+
+
+# --- constructing emulators: custom worlds, loopback only (and its one exception) ------------------
+
+
+def test_certificates_live_outside_the_repository(emu):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    bundle = Path(emu.ca_bundle).resolve()
+    assert bundle.is_file()
+    assert repo not in bundle.parents, bundle
+
+
+def test_custom_world_round_trip(emu, tmp_path):
+    """A world file (JSON here) replaces the default world: IMDS and ARM both serve it."""
+    import yaml
+
+    from mi_helpers.emulator import Emulator
+
+    # world_dict() is loadable again as it is
+    with Emulator(world=emu.world_dict()) as same:
+        assert RawImds(same.imds_url).token(ARM_RESOURCE).status_code == 200
+    emu_world = emu.world_dict()
+    for vm in emu_world["virtual_machines"]:
+        if vm["name"] == VM:
+            vm["name"] = "vm-custom"
+    emu_world["host_vm"] = "vm-custom"
+    path = tmp_path / "world.yaml"
+    path.write_text(yaml.safe_dump(emu_world))
+    with Emulator(world=str(path)) as other:
+        md = RawImds(other.imds_url).get(
+            "/metadata/instance/compute/name", params={"api-version": "2021-02-01", "format": "text"}
+        )
+        assert md.text == "vm-custom"
+        urls = (other.imds_url, other.arm_url, other.admin_url)
+    # stop() closed every listener
+    for url in urls:
+        parts = urlsplit(url)
+        with pytest.raises(OSError):
+            socket.create_connection((parts.hostname, parts.port), timeout=1).close()
+
+
+@pytest.mark.parametrize("world", [{"tenant": 5}, {"virtual_machines": "nope"}, "/nonexistent/world.yaml"])
+def test_bad_world_is_an_input_error(world):
+    from mi_helpers.emulator import Emulator
+    from mi_helpers.validate import InputError
+
+    with pytest.raises(InputError) as info:
+        Emulator(world=world)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "example.org"])
+def test_non_loopback_host_is_refused(host):
+    from mi_helpers.emulator import Emulator
+    from mi_helpers.validate import InputError
+
+    with pytest.raises(InputError) as info:
+        Emulator(host=host)
+    assert "host" in str(info.value)
+
+
+def test_allow_non_loopback_warns_and_points_clients_at_loopback() -> None:
+    """The one switch that exposes a token issuer beyond this machine: allowed only when asked for, with a
+    warning, and the URLs the emulator hands out still name loopback (no listener is opened here)."""
+    from mi_helpers.emulator import Emulator
+
+    with pytest.warns(RuntimeWarning, match="other machines can reach its IMDS and ARM") as caught:
+        emu = Emulator(host="0.0.0.0", allow_non_loopback=True)
+    assert caught[0].filename == __file__  # the warning points at the caller, not into the emulator
+    assert not emu.running and not emu.imds_listening
+    assert emu.imds_url.startswith("http://127.0.0.1:") and emu.arm_url.startswith("https://127.0.0.1:")
+    assert emu.environment()[Env.AZURE_POD_IDENTITY_AUTHORITY_HOST].startswith("http://127.0.0.1:")
+    with pytest.warns(RuntimeWarning):
+        routable = Emulator(host="10.1.2.3", allow_non_loopback=True)
+    assert routable.imds_url.startswith("http://10.1.2.3:")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_loopback_hosts_need_no_switch_and_give_no_warning(host: str) -> None:
+    import warnings
+
+    from mi_helpers.emulator import Emulator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        emu = Emulator(host=host)
+    assert "127.0.0.1" in emu.imds_url or "[::1]" in emu.imds_url or "localhost" in emu.imds_url
+
+
+def test_the_cli_flag_reaches_the_constructor() -> None:
+    """``mi-helpers emulator --allow-non-loopback`` is the only way to the switch from the command line."""
+    import argparse
+
+    from mi_helpers.cli import emulator as cli_emulator
+
+    parser = argparse.ArgumentParser()
+    cli_emulator.register(parser.add_subparsers())
+    assert parser.parse_args(["emulator"]).allow_non_loopback is False
+    assert parser.parse_args(["emulator", "--allow-non-loopback", "--host", "0.0.0.0"]).allow_non_loopback
+
+
+@pytest.mark.parametrize("port", [-1, 65536, True, "80"])
+def test_bad_ports_are_input_errors(port: object) -> None:
+    from mi_helpers.emulator import Emulator
+    from mi_helpers.validate import InputError
+
+    with pytest.raises(InputError) as info:
+        Emulator(imds_port=port)
+    assert info.value.field == "imds_port"
+
+
+def test_both_control_surfaces_satisfy_the_protocol(fresh: Any) -> None:
+    from mi_helpers.emulator import AdminClient
+
+    client = AdminClient(fresh.admin_url, fresh.admin_key)
+    assert isinstance(fresh, EmulatorControl) and isinstance(client, EmulatorControl)
+    assert client.scenario_state() == fresh.scenario_state()
+
+
+def test_endpoints_value_tracks_the_listeners(fresh: Any) -> None:
+    ep = fresh.endpoints()
+    assert (ep.imds_url, ep.arm_url, ep.admin_url) == (fresh.imds_url, fresh.arm_url, fresh.admin_url)
+    assert ep.imds_listening
+    fresh.set_scenario("imds-unreachable")
+    assert fresh.endpoints().imds_listening is False
+    assert fresh.endpoints().imds_url == ep.imds_url  # the port stays reserved

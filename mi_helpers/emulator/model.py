@@ -1,0 +1,385 @@
+"""The records of the emulated estate (tenant, subscriptions, groups, VMs, identities, resources, role
+assignments) and their file layout.
+
+Plain dataclasses, no rules and no locks: :class:`~mi_helpers.emulator.world.World` holds them and owns the
+rules that read them. :func:`parse_world` reads the YAML/JSON layout of ``default_world.yaml``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+from mi_helpers.constants import Roles
+from mi_helpers.validate import InputError
+
+__all__ = [
+    "BUILTIN_ROLES",
+    "GenericResource",
+    "IdentitySelectionError",
+    "Principal",
+    "ResourceGroup",
+    "RoleAssignment",
+    "Subscription",
+    "SystemIdentity",
+    "Tenant",
+    "UserAssignedIdentity",
+    "VirtualMachine",
+    "WorldParts",
+    "find_uami",
+    "mirid",
+    "norm_scope",
+    "parse_world",
+    "scope_within",
+]
+
+# The built-in role definitions the emulator knows (IDs from mi_helpers.constants.Roles, texts as in Azure's
+# "Azure built-in roles" page). All three grant every read the emulator serves.
+BUILTIN_ROLES: dict[str, dict[str, Any]] = {
+    "Reader": {
+        "id": Roles.READER,
+        "description": "View all resources, but does not allow you to make any changes.",
+        "actions": ["*/read"],
+        "not_actions": [],
+    },
+    "Contributor": {
+        "id": Roles.CONTRIBUTOR,
+        "description": "Grants full access to manage all resources, but does not allow you to assign roles "
+        "in Azure RBAC, manage assignments in Azure Blueprints, or share image galleries.",
+        "actions": ["*"],
+        "not_actions": [
+            "Microsoft.Authorization/*/Delete",
+            "Microsoft.Authorization/*/Write",
+            "Microsoft.Authorization/elevateAccess/Action",
+        ],
+    },
+    "Owner": {
+        "id": Roles.OWNER,
+        "description": "Grants full access to manage all resources, including the ability to assign roles in "
+        "Azure RBAC.",
+        "actions": ["*"],
+        "not_actions": [],
+    },
+}
+
+
+def norm_scope(scope: str) -> str:
+    """Case-insensitive, slash-tolerant form of an ARM scope for comparisons."""
+    parts = [p for p in scope.strip().split("/") if p]
+    return "/" + "/".join(parts).lower()
+
+
+def scope_within(scope: str, ancestor: str) -> bool:
+    """True when ``scope`` equals ``ancestor`` or lies below it (case-insensitive, as ARM compares IDs)."""
+    s, a = norm_scope(scope), norm_scope(ancestor)
+    return a == "/" or s == a or s.startswith(a + "/")
+
+
+@dataclass
+class Tenant:
+    """The Entra tenant every identity belongs to."""
+
+    id: str
+    name: str = "Emulated Tenant"
+
+
+@dataclass
+class Subscription:
+    """An Azure subscription."""
+
+    id: str
+    name: str = "Emulated Subscription"
+
+    @property
+    def resource_id(self) -> str:
+        return f"/subscriptions/{self.id}"
+
+
+@dataclass
+class ResourceGroup:
+    """A resource group in a subscription."""
+
+    subscription_id: str
+    name: str
+    location: str = "westeurope"
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resource_id(self) -> str:
+        return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.name}"
+
+
+@dataclass
+class UserAssignedIdentity:
+    """A user-assigned managed identity (a standalone ARM resource that can be attached to VMs)."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    client_id: str
+    principal_id: str
+    location: str = "westeurope"
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resource_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{self.name}"
+        )
+
+
+@dataclass
+class SystemIdentity:
+    """A VM's system-assigned identity. The IDs stay when disabled, so re-enabling restores them."""
+
+    principal_id: str
+    client_id: str
+    enabled: bool = True
+
+
+@dataclass
+class VirtualMachine:
+    """A virtual machine, with its identity block (system-assigned and attached user-assigned identities)."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    vm_id: str
+    location: str = "westeurope"
+    vm_size: str = "Standard_D2s_v5"
+    os_type: str = "Linux"
+    tags: dict[str, str] = field(default_factory=dict)
+    system_identity: SystemIdentity | None = None
+    user_assigned: list[str] = field(default_factory=list)  # resource IDs of attached UAMIs
+
+    @property
+    def resource_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Compute/virtualMachines/{self.name}"
+        )
+
+    @property
+    def has_system_identity(self) -> bool:
+        return self.system_identity is not None and self.system_identity.enabled
+
+
+@dataclass
+class GenericResource:
+    """Any other resource in a resource group (storage account, key vault, …): listed, not modelled."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    type: str
+    location: str = "westeurope"
+    kind: str | None = None
+    sku: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resource_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/{self.type}/{self.name}"
+        )
+
+
+@dataclass
+class RoleAssignment:
+    """A role (Reader, Contributor, Owner) granted to a principal at a scope."""
+
+    principal_id: str
+    role: str
+    scope: str
+    id: str = ""
+    principal_type: str = "ServicePrincipal"
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            key = f"{self.principal_id}|{self.role}|{norm_scope(self.scope)}".lower()
+            self.id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+
+    @property
+    def role_definition_guid(self) -> str:
+        return str(BUILTIN_ROLES[self.role]["id"])
+
+    @property
+    def resource_id(self) -> str:
+        scope = self.scope.rstrip("/")
+        return f"{scope}/providers/Microsoft.Authorization/roleAssignments/{self.id}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The identity a token is issued for (what IMDS selected)."""
+
+    kind: Literal["system", "user"]
+    principal_id: str
+    client_id: str
+    tenant_id: str
+    mirid: str  # xms_mirid: VM ID (system) or UAMI ID (user), with lower-case "resourcegroups"
+    resource_id: str | None = None  # the UAMI's resource ID (user only)
+    name: str = ""
+
+
+class IdentitySelectionError(LookupError):
+    """IMDS could not pick an identity: ``reason`` is ``"not_found"`` or ``"multiple"``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def mirid(resource_id: str) -> str:
+    """``xms_mirid`` form of a resource ID: ``resourceGroups`` in lower case, as in real tokens."""
+    parts = resource_id.split("/")
+    return "/".join("resourcegroups" if p.lower() == "resourcegroups" else p for p in parts)
+
+
+def _str_map(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(where, "must be a mapping of tag names to values", value)
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def find_uami(identities: list[UserAssignedIdentity], ref: str) -> UserAssignedIdentity | None:
+    """The identity ``ref`` names: its name, resource ID, client ID or principal ID (case-insensitive)."""
+    r = ref.strip().lower()
+    for u in identities:
+        if r in (u.name.lower(), u.resource_id.lower(), u.client_id.lower(), u.principal_id.lower()):
+            return u
+    if r.startswith("/"):
+        for u in identities:
+            if norm_scope(u.resource_id) == norm_scope(r):
+                return u
+    return None
+
+
+class WorldParts(NamedTuple):
+    """Everything a world is made of, as read from its file (the arguments of ``World(...)``)."""
+
+    tenant: Tenant
+    subscriptions: list[Subscription]
+    resource_groups: list[ResourceGroup]
+    identities: list[UserAssignedIdentity]
+    vms: list[VirtualMachine]
+    resources: list[GenericResource]
+    role_assignments: list[RoleAssignment]
+    host_vm: str
+    az_environment: str
+
+
+def parse_world(data: dict[str, Any]) -> WorldParts:
+    """Read the YAML/JSON layout (``default_world.yaml``'s keys, or ``World.to_dict()``'s output)."""
+    t = data.get("tenant") or {}
+    tenant = Tenant(id=str(t["id"]), name=str(t.get("name", "Emulated Tenant")))
+    subs = [
+        Subscription(id=str(s["id"]), name=str(s.get("name", "Emulated Subscription")))
+        for s in data["subscriptions"]
+    ]
+    if not subs:
+        raise InputError("world.subscriptions", "needs at least one subscription")
+    default_sub = subs[0].id
+
+    def sub_of(d: dict[str, Any]) -> str:
+        return str(d.get("subscription_id") or d.get("subscription") or default_sub)
+
+    rgs = [
+        ResourceGroup(
+            sub_of(r),
+            str(r["name"]),
+            str(r.get("location", "westeurope")),
+            _str_map(r.get("tags"), "tags"),
+        )
+        for r in data.get("resource_groups", [])
+    ]
+    uamis = [
+        UserAssignedIdentity(
+            sub_of(u),
+            str(u["resource_group"]),
+            str(u["name"]),
+            str(u["client_id"]),
+            str(u["principal_id"]),
+            str(u.get("location", "westeurope")),
+            _str_map(u.get("tags"), "tags"),
+        )
+        for u in data.get("user_assigned_identities", [])
+    ]
+    vms = [_vm(v, sub_of(v), uamis) for v in data.get("virtual_machines", [])]
+    res = [
+        GenericResource(
+            sub_of(r),
+            str(r["resource_group"]),
+            str(r["name"]),
+            str(r["type"]),
+            str(r.get("location", "westeurope")),
+            r.get("kind"),
+            r.get("sku"),
+            _str_map(r.get("tags"), "tags"),
+        )
+        for r in data.get("resources", [])
+    ]
+    ras = [_role_assignment(a) for a in data.get("role_assignments", [])]
+    host = data.get("host_vm")
+    if isinstance(host, dict):
+        host = host.get("resource_id") or host.get("name")
+    if not host:
+        if not vms:
+            raise InputError("world.virtual_machines", "needs at least one VM (the one IMDS belongs to)")
+        host = vms[0].name
+    return WorldParts(
+        tenant,
+        subs,
+        rgs,
+        uamis,
+        vms,
+        res,
+        ras,
+        str(host),
+        str(data.get("az_environment", "AzurePublicCloud")),
+    )
+
+
+def _vm(v: dict[str, Any], subscription_id: str, uamis: list[UserAssignedIdentity]) -> VirtualMachine:
+    si = v.get("system_identity")
+    system = None
+    if isinstance(si, dict):
+        system = SystemIdentity(str(si["principal_id"]), str(si["client_id"]), bool(si.get("enabled", True)))
+    attached = []
+    for ref in v.get("user_assigned") or []:
+        ua = find_uami(uamis, str(ref))
+        if ua is None:
+            raise InputError("world.virtual_machines.user_assigned", f"unknown identity {ref!r}", ref)
+        attached.append(ua.resource_id)
+    return VirtualMachine(
+        subscription_id,
+        str(v["resource_group"]),
+        str(v["name"]),
+        str(v["vm_id"]),
+        str(v.get("location", "westeurope")),
+        str(v.get("vm_size", "Standard_D2s_v5")),
+        str(v.get("os_type", "Linux")),
+        _str_map(v.get("tags"), "tags"),
+        system,
+        attached,
+    )
+
+
+def _role_assignment(a: dict[str, Any]) -> RoleAssignment:
+    role = str(a["role"])
+    if role not in BUILTIN_ROLES:
+        raise InputError(
+            "world.role_assignments.role", f"unknown role {role!r} (allowed: {', '.join(BUILTIN_ROLES)})"
+        )
+    return RoleAssignment(
+        str(a["principal_id"]),
+        role,
+        str(a["scope"]),
+        str(a.get("id", "")),
+        str(a.get("principal_type", "ServicePrincipal")),
+    )
