@@ -5,8 +5,8 @@ Bodies and texts follow docs/protocol.md (#errors of the IMDS token endpoint, #i
 message uses the US date format" lives in exactly one place, and the HTTP layers (``imds``, ``arm``,
 ``admin``, ``proxy``) and the transport only decide *which* error applies. The ``*_framing_error`` factories
 are each service's answer to a request the transport cannot accept (body too large, malformed request line
-or framing); their texts are this project's choice where the real ones are unknown (docs/protocol.md#known-
-differences).
+or framing); their texts are this project's choice where the real ones are unknown
+(docs/protocol.md#known-differences).
 """
 
 from __future__ import annotations
