@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mi_helpers.constants import Arm, Imds
+from mi_helpers.constants import EnvironmentVariables as Env
 from mi_helpers.diagnosis import (
     Diagnosis,
     DiagnosisContext,
@@ -53,14 +55,6 @@ __all__ = ["DOCTOR_SCENARIO_PARAMS", "LOAD_SCENARIOS", "Check", "DoctorReport", 
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
 SYMBOLS = {PASS: "✓", FAIL: "✗", WARN: "!", SKIP: "–"}
-ARM_AUDIENCES = {
-    "https://management.azure.com",
-    "https://management.core.windows.net",
-    "https://management.usgovcloudapi.net",
-    "https://management.core.usgovcloudapi.net",
-    "https://management.chinacloudapi.cn",
-    "https://management.core.chinacloudapi.cn",
-}
 # Scenario parameters the doctor uses unless told otherwise, so the fault shows within one short run: a
 # slow refill, and for ARM a burst the doctor's own two reads exceed.
 DOCTOR_SCENARIO_PARAMS: dict[str, dict[str, Any]] = {
@@ -345,8 +339,8 @@ def _check_imds(st: _State) -> Check:
     import requests
 
     title = "IMDS reachable"
-    url = f"{st.target.imds_url}/metadata/identity/oauth2/token"
-    params = {"api-version": "2018-02-01", "resource": "https://management.azure.com/"}
+    url = f"{st.target.imds_url}{Imds.TOKEN_PATH}"
+    params = {"api-version": Imds.TOKEN_API_VERSION, "resource": Arm.RESOURCE}
     ctx = st.context(url=url, stage="imds")
     st.say(f"probing {url}")
     try:
@@ -448,8 +442,12 @@ def _check_identity(st: _State) -> Check:
 
 
 def _aud_ok(aud: str, arm_scope: str) -> bool:
+    """An audience ARM accepts: any cloud's (the token says which cloud it is for), or the target's."""
+    from mi_helpers.clouds import CLOUDS
+
     norm = aud.rstrip("/").lower()
-    return norm in ARM_AUDIENCES or norm == arm_scope.removesuffix("/.default").rstrip("/").lower()
+    accepted = {a.rstrip("/").lower() for cloud in CLOUDS.values() for a in cloud.arm_audiences}
+    return norm in accepted or norm == arm_scope.removesuffix("/.default").rstrip("/").lower()
 
 
 def _check_arm_token(st: _State) -> Check:
@@ -656,7 +654,7 @@ def _check_principal(st: _State) -> Check:
 
 
 def _check_roles(st: _State) -> Check:
-    from mi_helpers.arm import ROLE_NAMES, authorization_client
+    from mi_helpers.arm import authorization_client, role_name
 
     title = "Role assignment covers the VM"
     oid = st.token.principal_id
@@ -685,8 +683,7 @@ def _check_roles(st: _State) -> Check:
     for ra in out.value:
         ra_scope = str(getattr(ra, "scope", "") or "")
         if str(getattr(ra, "principal_id", "")).lower() == str(oid).lower() and scope_covers(ra_scope, scope):
-            role_id = str(getattr(ra, "role_definition_id", "") or "").rstrip("/").rsplit("/", 1)[-1]
-            found.append(f"{ROLE_NAMES.get(role_id.lower(), role_id)} at {ra_scope}")
+            found.append(f"{role_name(str(getattr(ra, 'role_definition_id', '') or ''))} at {ra_scope}")
     if not found:
         return Check(
             "role-assignments",
@@ -738,8 +735,8 @@ def _simulate_load(name: str, control: Any) -> str | None:
     if key is None:
         return None
     count = int((getattr(control, "params", {}) or {}).get(key, 0))
-    url = os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"].rstrip("/") + "/metadata/identity/oauth2/token"
-    query = {"api-version": "2018-02-01", "resource": "https://management.azure.com/"}
+    url = os.environ[Env.AZURE_POD_IDENTITY_AUTHORITY_HOST].rstrip("/") + Imds.TOKEN_PATH
+    query = {"api-version": Imds.TOKEN_API_VERSION, "resource": Arm.RESOURCE}
     with requests.Session() as session:
         session.trust_env = False
         for _ in range(count):
@@ -760,7 +757,9 @@ def _scenario_run(name: str, params: Mapping[str, Any] | None) -> Iterator[str |
 
     saved_env = dict(os.environ)
     chosen_before = getattr(tmod, "_current", None) is not None  # no public "is a target chosen?" yet
-    external = bool(os.environ.get("MI_HELPERS_EMULATOR_ADMIN") and os.environ.get("MI_HELPERS_EMULATOR_KEY"))
+    external = bool(
+        os.environ.get(Env.MI_HELPERS_EMULATOR_ADMIN) and os.environ.get(Env.MI_HELPERS_EMULATOR_KEY)
+    )
     previous: Any = None
     prev_scenario: str | None = None
     prev_params: dict[str, Any] = {}

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ClientAuthenticationError
 
+from mi_helpers.constants import Imds
 from mi_helpers.redaction import redact, redact_token
 from mi_helpers.validate import InputError, validate_one_selector, validate_resource, validate_seconds
 
@@ -49,9 +50,7 @@ __all__ = [
     "shared_credential",
 ]
 
-TOKEN_PATH = "/metadata/identity/oauth2/token"  # noqa: S105 - a URL path, not a secret
 RETRYABLE_STATUSES = frozenset({404, 410, 429, *range(500, 600)})
-IMDS_UPDATE_WINDOW = 70.0  # s: "IMDS will be available within 70 seconds" after a 410
 IMDS_UPDATE_POLL = 2.0  # s: during that window, ask again every 2 s so the first good answer is not missed
 MAX_RETRIES = 5  # the documented strategy: retry count 5 …
 MAX_BACKOFF = 60.0  # … max back-off 60 s
@@ -779,7 +778,7 @@ def get_token(  # noqa: C901
         validate_seconds(backoff, "backoff")
     tgt = target()
     scope = scope_of(resource, tgt.cloud)
-    url = f"{tgt.imds_url}{TOKEN_PATH}"
+    url = f"{tgt.imds_url}{Imds.TOKEN_PATH}"
     who = selector_label(selector)
     prog = _Progress(progress, budget, f"token for {scope.removesuffix('/.default')}")
     t0 = time.monotonic()
@@ -840,7 +839,7 @@ def get_token(  # noqa: C901
                 if not retryable:
                     reason = "not-retryable"
                 elif att.kind == "imds-updating" and first_410 is not None:
-                    if now - t0 + delay > first_410 + IMDS_UPDATE_WINDOW + 5:
+                    if now - t0 + delay > first_410 + Imds.UPDATE_WINDOW + 5:
                         reason = "retries-exhausted"
                 elif retries >= max_retries:
                     reason = "retries-exhausted"

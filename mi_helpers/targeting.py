@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from mi_helpers.clouds import CLOUDS, Cloud, cloud_info
+from mi_helpers.constants import AZURE_ASSET_TAG, LOOPBACK_NO_PROXY, Imds
 from mi_helpers.validate import InputError, validate_scenario
 
 __all__ = [
-    "AZURE_ASSET_TAG",
-    "IMDS_ADDRESS",
     "Detection",
     "Target",
     "current_emulator",
@@ -40,11 +39,7 @@ __all__ = [
     "use_emulator",
 ]
 
-AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
-IMDS_ADDRESS = "169.254.169.254"
-IMDS_URL = f"http://{IMDS_ADDRESS}"
 DEFAULT_DMI_ROOT = Path("/sys/class/dmi/id")
-_LOOPBACK_NO_PROXY = ("127.0.0.1", "localhost")
 
 _lock = threading.RLock()
 _current: Target | None = None
@@ -329,8 +324,8 @@ def _is_loopback_url(url: str) -> bool:
 
 
 def _azure_target(reason: str, *, on_azure: bool = False) -> Target:
-    imds_url = _strip_url(os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or IMDS_URL)
-    _merge_no_proxy(IMDS_ADDRESS, *_LOOPBACK_NO_PROXY)
+    imds_url = _strip_url(os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or Imds.URL)
+    _merge_no_proxy(Imds.ADDRESS, *LOOPBACK_NO_PROXY)
     if on_azure or _is_loopback_url(imds_url) or os.environ.get("MI_HELPERS_CLOUD"):
         cloud, cloud_reason = _cloud_from_imds(imds_url)
     else:  # forced off Azure: never send a packet to the link-local address to find the cloud

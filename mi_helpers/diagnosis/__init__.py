@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mi_helpers.constants import Imds
 from mi_helpers.diagnosis import catalogue as fixes
 from mi_helpers.redaction import redact, redact_token
 from mi_helpers.validate import InputError
@@ -43,7 +44,6 @@ __all__ = [
 
 DIAGNOSIS_IDS: tuple[str, ...] = tuple(fixes.CATALOGUE)
 
-IMDS_HOST = fixes.IMDS_HOST
 _BEARER_RE = re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]{16,})")
 _SECRET_FIELD_RE = re.compile(
     r"""(?i)(["']?(?:access_token|refresh_token|id_token|client_secret)["']?\s*[:=]\s*["']?)([^"',\s}]{8,})"""
@@ -499,7 +499,7 @@ def _stage(facts: _Facts, ctx: DiagnosisContext) -> str:
     if facts.arm_code:
         return "arm"
     host = _host_of(facts.url)
-    if facts.url and ("/metadata/" in facts.url or host == IMDS_HOST or _is_legacy_url(facts.url)):
+    if facts.url and ("/metadata/" in facts.url or host == Imds.ADDRESS or _is_legacy_url(facts.url)):
         return "imds"
     if host.startswith("management.") or (ctx.arm_url and _host_of(ctx.arm_url) == host and host):
         return "arm"
@@ -980,13 +980,15 @@ def environment_traps(  # noqa: C901
         "export NO_PROXY=169.254.169.254,localhost,127.0.0.1 (and no_proxy) — PowerShell: $env:NO_PROXY"
     )
 
-    imds_base = (env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or "").strip() or f"http://{IMDS_HOST}"
+    imds_base = (env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or "").strip() or f"http://{Imds.ADDRESS}"
     # (trap id, URL, severity, diagnosis): the IMDS address in use matters now; the real one only on Azure.
     targets: list[tuple[str, str, str, str | None]] = [
         ("proxy-captures-imds", imds_base, "warn", "proxy-intercepts-imds")
     ]
-    if _host_of(imds_base) != IMDS_HOST:
-        targets.append(("proxy-captures-azure-imds", f"http://{IMDS_HOST}/", "info", "proxy-intercepts-imds"))
+    if _host_of(imds_base) != Imds.ADDRESS:
+        targets.append(
+            ("proxy-captures-azure-imds", f"http://{Imds.ADDRESS}/", "info", "proxy-intercepts-imds")
+        )
     arm_url = (env.get("MI_HELPERS_ARM_URL") or "").strip()
     if arm_url and _loopback(arm_url):
         targets.append(("proxy-captures-emulator-arm", arm_url, "warn", None))

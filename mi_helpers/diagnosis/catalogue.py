@@ -14,10 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from mi_helpers.targeting import IMDS_ADDRESS
-
-IMDS_HOST = IMDS_ADDRESS
-ARM_RESOURCE = "https://management.azure.com/"
+from mi_helpers.constants import Arm, Imds
 
 DOC_IMDS = "https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service"
 DOC_HOWTO_VM = (
@@ -51,8 +48,8 @@ class Placeholders:
     principal: str = "<principalId>"
     client: str = "<clientId>"
     scope: str = "<scope>"
-    resource: str = ARM_RESOURCE
-    imds_url: str = f"http://{IMDS_HOST}"
+    resource: str = Arm.RESOURCE
+    imds_url: str = Imds.URL
 
     @classmethod
     def from_context(cls, ctx: Mapping[str, object]) -> Placeholders:
@@ -65,7 +62,7 @@ class Placeholders:
         sub = pick("subscription_id", "<sub>")
         rg = pick("resource_group", "<rg>")
         scope_default = f"/subscriptions/{sub}/resourceGroups/{rg}" if "<" not in sub + rg else "<scope>"
-        resource = pick("resource", ARM_RESOURCE)
+        resource = pick("resource", Arm.RESOURCE)
         return cls(
             sub=sub,
             rg=rg,
@@ -73,15 +70,15 @@ class Placeholders:
             principal=pick("principal_id", "<principalId>"),
             client=pick("client_id", "<clientId>"),
             scope=pick("scope", scope_default),
-            resource=resource if resource.startswith("http") else ARM_RESOURCE,
-            imds_url=pick("imds_url", f"http://{IMDS_HOST}").rstrip("/"),
+            resource=resource if resource.startswith("http") else Arm.RESOURCE,
+            imds_url=pick("imds_url", Imds.URL).rstrip("/"),
         )
 
     @property
     def token_url(self) -> str:
         """The IMDS token URL for the resource (URL-encoded as curl needs it)."""
         enc = self.resource.replace(":", "%3A").replace("/", "%2F")
-        return f"{self.imds_url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={enc}"
+        return f"{self.imds_url}{Imds.TOKEN_PATH}?api-version={Imds.TOKEN_API_VERSION}&resource={enc}"
 
     @property
     def token_url_with_selector(self) -> str:
@@ -128,11 +125,11 @@ def _cmd_not_on_azure(p: Placeholders) -> dict[str, str]:
 def _cmd_unreachable(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "VM → Overview: confirm the code runs on the VM itself (containers need host networking "
-        f"or a route to {IMDS_HOST}).",
+        f"or a route to {Imds.ADDRESS}).",
         "az": _curl(p, "--connect-timeout 3 ") + "\n"
         "# in a container: docker run --network host …   or   ip route | grep 169.254",
         "powershell": _irm(p, "-TimeoutSec 5 ") + "\n"
-        f"route print {IMDS_HOST}    # Windows containers need a route to IMDS",
+        f"route print {Imds.ADDRESS}    # Windows containers need a route to IMDS",
     }
 
 
@@ -221,7 +218,7 @@ def _cmd_throttled(p: Placeholders) -> dict[str, str]:
 def _cmd_non_imds(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "VM → Overview: check this really is an Azure VM; other clouds and VMMs also answer on "
-        f"{IMDS_HOST}.",
+        f"{Imds.ADDRESS}.",
         "az": _curl(p, "-i ") + "    # who answers? (expect JSON, not HTML)\n"
         "export AZURE_TOKEN_CREDENTIALS=dev    # off Azure: let DefaultAzureCredential skip managed identity",
         "powershell": _irm(p) + '\n$env:AZURE_TOKEN_CREDENTIALS = "dev"',
@@ -229,7 +226,7 @@ def _cmd_non_imds(p: Placeholders) -> dict[str, str]:
 
 
 def _cmd_proxy(p: Placeholders) -> dict[str, str]:
-    hosts = f"{IMDS_HOST},localhost,127.0.0.1"
+    hosts = f"{Imds.ADDRESS},localhost,127.0.0.1"
     return {
         "portal": "No portal change: the proxy setting lives on the machine (environment variables).",
         "az": f"export NO_PROXY={hosts} no_proxy={hosts}\n" + _curl(p),

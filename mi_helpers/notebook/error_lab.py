@@ -24,31 +24,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from mi_helpers.constants import (
+    LOOPBACK_NO_PROXY,
+    MANAGED_IDENTITY_VARIABLES,
+    NO_PROXY_VARIABLES,
+    PROXY_VARIABLES,
+    Arm,
+)
+from mi_helpers.constants import EnvironmentVariables as Env
 from mi_helpers.notebook import DiagnosisCard, ErrorText, error_text, quiet_sdk_logs, scrub
 from mi_helpers.targeting import patched_environ
 from mi_helpers.validate import InputError
 
 __all__ = ["LAB_SCENARIOS", "ErrorLab", "LabAttempt", "LabScenario"]
 
-ARM_SCOPE = "https://management.azure.com/.default"
-
 # Variables that switch azure-identity away from IMDS (or through a proxy). Outside the scenario that sets
 # them they are removed while the program runs, so the learner's own environment cannot change the lesson.
-_CLIENT_TRAPS = (
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-)
+# (The emulator's own pointers are set from the lab's emulator; this process's MI_HELPERS_* stay as they are.)
+_CLIENT_TRAPS = (*MANAGED_IDENTITY_VARIABLES, *PROXY_VARIABLES)
 
 Progress = Callable[[float, str], Any]
 
@@ -362,7 +355,7 @@ class ErrorLab:
         for key in self.client.drop:
             env[key] = None
         if self.client.no_proxy_extra:
-            for var in ("NO_PROXY", "no_proxy"):
+            for var in NO_PROXY_VARIABLES:
                 have = [h for h in (env.get(var) or "").split(",") if h]
                 env[var] = ",".join([*have, *(h for h in self.client.no_proxy_extra if h not in have)])
         return env
@@ -391,7 +384,7 @@ class ErrorLab:
             token = None
             for _ in range(max(1, self.client.token_requests)):
                 cred = make_credential(**kwargs)  # a new credential per request: no token reuse
-                token = cred.get_token(ARM_SCOPE)  # the SDK itself, one try: its own error text
+                token = cred.get_token(Arm.SCOPE)  # the SDK itself, one try: its own error text
             assert token is not None
             oid = decode_claims(token.token).get("oid")
             env_box["stage"] = "arm"
@@ -399,7 +392,7 @@ class ErrorLab:
                 host["subscription_id"],
                 credential=cred,
                 base_url=self.emulator.arm_url,
-                credential_scopes=[ARM_SCOPE],
+                credential_scopes=[Arm.SCOPE],
                 connection_verify=self.emulator.ca_bundle,
                 retry_total=0,
             )
@@ -498,9 +491,9 @@ class ErrorLab:
                 self.client.client_id = str(uami["client_id"])
                 return f"{s.fix_text} (client_id={uami['client_id']}, {uami['name']})"
             if change == "drop-legacy-endpoint":
-                self.client.drop = (*self.client.drop, "MSI_ENDPOINT", "MSI_SECRET")
+                self.client.drop = (*self.client.drop, Env.MSI_ENDPOINT, Env.MSI_SECRET)
             elif change == "bypass-proxy":
-                self.client.no_proxy_extra = ("127.0.0.1", "localhost")
+                self.client.no_proxy_extra = LOOPBACK_NO_PROXY
             elif change == "share-credential":
                 self.client.token_requests = 1
             elif change == "read-once":

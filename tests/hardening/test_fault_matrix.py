@@ -18,6 +18,7 @@ import pytest
 import requests
 
 import mi_helpers as mi
+from mi_helpers.constants import Arm, Imds
 from mi_helpers.emulator import SCENARIOS
 from mi_helpers.identity import SignInError, clear_credential_cache
 
@@ -29,7 +30,6 @@ DOCTOR_BUDGET = 8.0
 SLACK = 3.0  # s beyond a budget before we call it a hang (loaded CI machine)
 BACKOFF = 2.0  # the documented delta back-off (get_token's default)
 TOL = 0.9  # s of scheduling jitter allowed on a documented wait (the next back-off step is ≥ 1 s away)
-ARM_SCOPE = "https://management.azure.com/.default"
 
 # Scenario parameters for this matrix: short windows so retries finish within the budget.
 PARAMS: dict[str, dict[str, Any]] = {
@@ -114,8 +114,8 @@ def _empty_bucket(emu: Any) -> None:
     with requests.Session() as s:
         s.trust_env = False
         s.get(
-            f"{emu.imds_url}/metadata/identity/oauth2/token",
-            params={"api-version": "2018-02-01", "resource": "https://management.azure.com"},
+            f"{emu.imds_url}{Imds.TOKEN_PATH}",
+            params={"api-version": Imds.TOKEN_API_VERSION, "resource": Arm.URL},
             headers={"Metadata": "true"},
             timeout=5,
         )
@@ -217,7 +217,7 @@ def test_raw_sdk_then_diagnose(hardening_emulator: Any, name: str) -> None:
     cred = ManagedIdentityCredential(retry_total=0, connection_timeout=TIMEOUT, read_timeout=TIMEOUT)
     t0 = time.monotonic()
     try:
-        cred.get_token(ARM_SCOPE)
+        cred.get_token(Arm.SCOPE)
         got = OK
     except Exception as exc:  # whatever the SDK raises, diagnose() must explain it without raising
         d = mi.diagnose(exc)

@@ -10,24 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from support.world import SYS_PRINCIPAL, TENANT
 
 from mi_helpers import identity as identity_mod
 from mi_helpers import targeting as target_mod
-
-# Stable IDs of the emulator's default world (docs/architecture.md).
-TENANT = "5f3b7d2a-8c41-4e6b-9a0d-2c7e1b4f6a93"
-SUBSCRIPTION = "3c9e6f1a-52d8-4b7e-a1c4-9d8e7f6a5b4c"
-RESOURCE_GROUP = "rg-mi-tutorial"
-VM_NAME = "vm-mi-tutorial"
-SYSTEM_PRINCIPAL = "9a7b5c3d-1e2f-4a6b-8c9d-0e1f2a3b4c5d"
-SYSTEM_CLIENT = "4e6f8a0b-2c4d-4e6f-9a1b-3c5d7e9f1a2b"
-UAMI_READER_CLIENT = "1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a"
-UAMI_READER_PRINCIPAL = "6c8e0a2b-4d6f-4a8c-9e0b-2d4f6a8c0e1b"
-UAMI_READER_ID = (
-    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
-    "Microsoft.ManagedIdentity/userAssignedIdentities/uami-reader"
-)
-READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+from mi_helpers.constants import Arm
 
 
 def _forget_credentials() -> None:
@@ -105,8 +92,8 @@ def stub_token(claims: dict[str, Any] | None = None) -> str:
     import jwt
 
     payload = {
-        "aud": "https://management.azure.com",
-        "oid": SYSTEM_PRINCIPAL,
+        "aud": Arm.URL,
+        "oid": SYS_PRINCIPAL,
         "tid": TENANT,
         "exp": 4102444800,
     }
@@ -121,7 +108,7 @@ def ok_reply(claims: dict[str, Any] | None = None) -> Reply:
             "access_token": stub_token(claims),
             "expires_in": "86399",
             "expires_on": "4102444800",
-            "resource": "https://management.azure.com",
+            "resource": Arm.URL,
             "token_type": "Bearer",
         },
     )

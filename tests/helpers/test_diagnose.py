@@ -13,9 +13,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from support.world import RG, SUB, SYS_PRINCIPAL, UAMI_READER_CLIENT, VM
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from mi_helpers.constants import Imds
 from mi_helpers.diagnosis import (
     DIAGNOSIS_IDS,
     Diagnosis,
@@ -26,19 +28,17 @@ from mi_helpers.diagnosis import (
     environment_traps,
 )
 from mi_helpers.diagnosis.catalogue import CATALOGUE
-from mi_helpers.targeting import IMDS_ADDRESS
 from mi_helpers.validate import InputError
 
 # Verbatim texts from public reports; the IMDS address is kept as a placeholder and filled in here.
 _CAPTURED_RAW = (Path(__file__).parent / "captured" / "texts.json").read_text(encoding="utf-8")
-CAPTURED = json.loads(_CAPTURED_RAW.replace("{imds_address}", IMDS_ADDRESS))
-SUB = "3c9e6f1a-52d8-4b7e-a1c4-9d8e7f6a5b4c"
-PID = "9a7b5c3d-1e2f-4a6b-8c9d-0e1f2a3b4c5d"
-CID = "1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a"
+CAPTURED = json.loads(_CAPTURED_RAW.replace("{imds_address}", Imds.ADDRESS))
+PID = SYS_PRINCIPAL
+CID = UAMI_READER_CLIENT
 CTX = {
     "subscription_id": SUB,
-    "resource_group": "rg-mi-tutorial",
-    "vm_name": "vm-mi-tutorial",
+    "resource_group": RG,
+    "vm_name": VM,
     "principal_id": PID,
     "client_id": CID,
 }
@@ -74,7 +74,7 @@ REQUIRED_IDS = {
     "tls-untrusted",
     "unknown",
 }
-CLEAN_ENV: dict[str, str] = {"NO_PROXY": f"127.0.0.1,localhost,{IMDS_ADDRESS}"}
+CLEAN_ENV: dict[str, str] = {"NO_PROXY": f"127.0.0.1,localhost,{Imds.ADDRESS}"}
 
 
 def test_catalogue_covers_required_ids() -> None:
@@ -427,7 +427,7 @@ def test_sign_in_error_like_wrapper() -> None:
         {"status": 410, "kind": "imds-updating"},
     ]
     err.elapsed = 3.25  # type: ignore[attr-defined]
-    err.url = f"http://{IMDS_ADDRESS}/metadata/identity/oauth2/token"  # type: ignore[attr-defined]
+    err.url = f"http://{Imds.ADDRESS}/metadata/identity/oauth2/token"  # type: ignore[attr-defined]
     err.selector = ("client_id", CID)  # type: ignore[attr-defined]
     d = diagnose(err)
     assert d.id == "imds-updating"
@@ -462,7 +462,7 @@ def test_proxy_gateway_response_object() -> None:
         502,
         "text/html",
         "<html><title>502 Bad Gateway</title><p>upstream down</p></html>",
-        f"http://{IMDS_ADDRESS}/metadata/identity/oauth2/token",
+        f"http://{Imds.ADDRESS}/metadata/identity/oauth2/token",
     )
     assert diagnose(resp).id == "proxy-intercepts-imds"
 
@@ -471,7 +471,7 @@ def test_docker_desktop_403_is_unreachable() -> None:
     resp = _resp(
         403,
         "text/plain",
-        f"connecting to {IMDS_ADDRESS}:80: dial tcp {IMDS_ADDRESS}:80: connect: host is unreachable",
+        f"connecting to {Imds.ADDRESS}:80: dial tcp {Imds.ADDRESS}:80: connect: host is unreachable",
         "http://127.0.0.1:1234/metadata/identity/oauth2/token",
     )
     assert diagnose(resp).id == "imds-unreachable"
@@ -548,7 +548,7 @@ def _ids(env: dict[str, str], arc: Any = None) -> set[str]:
 
 def test_traps_clean_environment(tmp_path: Path) -> None:
     assert _ids({}, tmp_path / "absent") == set()
-    assert _ids({"HTTP_PROXY": "http://p:3128", "NO_PROXY": f"{IMDS_ADDRESS}"}) == set()
+    assert _ids({"HTTP_PROXY": "http://p:3128", "NO_PROXY": f"{Imds.ADDRESS}"}) == set()
 
 
 @pytest.mark.parametrize(
@@ -560,7 +560,7 @@ def test_traps_clean_environment(tmp_path: Path) -> None:
         ({"HTTPS_PROXY": "http://p:3128"}, False),  # IMDS is plain HTTP
         ({"HTTP_PROXY": "http://p:3128", "NO_PROXY": "*"}, False),
         ({"HTTP_PROXY": "http://p:3128", "NO_PROXY": "169.254.0.0/16"}, False),
-        ({"HTTP_PROXY": "http://p:3128", "no_proxy": f"localhost, {IMDS_ADDRESS}"}, False),
+        ({"HTTP_PROXY": "http://p:3128", "no_proxy": f"localhost, {Imds.ADDRESS}"}, False),
         ({"HTTP_PROXY": "http://p:3128", "NO_PROXY": "localhost,127.0.0.1"}, True),
         ({"HTTP_PROXY": "http://p:3128", "NO_PROXY": "169.254.169.25"}, True),
     ],
@@ -572,7 +572,7 @@ def test_trap_proxy_semantics(env: dict[str, str], captured: bool) -> None:
 def test_trap_proxy_captures_emulator_address() -> None:
     env = {
         "HTTP_PROXY": "http://127.0.0.1:9",
-        "NO_PROXY": f"localhost,{IMDS_ADDRESS}",
+        "NO_PROXY": f"localhost,{Imds.ADDRESS}",
         "AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:5555",
     }
     traps = environment_traps(env, arc_agent_path=None)

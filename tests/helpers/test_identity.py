@@ -16,23 +16,21 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
-
-import mi_helpers as mi
-from mi_helpers.identity import SignInError, decode_claims
-from mi_helpers.targeting import IMDS_ADDRESS
-from mi_helpers.validate import InputError
-
-from .conftest import (
-    SYSTEM_CLIENT,
-    SYSTEM_PRINCIPAL,
+from support.world import (
+    SYS_CLIENT,
+    SYS_PRINCIPAL,
     TENANT,
     UAMI_READER_CLIENT,
-    UAMI_READER_ID,
     UAMI_READER_PRINCIPAL,
-    Reply,
-    Stub,
-    ok_reply,
+    UAMI_READER_RESOURCE_ID,
 )
+
+import mi_helpers as mi
+from mi_helpers.constants import Imds
+from mi_helpers.identity import SignInError, decode_claims
+from mi_helpers.validate import InputError
+
+from .conftest import Reply, Stub, ok_reply
 
 FAST = {"progress": False, "backoff": 0.05, "connect_timeout": 1, "read_timeout": 1}
 
@@ -52,12 +50,12 @@ def assert_no_whole_token(token: str, *texts: str) -> None:
 
 
 def test_token_info_claims_and_redaction(imds_stub: Stub) -> None:
-    imds_stub.set(ok_reply({"appid": SYSTEM_CLIENT, "xms_mirid": "/subscriptions/x/vm", "iat": 1764921928}))
+    imds_stub.set(ok_reply({"appid": SYS_CLIENT, "xms_mirid": "/subscriptions/x/vm", "iat": 1764921928}))
     tok = mi.get_token("arm", **FAST)
     raw = tok.secret()
     assert raw.count(".") == 2
-    assert tok.principal_id == SYSTEM_PRINCIPAL and tok.tenant_id == TENANT
-    assert tok.client_id == SYSTEM_CLIENT and tok.mi_resource_id == "/subscriptions/x/vm"
+    assert tok.principal_id == SYS_PRINCIPAL and tok.tenant_id == TENANT
+    assert tok.client_id == SYS_CLIENT and tok.mi_resource_id == "/subscriptions/x/vm"
     assert tok.audience == "https://management.azure.com"
     assert 86000 < tok.expires_in <= 86399  # MSAL uses expires_in, not expires_on
     assert tok.redacted == f"{raw[:8]}…({len(raw)} chars)"
@@ -107,11 +105,11 @@ def test_resource_forms(imds_stub: Stub, resource: str, sent: str) -> None:
 def test_selectors_on_the_wire(imds_stub: Stub) -> None:
     mi.get_token(client_id=UAMI_READER_CLIENT, **FAST)
     mi.get_token(object_id=UAMI_READER_PRINCIPAL, **FAST)
-    mi.get_token(resource_id=UAMI_READER_ID, **FAST)
+    mi.get_token(resource_id=UAMI_READER_RESOURCE_ID, **FAST)
     args = [r["args"] for r in imds_stub.requests]
     assert args[0]["client_id"] == UAMI_READER_CLIENT
     assert args[1]["object_id"] == UAMI_READER_PRINCIPAL
-    assert args[2]["msi_res_id"] == UAMI_READER_ID
+    assert args[2]["msi_res_id"] == UAMI_READER_RESOURCE_ID
 
 
 @pytest.mark.parametrize(
@@ -309,8 +307,8 @@ def token_requests(emu: Any, since: str = "") -> list[dict[str, Any]]:
 
 def test_emulator_healthy_claims(emu: Any) -> None:
     tok = mi.get_token("arm", progress=False)
-    assert tok.principal_id == SYSTEM_PRINCIPAL
-    assert tok.client_id == SYSTEM_CLIENT
+    assert tok.principal_id == SYS_PRINCIPAL
+    assert tok.client_id == SYS_CLIENT
     assert tok.tenant_id == TENANT
     assert tok.audience.rstrip("/") == "https://management.azure.com"
     assert (
@@ -328,15 +326,15 @@ def test_emulator_healthy_claims(emu: Any) -> None:
     [
         {"client_id": UAMI_READER_CLIENT},
         {"object_id": UAMI_READER_PRINCIPAL},
-        {"resource_id": UAMI_READER_ID},
-        {"resource_id": UAMI_READER_ID.lower()},
+        {"resource_id": UAMI_READER_RESOURCE_ID},
+        {"resource_id": UAMI_READER_RESOURCE_ID.lower()},
     ],
 )
 def test_emulator_user_assigned(emu: Any, selector: dict[str, str]) -> None:
     tok = mi.get_token("arm", progress=False, **selector)
     assert tok.principal_id == UAMI_READER_PRINCIPAL
     assert tok.client_id == UAMI_READER_CLIENT
-    assert (tok.mi_resource_id or "").lower() == UAMI_READER_ID.lower()
+    assert (tok.mi_resource_id or "").lower() == UAMI_READER_RESOURCE_ID.lower()
     assert tok.selector is not None and tok.selector[0] == next(iter(selector))
 
 
@@ -420,7 +418,7 @@ def test_credential_factory_is_the_real_sdk_credential(emu: Any) -> None:
     with pytest.raises(InputError):
         mi.credential(client_id="abc")
     with pytest.raises(InputError):
-        mi.credential(client_id=UAMI_READER_CLIENT, resource_id=UAMI_READER_ID)
+        mi.credential(client_id=UAMI_READER_CLIENT, resource_id=UAMI_READER_RESOURCE_ID)
 
 
 # --------------------------------------------------------------------------- CLI: mi-helpers token
@@ -432,7 +430,7 @@ def test_cli_token(emu: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["token", "--resource", "key vault", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "audience    https://vault.azure.net" in out
-    assert SYSTEM_PRINCIPAL in out and "oid" in out
+    assert SYS_PRINCIPAL in out and "oid" in out
     assert "…(" in out  # the redacted token
     assert main(["token", "--client-id", UAMI_READER_CLIENT, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -504,9 +502,9 @@ def test_azure_target_against_a_standalone_emulator(
         assert (t.name, t.cloud) == ("azure", "public")
         assert t.imds_url == other.imds_url.rstrip("/") and t.arm_url == other.arm_url.rstrip("/")
         assert t.ca_bundle == other.ca_bundle
-        assert f"{IMDS_ADDRESS}" in os.environ["NO_PROXY"].split(",")
-        assert mi.get_token(progress=False).principal_id == SYSTEM_PRINCIPAL
-        assert mi.vm_principal_id() == SYSTEM_PRINCIPAL
+        assert f"{Imds.ADDRESS}" in os.environ["NO_PROXY"].split(",")
+        assert mi.get_token(progress=False).principal_id == SYS_PRINCIPAL
+        assert mi.vm_principal_id() == SYS_PRINCIPAL
         assert any(r.get("listener") == "arm" for r in other.request_log())
     finally:
         mi.reset_target(stop_emulator=False)

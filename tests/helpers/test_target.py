@@ -12,12 +12,10 @@ from typing import Any
 import pytest
 
 from mi_helpers import targeting as target_mod
-from mi_helpers.targeting import IMDS_ADDRESS
+from mi_helpers.constants import AZURE_ASSET_TAG, Imds
 from mi_helpers.validate import InputError
 
 from .conftest import Reply, Stub
-
-AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"
 
 
 def fake_dmi(tmp_path: Path, asset_tag: str | None, vendor: str | None) -> Path:
@@ -50,9 +48,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_detect_azure_vm(tmp_path: Path, no_network: list[str]) -> None:
-    found = target_mod.detect(fake_dmi(tmp_path, AZURE_TAG, "Microsoft Corporation"), platform="linux")
+    found = target_mod.detect(fake_dmi(tmp_path, AZURE_ASSET_TAG, "Microsoft Corporation"), platform="linux")
     assert found.is_azure
-    assert AZURE_TAG in found.reason
+    assert AZURE_ASSET_TAG in found.reason
     assert no_network == []
 
 
@@ -82,7 +80,7 @@ def test_detect_windows_uses_wmi(monkeypatch: pytest.MonkeyPatch, no_network: li
 
     def fake_run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         seen.append(cmd)
-        return subprocess.CompletedProcess(cmd, 0, stdout=AZURE_TAG + "\r\n", stderr="")
+        return subprocess.CompletedProcess(cmd, 0, stdout=AZURE_ASSET_TAG + "\r\n", stderr="")
 
     monkeypatch.setattr(target_mod.subprocess, "run", fake_run)
     assert target_mod.detect(platform="win32").is_azure
@@ -114,14 +112,14 @@ def test_auto_on_azure_picks_azure_without_network(
     monkeypatch.setenv("MI_HELPERS_TARGET", "auto")
     monkeypatch.setenv("MI_HELPERS_CLOUD", "usgov")
     monkeypatch.setenv("NO_PROXY", "corp.example")
-    t = target_mod.target(dmi_root=fake_dmi(tmp_path, AZURE_TAG, "Microsoft Corporation"))
+    t = target_mod.target(dmi_root=fake_dmi(tmp_path, AZURE_ASSET_TAG, "Microsoft Corporation"))
     assert t.name == "azure"
-    assert t.imds_url == f"http://{IMDS_ADDRESS}"
+    assert t.imds_url == f"http://{Imds.ADDRESS}"
     assert t.arm_url == "https://management.usgovcloudapi.net"
     assert t.arm_scope == "https://management.core.usgovcloudapi.net/.default"
     assert t.emulator is None and t.ca_bundle is None
-    assert os.environ["NO_PROXY"].split(",")[:2] == ["corp.example", f"{IMDS_ADDRESS}"]
-    assert f"{IMDS_ADDRESS}" in os.environ["no_proxy"]
+    assert os.environ["NO_PROXY"].split(",")[:2] == ["corp.example", f"{Imds.ADDRESS}"]
+    assert f"{Imds.ADDRESS}" in os.environ["no_proxy"]
     assert target_mod.target() is t  # cached
     assert no_network == []
 
@@ -238,7 +236,7 @@ def test_reset_restores_the_users_no_proxy() -> None:
         "import os\n"
         "from mi_helpers import targeting as t\n"
         "t.target()\n"
-        "print(t.IMDS_ADDRESS in os.environ['NO_PROXY'])\n"
+        "print('169.254.169.254' in os.environ['NO_PROXY'])\n"
         "print(t.original_environ()['NO_PROXY'], 'no_proxy' in t.original_environ())\n"
         "t.reset_target(stop_emulator=False)\n"
         "print(os.environ['NO_PROXY'], 'no_proxy' in os.environ)\n"

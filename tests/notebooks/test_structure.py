@@ -11,7 +11,8 @@ from pathlib import Path
 import jwt
 import nbformat
 import pytest
-from notebook_suite import NOTEBOOKS, NOTEBOOKS_DIR, whole_tokens
+from support.notebooks import NOTEBOOKS, NOTEBOOKS_DIR
+from support.tokens import whole_jwts
 
 EXPECTED = [
     "00-start-here.ipynb",
@@ -132,6 +133,6 @@ def test_diagrams_and_the_source_article():
 def test_token_scanner_finds_a_real_jwt():
     # The scan must be able to fail: a token made here (never committed) is found, its redacted form not.
     token = jwt.encode({"aud": "https://management.azure.com", "oid": "x" * 8}, "k" * 32, algorithm="HS256")
-    assert whole_tokens(f"before {token} after")
-    assert whole_tokens(f"{token[:8]}…({len(token)} chars)") == []
-    assert whole_tokens("mi_helpers.emulator.scenarios management.chinacloudapi.cn") == []
+    assert whole_jwts(f"before {token} after")
+    assert whole_jwts(f"{token[:8]}…({len(token)} chars)") == []
+    assert whole_jwts("mi_helpers.emulator.scenarios management.chinacloudapi.cn") == []

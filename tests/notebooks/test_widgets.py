@@ -12,14 +12,12 @@ from collections.abc import Iterator
 
 import ipywidgets as w
 import pytest
-from notebook_suite import (
-    RESOURCE_GROUP,
-    SUBSCRIPTION,
-    SYSTEM_PRINCIPAL,
-    UAMI_READER_CLIENT,
-    VM_NAME,
-    whole_tokens,
-)
+from support.tokens import whole_jwts
+from support.world import RG as RESOURCE_GROUP
+from support.world import SUB as SUBSCRIPTION
+from support.world import SYS_PRINCIPAL as SYSTEM_PRINCIPAL
+from support.world import UAMI_READER_CLIENT
+from support.world import VM as VM_NAME
 
 import mi_helpers as mi
 from mi_helpers import targeting as target_mod
@@ -141,7 +139,7 @@ def test_token_view_shows_the_audience_of_the_chosen_service(healthy):
     assert view.token.claims["aud"] == "https://vault.azure.net"
     table = view.output.outputs[-1]["data"]["text/html"]
     assert "https://vault.azure.net" in table and "<td>aud</td>" in table
-    assert whole_tokens(view.texts() + table) == []
+    assert whole_jwts(view.texts() + table) == []
 
 
 def test_token_view_cloud_changes_the_scope(healthy):
@@ -247,7 +245,7 @@ def test_doctor_view_renders_the_checklist(healthy):
     assert view.report is not None and view.report.ok
     html = view.output.outputs[-1]["data"]["text/html"]
     assert "✓" in html and "pass" in html
-    assert whole_tokens(html) == []
+    assert whole_jwts(html) == []
 
 
 def test_doctor_view_shows_a_failing_check_with_its_diagnosis(healthy):
