@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mi_helpers.constants import Arm, Imds
 from mi_helpers.constants import EnvironmentVariables as Env
@@ -42,6 +42,7 @@ from mi_helpers.diagnosis import (
     environment_traps,
     scope_covers,
 )
+from mi_helpers.environ import restored_environ
 from mi_helpers.redaction import redact
 from mi_helpers.validate import (
     InputError,
@@ -50,6 +51,9 @@ from mi_helpers.validate import (
     validate_seconds,
     validate_vm_name,
 )
+
+if TYPE_CHECKING:
+    from mi_helpers.emulator.control import EmulatorControl
 
 __all__ = ["DOCTOR_SCENARIO_PARAMS", "LOAD_SCENARIOS", "Check", "DoctorReport", "doctor"]
 
@@ -727,14 +731,14 @@ def _validate_scenario_name(scenario: object) -> str:
     return validate_scenario(scenario, list(SCENARIOS))
 
 
-def _simulate_load(name: str, control: Any) -> str | None:
+def _simulate_load(name: str, control: EmulatorControl) -> str | None:
     """For `LOAD_SCENARIOS`: send the token requests other processes would have sent; a note, or None."""
     import requests
 
     key = LOAD_SCENARIOS.get(name)
     if key is None:
         return None
-    count = int((getattr(control, "params", {}) or {}).get(key, 0))
+    count = int((control.params or {}).get(key, 0))
     url = os.environ[Env.AZURE_POD_IDENTITY_AUTHORITY_HOST].rstrip("/") + Imds.TOKEN_PATH
     query = {"api-version": Imds.TOKEN_API_VERSION, "resource": Arm.RESOURCE}
     with requests.Session() as session:
@@ -742,6 +746,23 @@ def _simulate_load(name: str, control: Any) -> str | None:
         for _ in range(count):
             session.get(url, params=query, headers={"Metadata": "true"}, timeout=(1.0, 2.0))
     return f"{count} token requests sent first, standing in for other processes on the VM"
+
+
+def _previous_emulator() -> tuple[EmulatorControl | None, bool]:
+    """The emulator this process was using before a scenario run (or None), and whether it had chosen."""
+    from mi_helpers.targeting import target, target_chosen
+
+    chosen = target_chosen()
+    external = bool(
+        os.environ.get(Env.MI_HELPERS_EMULATOR_ADMIN) and os.environ.get(Env.MI_HELPERS_EMULATOR_KEY)
+    )
+    if not (chosen or external):
+        return None, chosen
+    try:  # cached when chosen; otherwise it attaches to the emulator the environment describes
+        current = target()
+    except InputError:
+        return None, chosen
+    return (current.emulator if current.is_emulator else None), chosen
 
 
 @contextmanager
@@ -752,45 +773,25 @@ def _scenario_run(name: str, params: Mapping[str, Any] | None) -> Iterator[str |
     emulator, stops it; the environment variables are put back as they were. Changes made to the previous
     scenario's world (fix actions) are not kept.
     """
-    # the module itself: the package exports a function of the same name
-    from mi_helpers import targeting as tmod
+    from mi_helpers.targeting import reset_target, use_emulator
 
-    saved_env = dict(os.environ)
-    chosen_before = getattr(tmod, "_current", None) is not None  # no public "is a target chosen?" yet
-    external = bool(
-        os.environ.get(Env.MI_HELPERS_EMULATOR_ADMIN) and os.environ.get(Env.MI_HELPERS_EMULATOR_KEY)
-    )
-    previous: Any = None
-    prev_scenario: str | None = None
-    prev_params: dict[str, Any] = {}
-    if chosen_before or external:
-        try:  # cached when chosen; otherwise it attaches to the emulator the environment describes
-            current = tmod.target()
-        except InputError:
-            current = None
-        if current is not None and current.is_emulator:
-            previous = current.emulator
-            prev_scenario = previous.scenario
-            prev_params = dict(getattr(previous, "params", {}) or {})
-    run_params = dict(DOCTOR_SCENARIO_PARAMS.get(name, {})) if params is None else dict(params)
-    try:
-        control = tmod.use_emulator(name, **run_params)
-        _forget_cached_credentials()
-        yield _simulate_load(name, control)
-    finally:
-        _forget_cached_credentials()
-        if previous is not None and prev_scenario is not None:
-            tmod.use_emulator(prev_scenario, **prev_params)  # back to what it was doing
-            if not chosen_before:
-                tmod.reset_target(stop_emulator=False)
-        else:  # the process was on Azure or had chosen nothing: stop the emulator started for this run
-            tmod.reset_target(stop_emulator=True)
-        # Restore only what changed: clearing os.environ would leave other threads without PATH & co.
-        for key in [k for k in os.environ if k not in saved_env]:
-            del os.environ[key]
-        for key, value in saved_env.items():
-            if os.environ.get(key) != value:
-                os.environ[key] = value
+    with restored_environ():
+        previous, chosen_before = _previous_emulator()
+        prev_scenario = previous.scenario if previous is not None else None
+        prev_params = dict(previous.params or {}) if previous is not None else {}
+        run_params = dict(DOCTOR_SCENARIO_PARAMS.get(name, {})) if params is None else dict(params)
+        try:
+            control = use_emulator(name, **run_params)
+            _forget_cached_credentials()
+            yield _simulate_load(name, control)
+        finally:
+            _forget_cached_credentials()
+            if prev_scenario is not None:
+                use_emulator(prev_scenario, **prev_params)  # back to what it was doing
+                if not chosen_before:
+                    reset_target(stop_emulator=False)
+            else:  # the process was on Azure or had chosen nothing: stop the emulator started for this run
+                reset_target(stop_emulator=True)
 
 
 def doctor(

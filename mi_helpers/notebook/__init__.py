@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from mi_helpers.environ import patched_environ
 from mi_helpers.redaction import redact
-from mi_helpers.targeting import patched_environ
 from mi_helpers.validate import InputError
 
 _COMMAND_LABELS = (("portal", "Azure portal"), ("az", "Azure CLI"), ("powershell", "Azure PowerShell"))

@@ -32,8 +32,8 @@ from mi_helpers.constants import (
     Arm,
 )
 from mi_helpers.constants import EnvironmentVariables as Env
+from mi_helpers.environ import patched_environ
 from mi_helpers.notebook import DiagnosisCard, ErrorText, error_text, quiet_sdk_logs, scrub
-from mi_helpers.targeting import patched_environ
 from mi_helpers.validate import InputError
 
 __all__ = ["LAB_SCENARIOS", "ErrorLab", "LabAttempt", "LabScenario"]

@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from mi_helpers import identity as identity_mod
-from mi_helpers import targeting as target_mod
-
-
-def _forget_credentials() -> None:
-    identity_mod.clear_credential_cache()
+from support.targets import own_emulator
 
 
 @pytest.fixture(scope="module")
 def hardening_emulator() -> Iterator[Any]:
-    """The embedded emulator in ``healthy`` for this module, started through the public ``use_emulator``."""
-    saved = dict(os.environ)
-    target_mod.reset_target(stop_emulator=True)
-    for key in ("MI_HELPERS_EMULATOR_ADMIN", "MI_HELPERS_EMULATOR_KEY", "AZURE_POD_IDENTITY_AUTHORITY_HOST"):
-        os.environ.pop(key, None)
-    control = target_mod.use_emulator("healthy")
-    _forget_credentials()
-    yield control
-    target_mod.reset_target(stop_emulator=True)
-    _forget_credentials()
-    os.environ.clear()
-    os.environ.update(saved)
+    """The embedded emulator in ``healthy`` for this module (its own target state), via ``use_emulator``."""
+    with own_emulator("healthy") as control:
+        yield control
 
 
 @pytest.fixture(autouse=True)

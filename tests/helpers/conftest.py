@@ -1,66 +1,38 @@
-"""Fixtures for the mi_helpers tests: a clean target per test, the embedded emulator, a scripted IMDS stub."""
+"""Fixtures for the mi_helpers tests: the package's embedded emulator and a scripted loopback IMDS."""
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from support.targets import own_emulator
 from support.world import SYS_PRINCIPAL, TENANT
 
-from mi_helpers import identity as identity_mod
-from mi_helpers import targeting as target_mod
 from mi_helpers.constants import Arm
-
-
-def _forget_credentials() -> None:
-    with identity_mod._cache_lock:
-        identity_mod._credentials.clear()
-
-
-@pytest.fixture
-def fresh_target() -> Iterator[None]:
-    """Forget the chosen target and restore os.environ afterwards (the embedded emulator keeps running)."""
-    saved = dict(os.environ)
-    target_mod.reset_target(stop_emulator=False)
-    _forget_credentials()
-    yield
-    target_mod.reset_target(stop_emulator=False)
-    _forget_credentials()
-    os.environ.clear()
-    os.environ.update(saved)
+from mi_helpers.identity import clear_credential_cache
+from mi_helpers.targeting import use_emulator
 
 
 @pytest.fixture(scope="package")
 def emulator() -> Iterator[Any]:
-    """The embedded emulator, started once for this package through the public ``use_emulator``."""
-    saved = dict(os.environ)
-    target_mod.reset_target(stop_emulator=True)
-    os.environ.pop("MI_HELPERS_EMULATOR_ADMIN", None)
-    control = target_mod.use_emulator("healthy")
-    yield control
-    target_mod.reset_target(stop_emulator=True)
-    os.environ.clear()
-    os.environ.update(saved)
+    """The package's embedded emulator (its own target state), started once through ``use_emulator``."""
+    with own_emulator("healthy") as control:
+        yield control
 
 
 @pytest.fixture
 def emu(emulator: Any) -> Iterator[Any]:
-    """The emulator in ``healthy`` with an empty request log and no cached credentials.
-
-    Taken from ``use_emulator`` each time, so a test elsewhere that restarted the embedded emulator
-    (``reset_target()``) cannot leave this one holding a stopped instance.
-    """
-    control = target_mod.use_emulator("healthy")
+    """The package emulator in ``healthy`` with an empty request log and no cached credentials."""
+    control = use_emulator("healthy")
     control.clear_log()
-    _forget_credentials()
+    clear_credential_cache()
     yield control
-    target_mod.use_emulator("healthy")
-    _forget_credentials()
+    use_emulator("healthy")
+    clear_credential_cache()
 
 
 # --------------------------------------------------------------------------- scripted IMDS stub
@@ -115,7 +87,7 @@ def ok_reply(claims: dict[str, Any] | None = None) -> Reply:
 
 
 @pytest.fixture
-def imds_stub(fresh_target: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stub]:
+def imds_stub(isolated_target: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stub]:
     """Target ``azure`` aimed at a scripted loopback IMDS (the way tests run the azure target)."""
     from werkzeug.serving import make_server
     from werkzeug.wrappers import Request, Response

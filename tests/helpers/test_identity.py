@@ -483,17 +483,12 @@ def test_budget_shorter_than_read_timeout_bounds_the_first_try(imds_stub: Stub) 
 
 
 def test_azure_target_against_a_standalone_emulator(
-    emulator: Any, fresh_target: None, monkeypatch: pytest.MonkeyPatch
+    isolated_target: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The `azure` target honours the redirection variables, so it can be exercised against an emulator."""
-
-    from mi_helpers import targeting as target_mod
     from mi_helpers.emulator import Emulator
 
-    other = Emulator(scenario="healthy")
-    other.start()
-    try:
-        monkeypatch.setattr(target_mod, "_embedded", None)
+    with Emulator(scenario="healthy") as other:
         for key, value in other.environment().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("MI_HELPERS_TARGET", "azure")
@@ -506,9 +501,6 @@ def test_azure_target_against_a_standalone_emulator(
         assert mi.get_token(progress=False).principal_id == SYS_PRINCIPAL
         assert mi.vm_principal_id() == SYS_PRINCIPAL
         assert any(r.get("listener") == "arm" for r in other.request_log())
-    finally:
-        mi.reset_target(stop_emulator=False)
-        other.stop()
 
 
 def test_token_in_an_error_body_is_redacted_everywhere(imds_stub: Stub) -> None:
@@ -534,13 +526,13 @@ def test_progress_bar_is_shown_while_retrying(imds_stub: Stub, capsys: pytest.Ca
 
 def test_a_credential_with_cut_timeouts_is_not_kept_for_later_calls(emu: Any) -> None:
     """A tiny budget cuts the first try's timeouts; that credential must not become the shared one that
-    later calls (and every ARM helper) use with their full timeouts."""
-
-    from mi_helpers import identity as identity
-
-    identity.clear_credential_cache()
+    later calls (and every ARM helper) use with their full timeouts. Seen from IMDS: the next default call
+    asks again (nothing was cached for it), the one after is served from the kept credential's cache."""
+    since = now_iso()
     tok = mi.get_token("arm", budget=0.5, progress=False)
     assert tok.attempts[-1].kind == "ok"
-    assert identity._credentials == {}  # nothing cached under the full-timeout key
-    mi.get_token("arm", progress=False)  # default budget: the credential is built with full timeouts…
-    assert len(identity._credentials) == 1  # …and kept
+    assert len(token_requests(emu, since)) == 1
+    mi.get_token("arm", progress=False)  # default budget: a credential with full timeouts asks IMDS …
+    assert len(token_requests(emu, since)) == 2
+    mi.get_token("arm", progress=False)  # … and is kept: its token cache answers
+    assert len(token_requests(emu, since)) == 2

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import ipywidgets as w
 import pytest
+from support.targets import own_emulator
 from support.tokens import whole_jwts
 from support.world import RG as RESOURCE_GROUP
 from support.world import SUB as SUBSCRIPTION
@@ -20,7 +21,6 @@ from support.world import UAMI_READER_CLIENT
 from support.world import VM as VM_NAME
 
 import mi_helpers as mi
-from mi_helpers import targeting as target_mod
 from mi_helpers.notebook.error_lab import ErrorLab
 from mi_helpers.notebook.widgets import DoctorView, ErrorLabView, TokenForServiceView, VmIdentityView
 
@@ -29,14 +29,9 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[object]:
-    """This process on the embedded emulator in ``healthy``; environment and target restored afterwards."""
-    saved = dict(os.environ)
-    target_mod.reset_target(stop_emulator=False)
-    control = mi.use_emulator("healthy")
-    yield control
-    target_mod.reset_target(stop_emulator=False)
-    os.environ.clear()
-    os.environ.update(saved)
+    """This process on an embedded emulator of its own in ``healthy`` (target state isolated)."""
+    with own_emulator("healthy") as control:
+        yield control
 
 
 @pytest.fixture
