@@ -44,6 +44,7 @@ from mi_helpers.diagnosis import (
 )
 from mi_helpers.environ import restored_environ
 from mi_helpers.redaction import redact
+from mi_helpers.retry import retry_after
 from mi_helpers.validate import (
     InputError,
     validate_guid,
@@ -544,15 +545,15 @@ def _arm_call(st: _State, what: str, call: Callable[[float, float], Any]) -> _Ar
         try:
             out.value = call(connect, read)
         except Exception as exc:
-            status, retry_after = _arm_status(exc), _retry_after(exc)
+            status, seconds = _arm_status(exc), retry_after(exc)
             when = round(started - st.deadline.start, 3)
-            out.history.append({"status": status, "time": when, "retry_after": retry_after})
+            out.history.append({"status": status, "time": when, "retry_after": seconds})
             out.errors.append(exc)
             wait = None
             if status == 403 and role_waits and _arm_context(st, out).role_exists() is not False:
                 wait = role_waits.pop(0)
             elif status == 429 and len(out.history) < 4:
-                wait = retry_after if retry_after is not None else 1.0
+                wait = seconds if seconds is not None else 1.0
             elif status is not None and 500 <= status < 600 and len(out.history) < 3:
                 wait = 1.0
             if wait is not None and st.deadline.sleep(wait):
@@ -595,18 +596,6 @@ def _check_vm(st: _State) -> Check:
         statuses = ", ".join(str(h["status"]) for h in out.history[:-1])
         return Check("vm-readable", title, WARN, f"{detail}; succeeded after {statuses}", d)
     return Check("vm-readable", title, PASS, detail)
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    resp = getattr(exc, "response", None)
-    headers = getattr(resp, "headers", None)
-    if not headers:
-        return None
-    try:
-        value = headers.get("Retry-After") or headers.get("retry-after")
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mi_helpers.attempts import KINDS
 from mi_helpers.constants import Imds
 from mi_helpers.diagnosis import catalogue as fixes
 from mi_helpers.redaction import redact, redact_token
@@ -523,24 +524,6 @@ def _retried_then_succeeded(facts: _Facts) -> bool:
     return len(sts) >= 2 and sts[-1] == 200 and any(s != 200 for s in sts[:-1])
 
 
-# What `mi_helpers.identity` recorded for an attempt (``Attempt.kind``) → diagnosis id (before refinement).
-_KIND_IDS = {
-    "imds-updating": "imds-updating",
-    "not-found": "imds-updating",
-    "throttled": "imds-throttled",
-    "throttle-replay": "imds-throttled",
-    "server-error": "imds-server-error",
-    "timeout": "imds-timeout",
-    "connect-timeout": "imds-unreachable",
-    "connection-refused": "imds-unreachable",
-    "unreachable": "imds-unreachable",
-    "identity-not-found": "identity-not-assigned",
-    "multiple-identities": "user-assigned-selector-required",
-    "non-json": "non-imds-response",
-    "proxy": "proxy-intercepts-imds",
-}
-
-
 def _classify(facts: _Facts, ctx: DiagnosisContext) -> str:
     """The catalogue id for `facts`, refined by what `ctx` knows."""
     return _refine(_base_id(facts, ctx), facts, ctx)
@@ -602,9 +585,10 @@ def _base_id(facts: _Facts, ctx: DiagnosisContext) -> str:  # noqa: C901
     ):
         return "identity-not-assigned"
 
-    for kind in reversed(facts.kinds):
-        if kind in _KIND_IDS:
-            return _KIND_IDS[kind]
+    for kind in reversed(facts.kinds):  # what get_token recorded for its attempts (Attempt.kind)
+        known = KINDS.get(kind)  # type: ignore[call-overload]
+        if known is not None and known.diagnosis_id is not None:
+            return known.diagnosis_id
 
     html_body = bool(facts.body and "<html" in facts.body.lower()) or "text/html" in (
         facts.content_type or ""

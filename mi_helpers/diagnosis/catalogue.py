@@ -88,13 +88,18 @@ class Placeholders:
 
 @dataclass(frozen=True)
 class Recipe:
-    """One catalogue entry: the prose and a function that renders the commands."""
+    """One catalogue entry: the prose, a function that renders the commands, and whether it passes.
+
+    ``transient``: the failure goes away by itself (an update, throttling, a 5xx, something propagating),
+    so waiting and retrying with back-off is (part of) the fix.
+    """
 
     title: str
     cause: str
     fix: tuple[str, ...]
     docs: str
     commands: Callable[[Placeholders], dict[str, str]]
+    transient: bool = False
 
 
 def _curl(p: Placeholders, extra: str = "") -> str:
@@ -401,6 +406,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_IMDS,
         _cmd_timeout,
+        transient=True,
     ),
     "missing-metadata-header": Recipe(
         "The request lacks the 'Metadata: true' header",
@@ -450,6 +456,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_HOWTO_VM,
         _cmd_identity_propagating,
+        transient=True,
     ),
     "imds-updating": Recipe(
         "IMDS is being updated (transient)",
@@ -461,6 +468,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_IMDS,
         lambda p: _cmd_retry(p, 15),
+        transient=True,
     ),
     "imds-throttled": Recipe(
         "IMDS is throttling requests (429)",
@@ -472,6 +480,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_IMDS,
         _cmd_throttled,
+        transient=True,
     ),
     "imds-server-error": Recipe(
         "IMDS returned a server error (5xx)",
@@ -483,6 +492,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_IMDS,
         lambda p: _cmd_retry(p, 5),
+        transient=True,
     ),
     "non-imds-response": Recipe(
         "Something other than Azure IMDS answered",
@@ -545,6 +555,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_RBAC_TROUBLESHOOT,
         _cmd_role_propagating,
+        transient=True,
     ),
     "arm-wrong-audience": Recipe(
         "The token was issued for the wrong audience",
@@ -610,6 +621,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_THROTTLING,
         _cmd_arm_throttled,
+        transient=True,
     ),
     "tls-untrusted": Recipe(
         "The TLS certificate is not trusted (CERTIFICATE_VERIFY_FAILED)",
@@ -651,8 +663,3 @@ CATALOGUE: dict[str, Recipe] = {
 def recipe(diagnosis_id: str) -> Recipe:
     """Return the catalogue entry for `diagnosis_id` (``unknown`` when the id is not catalogued)."""
     return CATALOGUE.get(diagnosis_id, CATALOGUE["unknown"])
-
-
-def commands_for(diagnosis_id: str, context: Mapping[str, object] | None = None) -> dict[str, str]:
-    """Render the portal / az / PowerShell commands of `diagnosis_id`, filled in from `context`."""
-    return recipe(diagnosis_id).commands(Placeholders.from_context(context or {}))

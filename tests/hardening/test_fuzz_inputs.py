@@ -154,11 +154,11 @@ def test_scope_for_and_audiences(name: Any, cloud: Any) -> None:
 
 @SETTINGS
 @given(resource=anything)
-def test_scope_of_token_resources(resource: Any) -> None:
-    from mi_helpers.identity import scope_of
+def test_requested_scope_of_token_resources(resource: Any) -> None:
+    from mi_helpers.identity import requested_scope
 
     try:
-        scope = scope_of(resource)
+        scope = requested_scope(resource)
     except InputError as exc:
         assert_one_line_naming(exc, exc.field)
         assert exc.field in ("resource", "service")

@@ -349,7 +349,9 @@ def test_emulator_imds_updating_recovers_within_budget(emu: Any, events: tuple[l
     assert all(a.kind == "imds-updating" and a.outcome == "retry" for a in tok.attempts[:-1])
     assert len(token_requests(emu, since)) == len(tok.attempts)
     assert tok.elapsed < 10
-    assert any(e.kind == "wait" for e in seen) or all(a.wait == 0 for a in tok.attempts)
+    # a 1 s outage outlasts the back-off's 0 s first step, so get_token must have waited, and said so
+    assert any(a.wait > 0 for a in tok.attempts)
+    assert any(e.kind == "wait" for e in seen)
 
 
 def test_emulator_server_error_recovers(emu: Any) -> None:
@@ -448,11 +450,7 @@ def test_cli_token_failure_is_one_line_plus_diagnosis(emu: Any, capsys: pytest.C
     lines = [line for line in captured.err.splitlines() if line.startswith("mi-helpers token:")]
     assert len(lines) == 1 and "Identity not found" in lines[0]
     assert "Traceback" not in captured.err + captured.out
-    try:
-        import mi_helpers.diagnosis  # noqa: F401  (written by another part of the project)
-    except ImportError:
-        return
-    assert captured.out.strip()  # the diagnosis follows the one-line error
+    assert "[identity-not-assigned]" in captured.out  # the diagnosis follows the one-line error
 
 
 @pytest.mark.parametrize(

@@ -213,23 +213,3 @@ def test_token_pasted_into_a_field_is_redacted() -> None:
         validate_guid(TOKENISH, "client_id")
     assert TOKENISH[:40] not in str(exc.value) or "…" in str(exc.value)
     assert TOKENISH not in str(exc.value)
-
-
-def test_notebook_error_display_hook(capsys: pytest.CaptureFixture[str]) -> None:
-    from IPython.core.interactiveshell import InteractiveShell
-
-    from mi_helpers.validate import install_notebook_error_display
-
-    shell = InteractiveShell.instance()
-    try:
-        assert install_notebook_error_display() is True
-        assert InputError in shell.custom_exceptions
-        result = shell.run_cell("from mi_helpers.validate import validate_guid\nvalidate_guid('abc')")
-        assert isinstance(result.error_in_exec, InputError)
-        shown = capsys.readouterr()
-        text = shown.out + shown.err
-        assert "client_id: 'abc' is not a GUID" in text
-        assert "Traceback" not in text and "validate.py" not in text
-    finally:
-        shell.set_custom_exc((), None)
-        InteractiveShell.clear_instance()

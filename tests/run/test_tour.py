@@ -33,7 +33,7 @@ def _write_notebook(folder: Path, name: str, *sources: str) -> Path:
 
 def _run(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="mi-helpers")
-    cli_run.add_tour_command(parser.add_subparsers(dest="command"))
+    cli_run.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["tour", *argv])
     return int(args.func(args))
 
