@@ -52,6 +52,9 @@ __all__ = [
 ]
 
 DEFAULT_DMI_ROOT = Path("/sys/class/dmi/id")
+# Transitional: tests/emulator/test_scenarios.py still imports the address from here. Use constants.Imds;
+# this alias goes once that test does (it is not part of the API, hence not in __all__).
+IMDS_ADDRESS = Imds.ADDRESS
 _TARGETS = ("auto", "azure", "emulator")
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 from mi_helpers.constants import CLIENT_REDIRECT_VARIABLES
 from mi_helpers.constants import EnvironmentVariables as Env
@@ -27,6 +27,8 @@ from mi_helpers.validate import InputError
 __all__ = ["NotebookResult", "TourReport", "find_notebooks", "format_table", "kernel_environment", "run_tour"]
 
 TARGETS = ("auto", "azure", "emulator")
+#: ``ok``: ran through, no error and no whole token in the outputs; ``failed``: anything else.
+NotebookStatus = Literal["ok", "failed"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class NotebookResult:
     """Outcome of one notebook: ``status`` is ``ok`` or ``failed``; ``detail`` says why in one line."""
 
     name: str
-    status: str
+    status: NotebookStatus
     seconds: float
     output: Path | None
     detail: str = ""
@@ -120,7 +122,8 @@ def run_notebook(
     from traitlets.config import Config
 
     nb = nbformat.read(path, as_version=4)
-    status, detail = "ok", ""
+    status: NotebookStatus = "ok"
+    detail = ""
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mi-tour-") as sockets:
         # Kernel channels over Unix sockets in a private directory rather than open loopback TCP ports.

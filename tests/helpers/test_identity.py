@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
+from support.timing import SLACK
 from support.world import (
     SYS_CLIENT,
     SYS_PRINCIPAL,
@@ -259,7 +260,7 @@ def test_hanging_imds_gives_up_within_budget(imds_stub: Stub, events: tuple[list
     assert err.reason in ("budget-exhausted", "retries-exhausted")
     assert len(err.attempts) >= 2
     assert all(a.kind == "timeout" and a.status is None for a in err.attempts)
-    assert err.elapsed <= err.budget + 1.5  # the bound itself, with slack for a loaded machine
+    assert err.elapsed <= err.budget + SLACK  # the bound itself, with slack for a loaded machine
     assert seen[-1].kind == "failed"
 
 
@@ -368,7 +369,7 @@ def test_emulator_imds_hang_gives_up_within_budget(emu: Any) -> None:
     err = exc.value
     assert err.kind == "timeout" and err.reason in ("budget-exhausted", "retries-exhausted")
     assert len(err.attempts) >= 2
-    assert err.elapsed <= err.budget + 1.5
+    assert err.elapsed <= err.budget + SLACK
 
 
 def test_emulator_no_identity_stops_at_once(emu: Any) -> None:
@@ -423,61 +424,13 @@ def test_credential_factory_is_the_real_sdk_credential(emu: Any) -> None:
         mi.credential(client_id=UAMI_READER_CLIENT, resource_id=UAMI_READER_RESOURCE_ID)
 
 
-# --------------------------------------------------------------------------- CLI: mi-helpers token
-
-
-def test_cli_token(emu: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from mi_helpers.cli import main
-
-    assert main(["token", "--resource", "key vault", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "audience    https://vault.azure.net" in out
-    assert SYS_PRINCIPAL in out and "oid" in out
-    assert "…(" in out  # the redacted token
-    assert main(["token", "--client-id", UAMI_READER_CLIENT, "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data["principal_id"] == UAMI_READER_PRINCIPAL and data["client_id"] == UAMI_READER_CLIENT
-    assert data["token"].endswith(" chars)") and len(data["token"]) < 30
-    assert data["claims"]["appid"] == UAMI_READER_CLIENT
-
-
-def test_cli_token_failure_is_one_line_plus_diagnosis(emu: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from mi_helpers.cli import main
-
-    mi.use_emulator("no-identity")
-    assert main(["token", "--quiet"]) == 1
-    captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.startswith("mi-helpers token:")]
-    assert len(lines) == 1 and "Identity not found" in lines[0]
-    assert "Traceback" not in captured.err + captured.out
-    assert "[identity-not-assigned]" in captured.out  # the diagnosis follows the one-line error
-
-
-@pytest.mark.parametrize(
-    ("argv", "field"),
-    [
-        (["token", "--client-id", "abc"], "client_id"),
-        (["token", "--resource", "management.azure.com"], "resource"),
-        (["token", "--budget", "0"], "budget"),
-    ],
-)
-def test_cli_token_bad_usage(
-    emu: Any, capsys: pytest.CaptureFixture[str], argv: list[str], field: str
-) -> None:
-    from mi_helpers.cli import main
-
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0
-    assert err.startswith(f"mi-helpers token: error: {field}: ")
-
-
 def test_budget_shorter_than_read_timeout_bounds_the_first_try(imds_stub: Stub) -> None:
     imds_stub.set(Reply(200, {}, hang=30))
     with pytest.raises(SignInError) as exc:
         mi.get_token(progress=False, budget=0.6, read_timeout=3, connect_timeout=1)
     assert exc.value.kind == "timeout"
-    assert exc.value.elapsed <= 0.6 + 1.0  # the default 3 s read timeout was cut to the budget
+    # the default 3 s read timeout was cut to the budget: well under 3 s (a tight bound, on purpose)
+    assert exc.value.elapsed <= 0.6 + 1.0
 
 
 def test_azure_target_against_a_standalone_emulator(

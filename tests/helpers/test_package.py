@@ -25,11 +25,25 @@ def test_importing_a_module_never_hides_a_public_function() -> None:
     import mi_helpers.checklist
     import mi_helpers.clouds
     import mi_helpers.diagnosis
+    import mi_helpers.notebook.startup
     import mi_helpers.redaction
     import mi_helpers.targeting
+    from mi_helpers import notebook
 
     for name in ("target", "doctor", "diagnose", "audiences", "redact"):
         assert isinstance(getattr(mi_helpers, name), types.FunctionType), name
+    assert isinstance(notebook.setup, types.FunctionType)
+
+
+def test_no_module_shares_a_name_with_what_its_package_exports() -> None:
+    """``from mi_helpers.notebook import setup`` must always be the function, never a module of that name."""
+    for pkg_path in [PACKAGE, *(p.parent for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE)]:
+        package = importlib.import_module(_module_name(pkg_path / "__init__.py"))
+        exported = set(getattr(package, "__all__", ()))
+        modules = {p.stem for p in pkg_path.glob("*.py")} | {
+            p.parent.name for p in pkg_path.glob("*/__init__.py")
+        }
+        assert exported & modules == set(), f"{package.__name__}: {sorted(exported & modules)}"
 
 
 @pytest.mark.parametrize(("old", "new"), sorted(_moved.MOVED.items()))

@@ -1,4 +1,5 @@
-"""The doctor against the embedded emulator: every scenario names its diagnosis within the budget.
+"""The checklist (``mi.doctor``) against the embedded emulator: every scenario names its diagnosis within the
+budget.
 
 The scenario sweep lives here (one module) and reuses the package's embedded emulator, switching scenarios.
 """
@@ -10,6 +11,7 @@ import os
 from typing import Any
 
 import pytest
+from support.timing import SLACK
 
 from mi_helpers.checklist import Check, DoctorReport, doctor
 from mi_helpers.emulator import SCENARIOS
@@ -46,7 +48,6 @@ PARAMS: dict[str, dict[str, Any]] = {
     "imds-server-error": {"n": 1},
 }
 BUDGET = 8.0
-SLACK = 0.75  # scheduling noise on a shared 2-core machine; the contract is "within the budget"
 CHECK_IDS = [
     "target",
     "environment",
