@@ -17,7 +17,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from mi_helpers.constants import Imds
 from mi_helpers.redaction import redact
@@ -71,8 +71,7 @@ GiveUpReason = Literal["not-retryable", "budget-exhausted", "retries-exhausted"]
 MSAL_THROTTLE_DEFAULT = 5.0
 
 
-@dataclass(frozen=True)
-class KindInfo:
+class KindInfo(NamedTuple):
     """What an attempt kind means: one line for people, whether a retry can fix it, its diagnosis id."""
 
     text: str
@@ -334,8 +333,7 @@ def classify(exc: BaseException, log: list[Exchange]) -> Attempt:
 _HONOURS_RETRY_AFTER: frozenset[AttemptKind] = frozenset({"throttled", "throttle-replay", "server-error"})
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     """The documented IMDS retry strategy (``docs/protocol.md#retries-and-throttling``).
 
     Exponential back-off ``delta·(2^i − 1)`` (0, 2, 6, 14, 30 s for delta 2), at most ``max_backoff``, for
@@ -355,8 +353,7 @@ class RetryPolicy:
     deadline_margin: float = 0.05
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """After a failed attempt: wait ``delay`` seconds and try again, or give up (``give_up`` says why)."""
 
     delay: float

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from azure.core.exceptions import ClientAuthenticationError
 
@@ -303,8 +303,7 @@ def requested_scope(resource: object, cloud: str = "public") -> str:
     return text if text.endswith("/.default") else f"{text}/.default"
 
 
-@dataclass(frozen=True)
-class _Request:
+class _Request(NamedTuple):
     """A validated ``get_token`` call: what to ask for, as whom, where, within which limits."""
 
     resource: object

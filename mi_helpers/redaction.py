@@ -11,10 +11,12 @@ __all__ = ["JWT_PATTERN", "redact", "redact_text", "redact_token"]
 # ('{"' encoded). Requiring that prefix keeps host names such as management.azure.com untouched.
 # The signature may be empty (unsigned tokens), so the third segment may have length 0.
 JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
-# Texts pasted from elsewhere (az output, HTTP dumps) may carry secrets that are not JWTs.
-_BEARER_RE = re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]{16,})")
-_SECRET_FIELD_RE = re.compile(
-    r"""(?i)(["']?(?:access_token|refresh_token|id_token|client_secret)["']?\s*[:=]\s*["']?)([^"',\s}]{8,})"""
+# Texts pasted from elsewhere (az output, HTTP dumps) may carry secrets that are not JWTs. Compiled on
+# first use: only diagnoses need them, and every module imports this one.
+_BEARER = r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]{16,})"
+_TOKEN_FIELD = (
+    r"""(?i)(["']?(?:access_token|refresh_token|id_token|client_secret)["']?\s*[:=]\s*["']?)"""  # noqa: S105
+    r"""([^"',\s}]{8,})"""
 )
 
 
@@ -34,8 +36,8 @@ def redact_text(text: str, limit: int = 600) -> str:
     For foreign texts (server answers, pasted CLI output) that are shown as evidence.
     """
     out = redact(text)
-    out = _BEARER_RE.sub(lambda m: m.group(1) + redact_token(m.group(2)), out)
-    out = _SECRET_FIELD_RE.sub(lambda m: m.group(1) + redact_token(m.group(2)), out)
+    out = re.sub(_BEARER, lambda m: m.group(1) + redact_token(m.group(2)), out)
+    out = re.sub(_TOKEN_FIELD, lambda m: m.group(1) + redact_token(m.group(2)), out)
     if len(out) > limit:
         out = out[: limit - 1] + "…"
     return out

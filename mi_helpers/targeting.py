@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import dataclasses
 import os
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,18 +56,57 @@ IMDS_ADDRESS = Imds.ADDRESS
 _TARGETS = ("auto", "azure", "emulator")
 
 
-@dataclass(frozen=True)
-class Detection:
+class _Value:
+    """Base of this module's two immutable value types (:class:`Detection`, :class:`Target`).
+
+    They are written out rather than made with ``@dataclass``: a dataclass generates (compiles) its methods
+    when the class is created, ≈ 1.5 ms per class here, and this module is imported by the first token
+    request of every process (bench ``token_cold_ms``). Fields are ``__slots__``; ``_hidden`` fields are
+    left out of ``repr`` and equality.
+    """
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()  # in repr order
+    _hidden: frozenset[str] = frozenset()
+
+    def _init(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r}")
+
+    def _shown(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, n) for n in self._fields if n not in self._hidden)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields if n not in self._hidden)
+        return f"{type(self).__name__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Value) and type(other) is type(self) and other._shown() == self._shown()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._shown()))
+
+
+class Detection(_Value):
     """Result of the SMBIOS check: is this an Azure VM, and why we think so."""
 
+    _fields = ("is_azure", "reason", "asset_tag", "sys_vendor")
+    __slots__ = _fields
     is_azure: bool
     reason: str
-    asset_tag: str | None = None
-    sys_vendor: str | None = None
+    asset_tag: str | None
+    sys_vendor: str | None
+
+    def __init__(
+        self, is_azure: bool, reason: str, asset_tag: str | None = None, sys_vendor: str | None = None
+    ) -> None:
+        self._init(is_azure=is_azure, reason=reason, asset_tag=asset_tag, sys_vendor=sys_vendor)
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(_Value):
     """Endpoints the helpers use, and why they were chosen.
 
     ``emulator`` controls the local emulator (the in-process ``Emulator``, or an ``AdminClient`` for one
@@ -78,14 +115,44 @@ class Target:
     the system/certifi default.
     """
 
+    _fields = ("name", "reason", "cloud", "imds_url", "arm_url", "arm_scope", "ca_bundle", "emulator")
+    __slots__ = _fields
+    _hidden = frozenset({"emulator"})
     name: str
     reason: str
     cloud: str
     imds_url: str
     arm_url: str
     arm_scope: str
-    ca_bundle: str | None = None
-    emulator: EmulatorControl | None = field(default=None, repr=False, compare=False)
+    ca_bundle: str | None
+    emulator: EmulatorControl | None
+
+    def __init__(
+        self,
+        name: str,
+        reason: str,
+        cloud: str,
+        imds_url: str,
+        arm_url: str,
+        arm_scope: str,
+        ca_bundle: str | None = None,
+        emulator: EmulatorControl | None = None,
+    ) -> None:
+        self._init(
+            name=name,
+            reason=reason,
+            cloud=cloud,
+            imds_url=imds_url,
+            arm_url=arm_url,
+            arm_scope=arm_scope,
+            ca_bundle=ca_bundle,
+            emulator=emulator,
+        )
+
+    def replace(self, **changes: Any) -> Target:
+        """A copy with ``changes`` applied (the endpoints re-read after a scenario switch)."""
+        values = {n: getattr(self, n) for n in self._fields}
+        return Target(**{**values, **changes})
 
     @property
     def cloud_info(self) -> Cloud:
@@ -283,8 +350,7 @@ def _emulator_target(st: _TargetState, reason: str, scenario: str = "healthy") -
 
 def _refreshed(current: Target) -> Target:
     """The same emulator target with endpoints re-read from the (re-exported) environment."""
-    return dataclasses.replace(
-        current,
+    return current.replace(
         imds_url=_strip_url(os.environ[Env.AZURE_POD_IDENTITY_AUTHORITY_HOST]),
         arm_url=_strip_url(os.environ[Env.MI_HELPERS_ARM_URL]),
         ca_bundle=os.environ.get(Env.REQUESTS_CA_BUNDLE) or None,

@@ -35,8 +35,7 @@ _PROBE_READ = 2.0
 _ARM_RESERVE = 3.0  # seconds kept for the ARM checks while IMDS retries
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What one check found: its status, one line of detail, and the diagnosis when it failed or warned."""
 
     status: CheckStatus

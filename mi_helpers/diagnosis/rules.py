@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 
 from mi_helpers.attempts import KINDS
@@ -23,12 +22,12 @@ from mi_helpers.diagnosis.traps import cloud_shell, environment_traps, host_of, 
 __all__ = ["RULES", "classify"]
 
 
-@dataclass(frozen=True)
 class Seen:
-    """What every rule looks at: the facts, the context, and what follows from them."""
+    """What every rule looks at: the facts, the context, and what follows from them (computed once)."""
 
-    facts: Facts
-    ctx: DiagnosisContext
+    def __init__(self, facts: Facts, ctx: DiagnosisContext) -> None:
+        self.facts = facts
+        self.ctx = ctx
 
     @cached_property
     def stage(self) -> str:

@@ -271,3 +271,16 @@ def test_reset_restores_the_users_no_proxy() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines() == ["True", "corp.example False", "corp.example False"]
+
+
+def test_target_is_an_immutable_value() -> None:
+    """Target is written without @dataclass (cold-start cost); it must still behave like a frozen one."""
+    t = target_mod.Target("azure", "why", "public", "http://a", "https://b", "s", None, emulator=object())
+    same = target_mod.Target("azure", "why", "public", "http://a", "https://b", "s", None, emulator=None)
+    assert t == same and hash(t) == hash(same)  # the control object is not part of the value
+    assert "emulator" not in repr(t) and repr(t).startswith("Target(name='azure', reason='why'")
+    assert t.replace(imds_url="http://c").imds_url == "http://c" and t.imds_url == "http://a"
+    assert t != t.replace(arm_url="https://other")
+    with pytest.raises(AttributeError):
+        t.name = "emulator"  # type: ignore[misc]
+    assert target_mod.Detection(True, "r") == target_mod.Detection(True, "r", None, None)
