@@ -26,6 +26,7 @@ from mi_helpers.diagnosis import (
 from mi_helpers.redaction import redact
 from mi_helpers.retry import retry_after
 from mi_helpers.validate import InputError, validate_guid
+from mi_helpers.world_view import WorldView
 
 __all__ = ["CHECKS", "CheckSpec", "Deadline", "Outcome", "State", "first_line"]
 
@@ -223,21 +224,7 @@ def _forget_cached_credentials() -> None:
 
 def _identity_attached(st: State) -> bool | None:
     """From the emulator's world: is the requested identity on the VM? None when unknown (real Azure)."""
-    w = st.world
-    if not w:
-        return None
-    host = (w.get("host_vm") or {}).get("name")
-    vm = next((v for v in w.get("virtual_machines", []) if v.get("name") == host), None)
-    if vm is None:
-        return None
-    if st.client_id is None:
-        si = vm.get("system_identity") or {}
-        return bool(si.get("enabled")) or len(vm.get("user_assigned") or []) == 1
-    attached = {str(r).lower() for r in vm.get("user_assigned") or []}
-    for u in w.get("user_assigned_identities", []):
-        if str(u.get("client_id", "")).lower() == st.client_id.lower():
-            return str(u.get("resource_id", "")).lower() in attached
-    return False
+    return WorldView(st.world).identity_attached(st.client_id) if st.world else None
 
 
 def _check_identity(st: State) -> Outcome:

@@ -47,6 +47,7 @@ from mi_helpers.progress import BudgetBar
 from mi_helpers.redaction import redact
 from mi_helpers.retry import exponential, retry_after
 from mi_helpers.validate import InputError
+from mi_helpers.world_view import WorldView
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -140,39 +141,6 @@ class _Client:
     arm_reads: int = 1
 
 
-class _World:
-    """The emulator's world as the program (and a person at the portal) knows it."""
-
-    def __init__(self, world: Mapping[str, Any]) -> None:
-        self.data = world
-        name = world["host_vm"]["name"]
-        self.host: dict[str, Any] = next(v for v in world["virtual_machines"] if v["name"] == name)
-
-    def first_user_assigned(self) -> dict[str, Any] | None:
-        attached = {rid.lower() for rid in self.host["user_assigned"]}
-        for uami in self.data["user_assigned_identities"]:
-            if uami["resource_id"].lower() in attached:
-                return dict(uami)
-        return None
-
-    def principal(self, client_id: str | None) -> str | None:
-        """The principal the program signs in as (system identity, or the selected/only UAMI)."""
-        if client_id:
-            for uami in self.data["user_assigned_identities"]:
-                if uami["client_id"].lower() == client_id.lower():
-                    return str(uami["principal_id"])
-            return None
-        si = self.host.get("system_identity")
-        if si and si.get("enabled"):
-            return str(si["principal_id"])
-        uami = self.first_user_assigned()
-        return None if uami is None else str(uami["principal_id"])
-
-    @property
-    def resource_group_scope(self) -> str:
-        return f"/subscriptions/{self.host['subscription_id']}/resourceGroups/{self.host['resource_group']}"
-
-
 class ErrorLab:
     """Scenarios on a private embedded emulator: run, diagnose, apply the fix, retry until green.
 
@@ -246,8 +214,14 @@ class ErrorLab:
         self.client = _Client(token_requests=scenario.token_requests, arm_reads=scenario.arm_reads)
         return scenario
 
-    def _world(self) -> _World:
-        return _World(self.emulator.world_dict())
+    def _world(self) -> WorldView:
+        return WorldView(self.emulator.world_dict())
+
+    def _host(self, world: WorldView | None = None) -> dict[str, Any]:
+        host = (world or self._world()).host
+        if host is None:  # the lab's own emulator always has one; say so rather than fail on None later
+            raise RuntimeError("the error lab's emulator world has no host VM")
+        return host
 
     # ---------------------------------------------------------------- the client environment
     def _client_environment(self) -> dict[str, str | None]:
@@ -309,7 +283,7 @@ class ErrorLab:
 
         target()  # settle the process's own target before this lab changes the environment
         t0 = time.monotonic()
-        host = self._world().host
+        host = self._host()
         failure: tuple[BaseException, ErrorLabStage, dict[str, str]] | None = None
         with self._environment() as env, quiet_sdk_logs():
             stage: ErrorLabStage = "imds"
@@ -351,7 +325,7 @@ class ErrorLab:
     def _context(self, stage: ErrorLabStage, environ: dict[str, str]) -> dict[str, Any]:
         """What the lab knows beyond the error: the world as the portal shows it, where the program was."""
         world = self._world()
-        host = world.host
+        host = self._host(world)
         principal = world.principal(self.client.client_id)
         return {
             "target": "emulator",
@@ -366,7 +340,7 @@ class ErrorLab:
             "scope": host["resource_id"],
             "stage": stage,
             "identity_attached": principal is not None,
-            "role_assignments": world.data["role_assignments"],
+            "role_assignments": world.role_assignments,
             "environ": environ,
         }
 
@@ -398,7 +372,8 @@ class ErrorLab:
 
     def _apply_client_fix(self, fix: ClientFix, text: str) -> str:
         if fix.change == "select-identity":
-            uami = self._world().first_user_assigned()
+            attached = self._world().attached_user_assigned()
+            uami = attached[0] if attached else None
             if uami is None:
                 return "no user-assigned identity is attached: nothing to select"
             self.client.client_id = str(uami["client_id"])

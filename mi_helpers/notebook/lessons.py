@@ -11,6 +11,7 @@ from mi_helpers.environ import patched_environ
 from mi_helpers.logs import quiet_sdk_logs
 from mi_helpers.notebook.display import DiagnosisCard, display, explain, sdk_error_text
 from mi_helpers.validate import InputError, validate_guid
+from mi_helpers.world_view import IDENTITY_COLUMNS, WorldView
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -147,34 +148,6 @@ def read_vm_with_token_for(service: str) -> Any:
     return get_vm(credential=wrong)
 
 
-_IDENTITY_COLUMNS = ["kind", "name", "principal_id", "client_id", "resource_id"]
-
-
-def _identities_from_world(world: Mapping[str, Any]) -> pd.DataFrame:
-    """The host VM's identities as the emulator's world describes them (the portal's Identity page)."""
-    import pandas as pd
-
-    host_name = world["host_vm"]["name"]
-    vm = next(v for v in world["virtual_machines"] if v["name"] == host_name)
-    rows = []
-    si = vm.get("system_identity")
-    if si and si.get("enabled"):
-        rows.append(
-            {
-                "kind": "system-assigned",
-                "name": vm["name"],
-                "principal_id": si["principal_id"],
-                "client_id": "",
-                "resource_id": vm["resource_id"],
-            }
-        )
-    attached = {rid.lower() for rid in vm.get("user_assigned", [])}
-    for uami in world["user_assigned_identities"]:
-        if uami["resource_id"].lower() in attached:
-            rows.append({"kind": "user-assigned", **{k: uami[k] for k in _IDENTITY_COLUMNS[1:]}})
-    return pd.DataFrame(rows, columns=_IDENTITY_COLUMNS)
-
-
 def vm_identities() -> pd.DataFrame:
     """The identities of this VM as a DataFrame (kind, name, principal_id, client_id, resource_id).
 
@@ -198,10 +171,12 @@ def vm_identities() -> pd.DataFrame:
                 "ARM could not be asked (" + sdk_error_text(exc).splitlines()[0][:120] + "…);\n"
                 "this is the VM's Identity page as the portal shows it (the emulator's world):"
             )
-            return _identities_from_world(control.world_dict())
+            return pd.DataFrame(
+                WorldView(control.world_dict()).identity_rows(), columns=list(IDENTITY_COLUMNS)
+            )
         for item in explain(exc):
             display(item)
-        return pd.DataFrame([], columns=_IDENTITY_COLUMNS)
+        return pd.DataFrame([], columns=list(IDENTITY_COLUMNS))
 
 
 def report_principal(
