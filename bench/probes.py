@@ -202,10 +202,8 @@ def token_cold(kind: str) -> None:
         import mi_helpers.identity
 
         if kind == "helpers-preimported":  # what the first call would import lazily, imported up front
-            import jwt  # noqa: F401
-
-            import mi_helpers.clouds
             import mi_helpers.emulator.client
+            import mi_helpers.environ
             import mi_helpers.targeting
 
         t0 = time.perf_counter()
