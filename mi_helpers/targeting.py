@@ -422,7 +422,7 @@ def _wanted(st: _TargetState) -> str:
     wanted = ("emulator" if st.forced else os.environ.get(Env.MI_HELPERS_TARGET) or "auto").strip().lower()
     if wanted not in _TARGETS:
         allowed = ", ".join(_TARGETS)
-        raise InputError("MI_HELPERS_TARGET", f"{wanted!r} is not allowed (one of: {allowed})", wanted)
+        raise InputError(Env.MI_HELPERS_TARGET, f"{wanted!r} is not allowed (one of: {allowed})", wanted)
     return wanted
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import cached_property
 
 from mi_helpers.attempts import KINDS
+from mi_helpers.constants import EnvironmentVariables as Env
 from mi_helpers.constants import Imds
 from mi_helpers.diagnosis.context import DiagnosisContext, get_field
 from mi_helpers.diagnosis.facts import Facts
@@ -87,7 +88,7 @@ def _legacy(s: Seen) -> str | None:
     legacy = (
         s.facts.has(*_LEGACY_TEXTS)
         or is_legacy_url(s.facts.url)
-        or (is_legacy_url(env.get("MSI_ENDPOINT")) and not cloud_shell(env))
+        or (is_legacy_url(env.get(Env.MSI_ENDPOINT)) and not cloud_shell(env))
         or s.facts.oauth_error == "unknown_source"
     )
     return "legacy-extension-endpoint" if legacy else None

@@ -144,7 +144,7 @@ def _proxy_for(url: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
     parts = urlsplit(url)
     scheme = parts.scheme or "http"
     host = parts.hostname or ""
-    np = _env_get(environ, "no_proxy", "NO_PROXY")
+    np = _env_get(environ, "no_proxy", "NO_PROXY")  # requests' order: the lower-case spelling wins
     if np and _no_proxy_matches(host, np[1]):
         return None
     return _env_get(environ, f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY")

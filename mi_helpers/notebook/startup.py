@@ -9,6 +9,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from mi_helpers.constants import EnvironmentVariables as Env
 from mi_helpers.validate import InputError
 
 if TYPE_CHECKING:
@@ -63,8 +64,8 @@ def setup(target: str = "", *, quiet: bool = False) -> Target:
     if target not in _TARGET_CHOICES:
         choices = ", ".join(repr(a) for a in _TARGET_CHOICES)
         raise InputError("target", f"{target!r} is not a target (one of {choices})", target)
-    if target and os.environ.get("MI_HELPERS_TARGET") != target:
-        os.environ["MI_HELPERS_TARGET"] = target
+    if target and os.environ.get(Env.MI_HELPERS_TARGET) != target:
+        os.environ[Env.MI_HELPERS_TARGET] = target
         reset_target(stop_emulator=False)  # an earlier choice is cached: choose again
     install_notebook_error_display()
     _readable_tables()
