@@ -283,6 +283,7 @@ def _executed_copies(base: Path) -> dict[str, list[Path]]:
     return found
 
 
+@pytest.mark.slow  # runs the tour for notebooks tests/notebooks did not execute
 def test_executed_notebooks_hold_no_token(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     """Every notebook's executed copy: reused from tests/notebooks when it ran in this session (this test
     is moved to the end of the run for that), otherwise executed here through the tour."""

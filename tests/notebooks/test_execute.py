@@ -15,7 +15,7 @@ from support.world import UAMI_READER_CLIENT, UAMI_READER_PRINCIPAL, VM
 
 from mi_helpers.constants import CLIENT_REDIRECT_VARIABLES
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # executes every notebook (papermill)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -6,7 +6,7 @@ import pytest
 from support.notebooks import cell_text, html_output, html_table_rows
 from support.world import OTHER_VM, SYS_PRINCIPAL
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # executes notebooks (papermill)
 
 
 def test_02_missing_vm_shows_resource_not_found(executed):
