@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "TokenInfo": "token_info",
     "SignInError": "identity",
     "Attempt": "attempts",
-    "ProgressEvent": "identity",
+    "ProgressEvent": "progress",
     "decode_claims": "token_info",
     # arm
     "InstanceMetadata": "arm",
@@ -117,8 +117,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run
     )
     from mi_helpers.attempts import Attempt
     from mi_helpers.clouds import audiences, resource_for, scope_for
-    from mi_helpers.identity import ProgressEvent, SignInError, credential, get_token
+    from mi_helpers.identity import SignInError, credential, get_token
     from mi_helpers.notebook.startup import install_notebook_error_display
+    from mi_helpers.progress import ProgressEvent
     from mi_helpers.redaction import redact
     from mi_helpers.targeting import Target, current_emulator, detect, reset_target, target, use_emulator
     from mi_helpers.token_info import TokenInfo, decode_claims

@@ -17,8 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from azure.core.exceptions import ClientAuthenticationError
 
@@ -35,7 +34,7 @@ from mi_helpers.attempts import (
 )
 from mi_helpers.constants import Imds
 from mi_helpers.logs import quiet_sdk_logs
-from mi_helpers.progress import BudgetBar
+from mi_helpers.progress import ProgressEvent, SignInProgress
 from mi_helpers.redaction import redact
 from mi_helpers.token_info import Selector, TokenInfo, decode_claims, selector_label
 from mi_helpers.validate import InputError, validate_one_selector, validate_resource, validate_seconds
@@ -59,9 +58,6 @@ __all__ = [
 
 #: The documented strategy's retry count (5) and back-off cap (60 s); get_token's defaults.
 MAX_RETRIES = RetryPolicy().max_retries
-
-#: What a :class:`ProgressEvent` reports: a try starts, its result, a wait, success, the final failure.
-ProgressKind = Literal["attempt", "result", "wait", "done", "failed"]
 
 
 # --------------------------------------------------------------------------------------------- credential
@@ -168,19 +164,6 @@ def shared_credential(
 # --------------------------------------------------------------------------------------------- results
 
 
-@dataclass
-class ProgressEvent:
-    """What the progress callback of :func:`get_token` receives."""
-
-    kind: ProgressKind
-    attempt: int
-    elapsed: float
-    budget: float
-    message: str
-    status: int | None = None
-    wait: float = 0.0
-
-
 class SignInError(ClientAuthenticationError):
     """``get_token`` could not get a token; carries everything needed to explain why.
 
@@ -223,56 +206,6 @@ class SignInError(ClientAuthenticationError):
 
     def __str__(self) -> str:
         return str(self.message)
-
-
-# --------------------------------------------------------------------------------------------- progress
-
-
-class _SignInProgress:
-    """Reports a sign-in: a :class:`~mi_helpers.progress.BudgetBar` (only once something is slow or
-    retried; a ticker keeps its seconds moving) and/or a callback receiving :class:`ProgressEvent`."""
-
-    def __init__(self, progress: bool | Callable[[ProgressEvent], Any], budget: float, label: str) -> None:
-        self.callback = progress if callable(progress) else None
-        self.budget = budget
-        self.t0 = time.monotonic()
-        self.bar = BudgetBar(label, budget, start=self.t0) if progress is True else None
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
-        if self.bar is not None:
-            self._ticker = threading.Thread(target=self._tick, name="mi-helpers-progress", daemon=True)
-            self._ticker.start()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.t0
-
-    def _tick(self) -> None:
-        bar = self.bar
-        while bar is not None and not self._stop.wait(0.25):
-            if not bar.is_open and bar.elapsed() > 1.0:
-                bar.open()
-            bar.refresh()
-
-    def emit(
-        self, kind: ProgressKind, attempt: int, message: str, status: int | None = None, wait: float = 0.0
-    ) -> None:
-        message = redact(message)
-        if self.bar is not None:
-            if kind in ("wait", "result") and wait > 0:
-                self.bar.open()
-            self.bar.say(message)
-        if self.callback is not None:
-            self.callback(ProgressEvent(kind, attempt, self.elapsed(), self.budget, message, status, wait))
-
-    def __enter__(self) -> _SignInProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout=1)
-        if self.bar is not None:
-            self.bar.close()
 
 
 # --------------------------------------------------------------------------------------------- get_token
@@ -397,14 +330,14 @@ def get_token(
         backoff,
         max_retries,
     )
-    with quiet_sdk_logs(), _SignInProgress(progress, request.budget, request.label) as prog:
+    with quiet_sdk_logs(), SignInProgress(progress, request.budget, request.label) as prog:
         return _SignIn(request, prog).run()
 
 
 class _SignIn:
     """The retry loop of one :func:`get_token` call, step by step."""
 
-    def __init__(self, request: _Request, prog: _SignInProgress) -> None:
+    def __init__(self, request: _Request, prog: SignInProgress) -> None:
         self.request = request
         self.prog = prog
         self.t0 = time.monotonic()

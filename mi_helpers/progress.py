@@ -1,17 +1,26 @@
-"""One progress bar for the helpers' bounded waits: seconds used out of a budget, and what is happening.
+"""Progress of the helpers' bounded waits: one bar, and the events ``get_token`` reports.
 
-The bar (tqdm's notebook or terminal flavour) opens only when :meth:`BudgetBar.open` is called, so a call
-that simply works draws nothing; drawing problems never reach the caller (a display glitch must not break
-sign-in). ``get_token`` and the error lab's ``retry_until_green`` both show their waits with it.
+:class:`BudgetBar` shows seconds used out of a budget and what is happening; the bar (tqdm's notebook or
+terminal flavour) opens only when :meth:`BudgetBar.open` is called, so a call that simply works draws
+nothing, and drawing problems never reach the caller (a display glitch must not break sign-in).
+``get_token`` (:class:`SignInProgress`, :class:`ProgressEvent`) and the error lab's ``retry_until_green``
+both show their waits with it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
-__all__ = ["BudgetBar"]
+from mi_helpers.redaction import redact
+
+__all__ = ["BudgetBar", "ProgressEvent", "ProgressKind", "SignInProgress"]
+
+#: What a :class:`ProgressEvent` reports: a try starts, its result, a wait, success, the final failure.
+ProgressKind = Literal["attempt", "result", "wait", "done", "failed"]
 
 
 class BudgetBar:
@@ -85,3 +94,63 @@ class BudgetBar:
             bar.close()
         except Exception:  # noqa: S110 - see _draw_locked
             pass
+
+
+@dataclass
+class ProgressEvent:
+    """What the progress callback of :func:`get_token` receives."""
+
+    kind: ProgressKind
+    attempt: int
+    elapsed: float
+    budget: float
+    message: str
+    status: int | None = None
+    wait: float = 0.0
+
+
+class SignInProgress:
+    """Reports a sign-in: a :class:`~mi_helpers.progress.BudgetBar` (only once something is slow or
+    retried; a ticker keeps its seconds moving) and/or a callback receiving :class:`ProgressEvent`."""
+
+    def __init__(self, progress: bool | Callable[[ProgressEvent], Any], budget: float, label: str) -> None:
+        self.callback = progress if callable(progress) else None
+        self.budget = budget
+        self.t0 = time.monotonic()
+        self.bar = BudgetBar(label, budget, start=self.t0) if progress is True else None
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        if self.bar is not None:
+            self._ticker = threading.Thread(target=self._tick, name="mi-helpers-progress", daemon=True)
+            self._ticker.start()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _tick(self) -> None:
+        bar = self.bar
+        while bar is not None and not self._stop.wait(0.25):
+            if not bar.is_open and bar.elapsed() > 1.0:
+                bar.open()
+            bar.refresh()
+
+    def emit(
+        self, kind: ProgressKind, attempt: int, message: str, status: int | None = None, wait: float = 0.0
+    ) -> None:
+        message = redact(message)
+        if self.bar is not None:
+            if kind in ("wait", "result") and wait > 0:
+                self.bar.open()
+            self.bar.say(message)
+        if self.callback is not None:
+            self.callback(ProgressEvent(kind, attempt, self.elapsed(), self.budget, message, status, wait))
+
+    def __enter__(self) -> SignInProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=1)
+        if self.bar is not None:
+            self.bar.close()
