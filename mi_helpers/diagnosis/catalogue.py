@@ -1,7 +1,7 @@
 """The fix-recipe catalogue: for every diagnosis id, what it means and how to fix it.
 
-Kept apart from `diagnose.py` so the prose (titles, causes, steps, commands) lives in one place and the
-classification logic in another. Commands use the current flags of the az CLI and Az PowerShell and are
+Kept apart from the classification (:mod:`.rules`) so the prose (titles, causes, steps, commands) lives
+in one place and the logic in another. Commands use the current flags of the az CLI and Az PowerShell and are
 filled in with the real subscription / resource group / VM / principal / client id when they are known;
 otherwise they keep readable placeholders such as ``<rg>``.
 
