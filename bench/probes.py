@@ -18,7 +18,12 @@ import sys
 import time
 from typing import Any
 
-ARM_SCOPE = "https://management.azure.com/.default"
+
+def _arm_scope() -> str:
+    """``constants.Arm.SCOPE``, imported late: the ``import`` probe times ``import mi_helpers`` itself."""
+    from mi_helpers.constants import Arm
+
+    return Arm.SCOPE
 
 
 def emit(result: dict[str, Any]) -> None:
@@ -108,6 +113,7 @@ def sdk_fail(scenario: str) -> None:
 
     Under ``imds-hang`` this blocks for minutes; ``run.py`` caps it with a subprocess timeout.
     """
+    scope = _arm_scope()
     _quiet()
     _embedded_env(scenario)
     from azure.identity import ManagedIdentityCredential
@@ -116,7 +122,7 @@ def sdk_fail(scenario: str) -> None:
 
     t0 = time.monotonic()
     try:
-        ManagedIdentityCredential().get_token(ARM_SCOPE)
+        ManagedIdentityCredential().get_token(scope)
     except Exception as exc:
         took = time.monotonic() - t0
         emit({"seconds": took, "error": type(exc).__name__, "diagnosis": mi_helpers.diagnose(exc).id})
@@ -161,13 +167,14 @@ def recover_410(outage: float, budget: str = "default") -> None:
 
 def sdk_recover_410(outage: float) -> None:
     """The same outage against the raw SDK with default settings (its ImdsRetryPolicy: 0, 5, 10, 20, 40 s)."""
+    scope = _arm_scope()
     _quiet()
     emu = _embedded_env("imds-updating", t=outage)
     from azure.identity import ManagedIdentityCredential
 
     t0 = time.monotonic()
     try:
-        ManagedIdentityCredential().get_token(ARM_SCOPE)
+        ManagedIdentityCredential().get_token(scope)
     except Exception as exc:
         emit({"seconds": None, "failed_after_s": time.monotonic() - t0, "error": type(exc).__name__})
         return
@@ -187,6 +194,7 @@ def token_cold(kind: str) -> None:
     ``sdk``: ``ManagedIdentityCredential().get_token(scope)`` against whatever
     ``AZURE_POD_IDENTITY_AUTHORITY_HOST`` names (the static stub or the emulator); construction + round trip.
     """
+    scope = _arm_scope()
     import azure.identity  # noqa: F401 - imported before the clock in both kinds
 
     if kind in ("helpers", "helpers-preimported"):
@@ -194,10 +202,8 @@ def token_cold(kind: str) -> None:
         import mi_helpers.identity
 
         if kind == "helpers-preimported":  # what the first call would import lazily, imported up front
-            import jwt  # noqa: F401
-
-            import mi_helpers.clouds
             import mi_helpers.emulator.client
+            import mi_helpers.environ
             import mi_helpers.targeting
 
         t0 = time.perf_counter()
@@ -208,7 +214,7 @@ def token_cold(kind: str) -> None:
         from azure.identity import ManagedIdentityCredential
 
         t0 = time.perf_counter()
-        ManagedIdentityCredential().get_token(ARM_SCOPE)
+        ManagedIdentityCredential().get_token(scope)
         took = time.perf_counter() - t0
     emit({"ms": took * 1000})
 
@@ -246,20 +252,21 @@ def token_warm(runs: int = 20, cached_runs: int = 2000) -> None:
 
 def sdk_warm(runs: int = 20, cached_runs: int = 2000) -> None:
     """The raw SDK in a warm process: new credential per call, then a cached call on one credential."""
+    scope = _arm_scope()
     from azure.identity import ManagedIdentityCredential
 
-    ManagedIdentityCredential().get_token(ARM_SCOPE)
+    ManagedIdentityCredential().get_token(scope)
     warm = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        ManagedIdentityCredential().get_token(ARM_SCOPE)
+        ManagedIdentityCredential().get_token(scope)
         warm.append(time.perf_counter() - t0)
     cred = ManagedIdentityCredential()
-    cred.get_token(ARM_SCOPE)
+    cred.get_token(scope)
     cached = []
     for _ in range(cached_runs):
         t0 = time.perf_counter()
-        cred.get_token(ARM_SCOPE)
+        cred.get_token(scope)
         cached.append(time.perf_counter() - t0)
     emit({"warm_ms": statistics.median(warm) * 1000, "cached_us": statistics.median(cached) * 1e6})
 

@@ -27,30 +27,24 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # mi_helpers.constants and the tests' world IDs
+
+from support.world import VM_RESOURCE_ID  # noqa: E402
+
+from mi_helpers.constants import (  # noqa: E402 - after the path set-up above
+    CLIENT_REDIRECT_VARIABLES,
+    CREDENTIAL_CHOICE_VARIABLES,
+    LOOPBACK_NO_PROXY,
+    Arm,
+    Imds,
+)
+
 PROBES = HERE / "probes.py"
 PY = sys.executable
-SUBSCRIPTION = "3c9e6f1a-52d8-4b7e-a1c4-9d8e7f6a5b4c"
-VM_PATH = (
-    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-mi-tutorial/providers/Microsoft.Compute/"
-    "virtualMachines/vm-mi-tutorial?api-version=2024-07-01"
-)
-TOKEN_PATH = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com"
-# Variables that would point a child at some other emulator or proxy.
-_POINTERS = (
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-    "MI_HELPERS_ARM_URL",
-    "MI_HELPERS_EMULATOR_ADMIN",
-    "MI_HELPERS_EMULATOR_KEY",
-    "REQUESTS_CA_BUNDLE",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-)
+VM_PATH = f"{VM_RESOURCE_ID}?api-version=2024-07-01"
+TOKEN_PATH = f"{Imds.TOKEN_PATH}?api-version={Imds.TOKEN_API_VERSION}&resource={Arm.URL}"
+# Variables that would point a child at some other emulator, identity endpoint or proxy.
+_POINTERS = frozenset((*CLIENT_REDIRECT_VARIABLES, *CREDENTIAL_CHOICE_VARIABLES))
 
 
 @dataclass
@@ -97,7 +91,7 @@ def base_env(**extra: str) -> dict[str, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
     env["MI_HELPERS_TARGET"] = "emulator"
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["NO_PROXY"] = env["no_proxy"] = ",".join(LOOPBACK_NO_PROXY)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env.update(extra)
     return env

@@ -27,19 +27,19 @@ _EXPORTS: dict[str, str] = {
     "reset_target": "targeting",
     "current_emulator": "targeting",
     "detect": "targeting",
-    # validate
+    # validate, and its one-line display in notebooks
     "InputError": "validate",
-    "install_notebook_error_display": "validate",
+    "install_notebook_error_display": "notebook",
     # redaction
     "redact": "redaction",
     # identity
     "credential": "identity",
     "get_token": "identity",
-    "TokenInfo": "identity",
+    "TokenInfo": "token_info",
     "SignInError": "identity",
-    "Attempt": "identity",
-    "ProgressEvent": "identity",
-    "decode_claims": "identity",
+    "Attempt": "attempts",
+    "ProgressEvent": "progress",
+    "decode_claims": "token_info",
     # arm
     "InstanceMetadata": "arm",
     "instance_metadata": "arm",
@@ -115,19 +115,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run
         vm_identity,
         vm_principal_id,
     )
+    from mi_helpers.attempts import Attempt
     from mi_helpers.clouds import audiences, resource_for, scope_for
-    from mi_helpers.identity import (
-        Attempt,
-        ProgressEvent,
-        SignInError,
-        TokenInfo,
-        credential,
-        decode_claims,
-        get_token,
-    )
+    from mi_helpers.identity import SignInError, credential, get_token
+    from mi_helpers.notebook.startup import install_notebook_error_display
+    from mi_helpers.progress import ProgressEvent
     from mi_helpers.redaction import redact
     from mi_helpers.targeting import Target, current_emulator, detect, reset_target, target, use_emulator
-    from mi_helpers.validate import InputError, install_notebook_error_display
+    from mi_helpers.token_info import TokenInfo, decode_claims
+    from mi_helpers.validate import InputError
 
 
 _moved.install()  # 0.1 module paths (mi_helpers.widgets, …) keep working, with a DeprecationWarning

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mi_helpers.constants import Imds, Roles
 from mi_helpers.validate import (
     InputError,
     validate_arm_scope,
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from mi_helpers.identity import TokenInfo
 
 __all__ = [
-    "ROLE_NAMES",
     "CrossCheck",
     "InstanceMetadata",
     "authorization_client",
@@ -38,22 +38,12 @@ __all__ = [
     "resource_client",
     "resources_by_name",
     "role_assignments",
+    "role_name",
     "vm_identity",
     "vm_principal_id",
 ]
 
-INSTANCE_API_VERSION = "2021-02-01"
 _CLIENT_KWARGS: dict[str, Any] = {"retry_total": 2, "connection_timeout": 5, "read_timeout": 10}
-
-# Built-in role definition IDs (learn.microsoft.com, "Azure built-in roles").
-ROLE_NAMES: dict[str, str] = {
-    "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
-    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
-    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
-    "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
-    "9980e02c-c2be-4d73-94e8-173b1dc7cf3c": "Virtual Machine Contributor",
-    "f1a07417-d97a-45cb-824c-7a7467783830": "Managed Identity Operator",
-}
 
 
 # --------------------------------------------------------------------------------------------- IMDS
@@ -83,11 +73,14 @@ def instance_metadata(*, timeout: tuple[float, float] = (2.0, 5.0)) -> InstanceM
 
     from mi_helpers.targeting import target
 
-    url = f"{target().imds_url}/metadata/instance"
+    url = f"{target().imds_url}{Imds.INSTANCE_PATH}"
     with requests.Session() as session:
         session.trust_env = False  # "IMDS is not intended to be used behind a proxy"
         resp = session.get(
-            url, params={"api-version": INSTANCE_API_VERSION}, headers={"Metadata": "true"}, timeout=timeout
+            url,
+            params={"api-version": Imds.INSTANCE_API_VERSION},
+            headers={"Metadata": "true"},
+            timeout=timeout,
         )
     resp.raise_for_status()
     compute = resp.json().get("compute", {})
@@ -299,9 +292,10 @@ def resources_by_name(
     return pd.DataFrame(rows, columns=columns)
 
 
-def _role_name(role_definition_id: str) -> str:
+def role_name(role_definition_id: str) -> str:
+    """The built-in role's name for a role definition ID (or its GUID); the GUID itself for other roles."""
     guid = role_definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
-    return ROLE_NAMES.get(guid, guid)
+    return Roles.BY_ID.get(guid, guid)
 
 
 def role_assignments(
@@ -339,7 +333,7 @@ def role_assignments(
             rows.append(
                 {
                     "principal_id": getattr(ra, "principal_id", ""),
-                    "role": _role_name(role_id),
+                    "role": role_name(role_id),
                     "scope": getattr(ra, "scope", ""),
                     "principal_type": str(getattr(ra, "principal_type", "") or ""),
                     "role_definition_id": role_id,

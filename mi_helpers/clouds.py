@@ -1,8 +1,8 @@
 """Resource IDs (token audiences) of Azure services, per cloud, and the scope to ask a managed identity for.
 
 A token is only accepted by the service whose resource ID is its ``aud`` claim, and sovereign clouds use
-different IDs. This table (from the project's protocol reference, §11) answers "what do I pass to
-``get_token`` for Key Vault in Azure China?" without a web search.
+different IDs. This table (``docs/protocol.md#audiences-and-clouds``, from Microsoft Learn's per-cloud
+service pages) answers "what do I pass to ``get_token`` for Key Vault in Azure China?" without a web search.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mi_helpers.constants import Arm
 from mi_helpers.validate import InputError
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ __all__ = ["CLOUDS", "SERVICES", "Cloud", "Service", "audiences", "cloud_info", 
 
 @dataclass(frozen=True)
 class Cloud:
-    """Endpoints of one Azure cloud (reference §11, sovereign ARM summary)."""
+    """Endpoints of one Azure cloud (``docs/protocol.md#audiences-and-clouds``)."""
 
     name: str  # short key: public | usgov | china
     display_name: str
@@ -30,14 +31,22 @@ class Cloud:
     login_host: str
     az_environment: str  # IMDS compute.azEnvironment
 
+    @property
+    def arm_audiences(self) -> frozenset[str]:
+        """The token audiences this cloud's ARM accepts: its endpoint, the SDK's and the az CLI's resource,
+        each with and without the trailing slash (for the public cloud, ``constants.Arm.AUDIENCES``)."""
+        resources = (self.arm_url, self.arm_scope.removesuffix("/.default"), self.cli_resource)
+        bases = {r.rstrip("/") for r in resources}
+        return frozenset(base + tail for base in bases for tail in ("", "/"))
+
 
 CLOUDS: dict[str, Cloud] = {
     "public": Cloud(
         "public",
         "Azure public cloud",
-        "https://management.azure.com",
-        "https://management.azure.com/.default",
-        "https://management.core.windows.net/",
+        Arm.URL,
+        Arm.SCOPE,
+        Arm.CLI_RESOURCE,
         "https://login.microsoftonline.com",
         "AzurePublicCloud",
     ),

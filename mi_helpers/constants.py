@@ -15,10 +15,13 @@ from typing import Final
 __all__ = [
     "AZURE_ASSET_TAG",
     "CLIENT_REDIRECT_VARIABLES",
+    "CREDENTIAL_CHOICE_VARIABLES",
     "EMULATOR_POINTER_VARIABLES",
     "LOOPBACK_NO_PROXY",
     "MANAGED_IDENTITY_VARIABLES",
+    "NO_PROXY_VARIABLES",
     "PROXY_VARIABLES",
+    "Arc",
     "Arm",
     "EnvironmentVariables",
     "Imds",
@@ -79,6 +82,15 @@ class Arm:
     )
 
 
+class Arc:
+    """Azure Arc-enabled servers: MSAL treats a machine with the agent installed as Arc, not as a VM."""
+
+    #: The file whose presence makes MSAL choose Arc's identity endpoint (msal ``managed_identity.py``).
+    AGENT_PATH: Final = "/opt/azcmagent/bin/himds"
+    #: The local identity endpoint of the Arc agent.
+    ENDPOINT: Final = "http://localhost:40342"
+
+
 class Roles:
     """Built-in Azure role definition IDs (learn.microsoft.com, "Azure built-in roles")."""
 
@@ -127,6 +139,8 @@ class EnvironmentVariables:
     HTTP_PROXY: Final = "HTTP_PROXY"
     HTTPS_PROXY: Final = "HTTPS_PROXY"
     NO_PROXY: Final = "NO_PROXY"
+    # Azure Cloud Shell (serves MSI_ENDPOINT on localhost:50342 legitimately; MSAL's detection rule)
+    AZUREPS_HOST_ENVIRONMENT: Final = "AZUREPS_HOST_ENVIRONMENT"
     # this project
     MI_HELPERS_TARGET: Final = "MI_HELPERS_TARGET"
     MI_HELPERS_CLOUD: Final = "MI_HELPERS_CLOUD"
@@ -138,6 +152,9 @@ class EnvironmentVariables:
 
 
 _E = EnvironmentVariables
+
+#: Both spellings of the proxy exclusion list (requests reads either; the lower-case one wins).
+NO_PROXY_VARIABLES: Final = ("NO_PROXY", "no_proxy")
 
 #: Proxy variables requests/urllib3 honour (both spellings; requests reads either).
 PROXY_VARIABLES: Final = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
@@ -170,6 +187,18 @@ CLIENT_REDIRECT_VARIABLES: Final = (
     *EMULATOR_POINTER_VARIABLES,
     *MANAGED_IDENTITY_VARIABLES,
     *PROXY_VARIABLES,
+)
+
+#: Variables that make DefaultAzureCredential pick another credential or identity (EnvironmentCredential,
+#: workload identity, the user-assigned identity of AZURE_CLIENT_ID). They do not redirect
+#: ManagedIdentityCredential, so they are not in CLIENT_REDIRECT_VARIABLES; a child process that must
+#: behave like a freshly set-up machine drops them too.
+CREDENTIAL_CHOICE_VARIABLES: Final = (
+    _E.AZURE_CLIENT_ID,
+    _E.AZURE_TENANT_ID,
+    _E.AZURE_CLIENT_SECRET,
+    _E.AZURE_AUTHORITY_HOST,
+    _E.AZURE_TOKEN_CREDENTIALS,
 )
 
 #: What NO_PROXY must always contain so loopback traffic (the emulator) never goes through a proxy.

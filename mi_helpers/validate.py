@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Iterable
-from typing import Any
 
 from mi_helpers.redaction import redact
 
 __all__ = [
     "GUID_EXAMPLE",
     "InputError",
-    "install_notebook_error_display",
     "validate_arm_scope",
     "validate_guid",
     "validate_one_selector",
@@ -228,28 +225,6 @@ def validate_one_selector(
     if kind == "resource_id":
         return kind, validate_uami_resource_id(value, field=kind)
     return kind, validate_guid(value, field=kind)
-
-
-def install_notebook_error_display() -> bool:
-    """Make an :class:`InputError` raised in a notebook cell show only its one-line message.
-
-    Uses IPython's ``set_custom_exc``; other exceptions keep their normal tracebacks. Returns False when
-    not running under IPython (nothing to install).
-    """
-    ipython_mod = sys.modules.get("IPython")
-    if ipython_mod is None:
-        return False
-    shell = ipython_mod.get_ipython()
-    if shell is None:
-        return False
-
-    def _show_input_error(
-        shell: Any, etype: type, evalue: BaseException, tb: Any, tb_offset: Any = None
-    ) -> None:
-        print(f"InputError: {evalue}", file=sys.stderr)
-
-    shell.set_custom_exc((InputError,), _show_input_error)
-    return True
 
 
 def validate_seconds(value: object, field: str, *, example: float = 15) -> float:

@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: the network guard (in this process and in every child process)."""
+"""Suite-wide fixtures: the network guard (in this process and in every child process), target isolation."""
 
 from __future__ import annotations
 
@@ -41,6 +41,16 @@ def _no_network_escape(_network_guard: Path) -> Iterator[None]:
         added = fh.read()
     if added.strip():
         pytest.fail("network guard: non-loopback connection attempted:\n" + added[:4000], pytrace=False)
+
+
+@pytest.fixture
+def isolated_target() -> Iterator[None]:
+    """The test runs as a new process would: no target chosen, no emulator started, nothing exported;
+    afterwards the emulator it started is stopped and the previous target state and environment are back."""
+    from support.targets import isolated_target as isolated
+
+    with isolated():
+        yield
 
 
 @pytest.hookimpl(trylast=True)

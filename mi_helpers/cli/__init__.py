@@ -1,35 +1,28 @@
 """``mi-helpers``: the command-line entry point, a thin argparse dispatcher.
 
-Each sub-command module contributes one registration function that adds its parsers and sets ``func``
-(a handler taking the parsed arguments and returning the exit code). Bad input is reported as one line
-(``mi-helpers: error: <field>: <what is allowed>``), never a traceback.
+Every sub-command module has one ``register(subparsers)`` that adds its parsers and sets ``func`` (a
+handler taking the parsed arguments and returning the exit code); a new module is one more entry in
+:data:`COMMANDS`. Bad input is reported as one line (``mi-helpers <command>: error: <field>: <what is
+allowed>``), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from mi_helpers.cli.doctor import register as add_doctor_command
-from mi_helpers.cli.identity import register as add_identity_commands
-from mi_helpers.cli.run import add_lab_command, add_tour_command
+from mi_helpers.cli import doctor, emulator, identity, run
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
-
-def _register_emulator(sub: Any) -> None:
-    from mi_helpers.cli.emulator import register
-
-    register(sub)
-
-
-# One entry per sub-command module; other modules add their own registration function here.
-REGISTRATIONS: list[Callable[[Any], None]] = [_register_emulator]
-REGISTRATIONS += [add_tour_command, add_lab_command]  # mi_helpers/cli_run.py
-REGISTRATIONS += [add_doctor_command]  # mi_helpers/cli_doctor.py
-REGISTRATIONS += [add_identity_commands]  # mi_helpers/cli_identity.py: token, whoami
+#: The sub-command modules, in the order ``mi-helpers --help`` lists their commands.
+COMMANDS = (
+    emulator,  # emulator, scenarios
+    run,  # tour, lab
+    doctor,  # doctor
+    identity,  # token, whoami
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(a local Azure emulator is included).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for register in REGISTRATIONS:
-        register(sub)
+    for module in COMMANDS:
+        module.register(sub)
     return parser
 
 

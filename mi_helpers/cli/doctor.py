@@ -7,17 +7,17 @@ allowed, e.g. an unknown scenario lists the scenario names; a budget that is not
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
+from mi_helpers.cli.params import FLAG, add_param_option, parse_params
 from mi_helpers.validate import InputError, validate_seconds
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run_doctor"]
 
 
-def register(sub: Any) -> None:
-    """Add the ``doctor`` sub-command to the ``mi-helpers`` sub-parsers."""
-    p = sub.add_parser(
+def register(subparsers: Any) -> None:
+    """Add ``doctor`` to the ``mi-helpers`` sub-commands."""
+    p = subparsers.add_parser(
         "doctor",
         help="check managed-identity sign-in and ARM access, with diagnoses and fixes",
         description="Run the managed-identity checklist (target, environment, IMDS, identity, token, ARM, "
@@ -32,52 +32,30 @@ def register(sub: Any) -> None:
         "--resource-group", metavar="NAME", help="resource group (default: from instance metadata)"
     )
     p.add_argument("--subscription-id", metavar="GUID", help="subscription (default: from instance metadata)")
-    p.add_argument(
-        "--param",
-        metavar="KEY=VALUE",
-        action="append",
-        default=None,
-        help="scenario parameter (repeatable), e.g. --param n=1; only with --scenario",
-    )
+    add_param_option(p, "only with --scenario")
     p.add_argument("--progress", action="store_true", help="print each step to stderr")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run_doctor)
 
 
-def _budget(text: str) -> float:
-    return validate_seconds(text, "--budget")
-
-
-def _params(items: list[str] | None) -> dict[str, str] | None:
-    if items is None:
-        return None
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError("--param", f"{item!r} is not KEY=VALUE (e.g. n=1)", item)
-        out[key.strip()] = value.strip()
-    return out
-
-
-def run(args: argparse.Namespace) -> int:
+def run_doctor(args: argparse.Namespace) -> int:
     """Handle ``mi-helpers doctor``; returns the exit code."""
-    budget = _budget(args.budget)
-    params = _params(args.param)
-    if params is not None and not args.scenario:
-        raise InputError("--param", "only meaningful together with --scenario", params)
-    # The SDK logs every failed token request as a WARNING; the report already explains them.
-    logging.getLogger("azure").addHandler(logging.NullHandler())
     from mi_helpers.checklist import doctor
+    from mi_helpers.logs import quiet_sdk_logs
 
-    report = doctor(
-        scenario=args.scenario,
-        budget=budget,
-        client_id=args.client_id,
-        vm_name=args.vm_name,
-        resource_group=args.resource_group,
-        subscription_id=args.subscription_id,
-        progress=args.progress,
-        params=params,
-    )
+    budget = validate_seconds(args.budget, "--budget")
+    params = parse_params(args.params)
+    if params is not None and not args.scenario:
+        raise InputError(FLAG, "only meaningful together with --scenario", params)
+    with quiet_sdk_logs():  # the SDK logs every failed token request; the report explains them
+        report = doctor(
+            scenario=args.scenario,
+            budget=budget,
+            client_id=args.client_id,
+            vm_name=args.vm_name,
+            resource_group=args.resource_group,
+            subscription_id=args.subscription_id,
+            progress=args.progress,
+            params=params,
+        )
     print(report.to_json() if args.json else str(report))
     return 0 if report.ok else 1

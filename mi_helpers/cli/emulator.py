@@ -11,12 +11,14 @@ import threading
 import warnings
 from typing import Any
 
+from mi_helpers.cli.params import add_param_option, parse_params
+
 __all__ = ["register", "run_emulator", "run_scenarios"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``emulator`` and ``scenarios`` sub-commands to the top-level parser."""
-    p = sub.add_parser(
+def register(subparsers: Any) -> None:
+    """Add ``emulator`` and ``scenarios`` to the ``mi-helpers`` sub-commands."""
+    p = subparsers.add_parser(
         "emulator",
         help="run the local Azure emulator (IMDS + ARM) until Ctrl-C",
         description="Run the local Azure emulator in the foreground. Prints `export` lines for a shell, then "
@@ -31,14 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--world", default=None, help="YAML/JSON world file (default: the documented default world)"
     )
     p.add_argument("--env-file", default=None, help="also write KEY=VALUE lines to this file once ready")
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="scenario parameter (repeatable)",
-    )
+    add_param_option(p, "see `mi-helpers scenarios` for each scenario's parameters")
     p.add_argument(
         "--allow-non-loopback",
         action="store_true",
@@ -46,23 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=run_emulator)
 
-    s = sub.add_parser(
+    s = subparsers.add_parser(
         "scenarios", help="list the emulator's scenarios", description="List every emulator scenario."
     )
     s.add_argument("--json", action="store_true", help="machine-readable output, including the default world")
     s.set_defaults(func=run_scenarios)
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    from mi_helpers.validate import InputError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError("--set", f"{item!r} is not KEY=VALUE (e.g. --set n=3)", item)
-        out[key.strip()] = value.strip()
-    return out
 
 
 def run_emulator(args: argparse.Namespace) -> int:
@@ -78,7 +61,7 @@ def run_emulator(args: argparse.Namespace) -> int:
             imds_port=args.imds_port,
             arm_port=args.arm_port,
             admin_port=args.admin_port,
-            params=_parse_sets(args.sets),
+            params=parse_params(args.params) or {},
             allow_non_loopback=args.allow_non_loopback,
         )
     for w in caught:

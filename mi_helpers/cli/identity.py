@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mi_helpers.logs import quiet_sdk_logs
 from mi_helpers.redaction import redact
+
+if TYPE_CHECKING:
+    from mi_helpers.token_info import TokenInfo
 
 __all__ = ["register", "run_token", "run_whoami"]
 
@@ -30,9 +33,9 @@ def _add_identity_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar while waiting")
 
 
-def register(sub: Any) -> None:
-    """Add the ``token`` and ``whoami`` sub-commands to the ``mi-helpers`` sub-parsers."""
-    p = sub.add_parser(
+def register(subparsers: Any) -> None:
+    """Add ``token`` and ``whoami`` to the ``mi-helpers`` sub-commands."""
+    p = subparsers.add_parser(
         "token",
         help="get a managed-identity token and show its claims (redacted)",
         description="Ask IMDS for a token (bounded retries) and print its claims; the token itself is "
@@ -47,7 +50,7 @@ def register(sub: Any) -> None:
     _add_identity_options(p)
     p.set_defaults(func=run_token)
 
-    w = sub.add_parser(
+    w = subparsers.add_parser(
         "whoami",
         help="principal ID from the token and from ARM, side by side",
         description="Sign in, decode the token's oid, and compare it with the principal ID ARM reports "
@@ -57,18 +60,11 @@ def register(sub: Any) -> None:
     w.set_defaults(func=run_whoami)
 
 
-def _quiet_sdk_logs() -> None:
-    """The SDK logs each failed try as a WARNING; the CLI prints its own one-line error instead."""
-    for name in ("azure", "msal"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def _fail(command: str, exc: BaseException) -> int:
+    """One line of error on stderr, then the diagnosis card on stdout; exit code 1."""
+    from mi_helpers.diagnosis import diagnose
+
     print(f"mi-helpers {command}: {redact(' '.join(str(exc).split()))}", file=sys.stderr)
-    try:
-        from mi_helpers.diagnosis import diagnose
-    except ImportError:
-        return 1
     try:
         print(redact(str(diagnose(exc))))
     except Exception as err:  # a diagnosis problem must not hide the original error
@@ -94,17 +90,22 @@ def run_token(args: argparse.Namespace) -> int:
     from mi_helpers.identity import get_token
     from mi_helpers.validate import InputError
 
-    _quiet_sdk_logs()
-    try:
-        tok = get_token(args.resource, budget=args.budget, progress=_progress(args), **_selector(args))
-    except InputError:
-        raise
-    except Exception as exc:
-        return _fail("token", exc)
-    summary = tok.summary()
+    with quiet_sdk_logs():  # the SDK logs each failed try; the CLI prints its own one-line error instead
+        try:
+            tok = get_token(args.resource, budget=args.budget, progress=_progress(args), **_selector(args))
+        except InputError:
+            raise
+        except Exception as exc:
+            return _fail("token", exc)
     if args.json:
-        print(redact(json.dumps(summary, indent=2, default=str)))
-        return 0
+        print(redact(json.dumps(tok.summary(), indent=2, default=str)))
+    else:
+        _print_token(tok)
+    return 0
+
+
+def _print_token(tok: TokenInfo) -> None:
+    summary = tok.summary()
     head = [(k, summary[k]) for k in ("token", "identity", "audience", "expires_on", "expires_in")]
     head.append(("attempts", f"{summary['attempts']} in {summary['elapsed']} s"))
     print(_table(head))
@@ -112,37 +113,32 @@ def run_token(args: argparse.Namespace) -> int:
     claims = tok.claims_table()
     if claims.empty:
         print("(the token is not a JWT: no claims to show)")
-        return 0
+        return
     rows = [(str(r["claim"]), str(r["value"]), str(r["meaning"])) for r in claims.to_dict("records")]
     width = max(len("claim"), *(len(name) for name, _, _ in rows))
     print(f"{'claim'.ljust(width)}  value")
     for name, value, meaning in rows:
         note = f"   ({meaning})" if meaning else ""
         print(f"{name.ljust(width)}  {redact(value)}{note}")
-    return 0
 
 
 def run_whoami(args: argparse.Namespace) -> int:
     """``mi-helpers whoami``: token ``oid`` next to ARM's principal ID for this VM's identity."""
     from mi_helpers.arm import cross_check, get_vm
-    from mi_helpers.identity import get_token, selector_label, shared_credential
+    from mi_helpers.identity import get_token, shared_credential
+    from mi_helpers.token_info import selector_label
     from mi_helpers.validate import InputError, validate_one_selector
 
-    _quiet_sdk_logs()
     selector = validate_one_selector(**_selector(args))
-    try:
-        tok = get_token("arm", budget=args.budget, progress=_progress(args), **_selector(args))
-    except InputError:
-        raise
-    except Exception as exc:
-        return _fail("whoami", exc)
-    try:
-        vm = get_vm(credential=shared_credential(**_selector(args)))  # read ARM as the same identity
-        check = cross_check(tok, vm)
-    except InputError:
-        raise
-    except Exception as exc:
-        return _fail("whoami", exc)
+    with quiet_sdk_logs():
+        try:
+            tok = get_token("arm", budget=args.budget, progress=_progress(args), **_selector(args))
+            vm = get_vm(credential=shared_credential(**_selector(args)))  # read ARM as the same identity
+            check = cross_check(tok, vm)
+        except InputError:
+            raise
+        except Exception as exc:
+            return _fail("whoami", exc)
     facts = {
         "identity": selector_label(selector),
         "vm": getattr(vm, "id", None),
@@ -157,18 +153,15 @@ def run_whoami(args: argparse.Namespace) -> int:
     if args.json:
         print(redact(json.dumps(facts, indent=2)))
     else:
-        print(
-            _table(
-                [
-                    ("identity", facts["identity"]),
-                    ("VM", facts["vm"]),
-                    ("principal id (token oid)", facts["token_principal_id"]),
-                    (f"principal id (ARM, {check.identity})", facts["arm_principal_id"]),
-                    ("client id (token appid)", facts["client_id"]),
-                    ("tenant (token tid)", facts["tenant_id"]),
-                    ("match", "yes" if check.matches else "NO"),
-                ]
-            )
-        )
+        rows = [
+            ("identity", facts["identity"]),
+            ("VM", facts["vm"]),
+            ("principal id (token oid)", facts["token_principal_id"]),
+            (f"principal id (ARM, {check.identity})", facts["arm_principal_id"]),
+            ("client id (token appid)", facts["client_id"]),
+            ("tenant (token tid)", facts["tenant_id"]),
+            ("match", "yes" if check.matches else "NO"),
+        ]
+        print(_table(rows))
         print(check.explanation)
     return 0 if check.matches else 1

@@ -1,8 +1,6 @@
 """Sub-commands that run the notebooks: ``mi-helpers tour`` (headless) and ``mi-helpers lab`` (JupyterLab).
 
-Each ``add_*_command`` registers one sub-command on the dispatcher's sub-parsers and sets ``func`` to a
-handler that takes the parsed arguments and returns the exit code. Bad input is reported as one line
-(``mi-helpers <cmd>: error: ...``), never a traceback.
+Bad input is reported as one line (``mi-helpers <cmd>: error: ...``), never a traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from typing import Any
 
 from mi_helpers.validate import InputError, validate_seconds
 
-__all__ = ["add_lab_command", "add_tour_command", "cmd_lab", "cmd_tour"]
+__all__ = ["register", "run_lab", "run_tour"]
 
 
 def _positive_float(text: str) -> float:
@@ -34,8 +32,13 @@ def _port(text: str) -> int:
     return value
 
 
-def add_tour_command(subparsers: Any) -> None:
-    """Register ``mi-helpers tour``."""
+def register(subparsers: Any) -> None:
+    """Add ``tour`` and ``lab`` to the ``mi-helpers`` sub-commands."""
+    _register_tour(subparsers)
+    _register_lab(subparsers)
+
+
+def _register_tour(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "tour",
         help="execute every notebook headless and print notebook / status / seconds",
@@ -52,10 +55,10 @@ def add_tour_command(subparsers: Any) -> None:
         default="emulator",
         help="where the notebooks send requests (default: emulator)",
     )
-    p.set_defaults(func=cmd_tour)
+    p.set_defaults(func=run_tour)
 
 
-def cmd_tour(args: argparse.Namespace) -> int:
+def run_tour(args: argparse.Namespace) -> int:
     """Run the tour; 0 when every notebook passed (or there is none yet), 1 otherwise, 2 on bad input."""
     from mi_helpers.launch import tour
 
@@ -81,8 +84,7 @@ def cmd_tour(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def add_lab_command(subparsers: Any) -> None:
-    """Register ``mi-helpers lab``."""
+def _register_lab(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "lab",
         help="JupyterLab over the notebooks with the local Azure emulator beside it",
@@ -93,15 +95,15 @@ def add_lab_command(subparsers: Any) -> None:
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.add_argument("--scenario", default="healthy", help="emulator scenario to start in (default: healthy)")
     p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="folder Lab opens")
-    p.set_defaults(func=cmd_lab)
+    p.set_defaults(func=run_lab)
 
 
-def cmd_lab(args: argparse.Namespace) -> int:
+def run_lab(args: argparse.Namespace) -> int:
     """Run Lab + emulator until Ctrl-C; 2 on bad input."""
-    from mi_helpers.launch.jupyterlab import run_lab
+    from mi_helpers.launch import jupyterlab
 
     try:
-        return run_lab(
+        return jupyterlab.run_lab(
             args.notebooks, port=args.port, scenario=args.scenario, open_browser=not args.no_browser
         )
     except InputError as exc:

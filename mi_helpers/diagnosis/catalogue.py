@@ -1,7 +1,7 @@
 """The fix-recipe catalogue: for every diagnosis id, what it means and how to fix it.
 
-Kept apart from `diagnose.py` so the prose (titles, causes, steps, commands) lives in one place and the
-classification logic in another. Commands use the current flags of the az CLI and Az PowerShell and are
+Kept apart from the classification (:mod:`.rules`) so the prose (titles, causes, steps, commands) lives
+in one place and the logic in another. Commands use the current flags of the az CLI and Az PowerShell and are
 filled in with the real subscription / resource group / VM / principal / client id when they are known;
 otherwise they keep readable placeholders such as ``<rg>``.
 
@@ -14,10 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from mi_helpers.targeting import IMDS_ADDRESS
-
-IMDS_HOST = IMDS_ADDRESS
-ARM_RESOURCE = "https://management.azure.com/"
+from mi_helpers.constants import Arm, Imds
 
 DOC_IMDS = "https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service"
 DOC_HOWTO_VM = (
@@ -51,8 +48,8 @@ class Placeholders:
     principal: str = "<principalId>"
     client: str = "<clientId>"
     scope: str = "<scope>"
-    resource: str = ARM_RESOURCE
-    imds_url: str = f"http://{IMDS_HOST}"
+    resource: str = Arm.RESOURCE
+    imds_url: str = Imds.URL
 
     @classmethod
     def from_context(cls, ctx: Mapping[str, object]) -> Placeholders:
@@ -65,7 +62,7 @@ class Placeholders:
         sub = pick("subscription_id", "<sub>")
         rg = pick("resource_group", "<rg>")
         scope_default = f"/subscriptions/{sub}/resourceGroups/{rg}" if "<" not in sub + rg else "<scope>"
-        resource = pick("resource", ARM_RESOURCE)
+        resource = pick("resource", Arm.RESOURCE)
         return cls(
             sub=sub,
             rg=rg,
@@ -73,15 +70,15 @@ class Placeholders:
             principal=pick("principal_id", "<principalId>"),
             client=pick("client_id", "<clientId>"),
             scope=pick("scope", scope_default),
-            resource=resource if resource.startswith("http") else ARM_RESOURCE,
-            imds_url=pick("imds_url", f"http://{IMDS_HOST}").rstrip("/"),
+            resource=resource if resource.startswith("http") else Arm.RESOURCE,
+            imds_url=pick("imds_url", Imds.URL).rstrip("/"),
         )
 
     @property
     def token_url(self) -> str:
         """The IMDS token URL for the resource (URL-encoded as curl needs it)."""
         enc = self.resource.replace(":", "%3A").replace("/", "%2F")
-        return f"{self.imds_url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={enc}"
+        return f"{self.imds_url}{Imds.TOKEN_PATH}?api-version={Imds.TOKEN_API_VERSION}&resource={enc}"
 
     @property
     def token_url_with_selector(self) -> str:
@@ -91,13 +88,18 @@ class Placeholders:
 
 @dataclass(frozen=True)
 class Recipe:
-    """One catalogue entry: the prose and a function that renders the commands."""
+    """One catalogue entry: the prose, a function that renders the commands, and whether it passes.
+
+    ``transient``: the failure goes away by itself (an update, throttling, a 5xx, something propagating),
+    so waiting and retrying with back-off is (part of) the fix.
+    """
 
     title: str
     cause: str
     fix: tuple[str, ...]
     docs: str
     commands: Callable[[Placeholders], dict[str, str]]
+    transient: bool = False
 
 
 def _curl(p: Placeholders, extra: str = "") -> str:
@@ -128,11 +130,11 @@ def _cmd_not_on_azure(p: Placeholders) -> dict[str, str]:
 def _cmd_unreachable(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "VM → Overview: confirm the code runs on the VM itself (containers need host networking "
-        f"or a route to {IMDS_HOST}).",
+        f"or a route to {Imds.ADDRESS}).",
         "az": _curl(p, "--connect-timeout 3 ") + "\n"
         "# in a container: docker run --network host …   or   ip route | grep 169.254",
         "powershell": _irm(p, "-TimeoutSec 5 ") + "\n"
-        f"route print {IMDS_HOST}    # Windows containers need a route to IMDS",
+        f"route print {Imds.ADDRESS}    # Windows containers need a route to IMDS",
     }
 
 
@@ -221,7 +223,7 @@ def _cmd_throttled(p: Placeholders) -> dict[str, str]:
 def _cmd_non_imds(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "VM → Overview: check this really is an Azure VM; other clouds and VMMs also answer on "
-        f"{IMDS_HOST}.",
+        f"{Imds.ADDRESS}.",
         "az": _curl(p, "-i ") + "    # who answers? (expect JSON, not HTML)\n"
         "export AZURE_TOKEN_CREDENTIALS=dev    # off Azure: let DefaultAzureCredential skip managed identity",
         "powershell": _irm(p) + '\n$env:AZURE_TOKEN_CREDENTIALS = "dev"',
@@ -229,7 +231,7 @@ def _cmd_non_imds(p: Placeholders) -> dict[str, str]:
 
 
 def _cmd_proxy(p: Placeholders) -> dict[str, str]:
-    hosts = f"{IMDS_HOST},localhost,127.0.0.1"
+    hosts = f"{Imds.ADDRESS},localhost,127.0.0.1"
     return {
         "portal": "No portal change: the proxy setting lives on the machine (environment variables).",
         "az": f"export NO_PROXY={hosts} no_proxy={hosts}\n" + _curl(p),
@@ -404,6 +406,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_IMDS,
         _cmd_timeout,
+        transient=True,
     ),
     "missing-metadata-header": Recipe(
         "The request lacks the 'Metadata: true' header",
@@ -453,6 +456,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_HOWTO_VM,
         _cmd_identity_propagating,
+        transient=True,
     ),
     "imds-updating": Recipe(
         "IMDS is being updated (transient)",
@@ -464,6 +468,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_IMDS,
         lambda p: _cmd_retry(p, 15),
+        transient=True,
     ),
     "imds-throttled": Recipe(
         "IMDS is throttling requests (429)",
@@ -475,6 +480,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_IMDS,
         _cmd_throttled,
+        transient=True,
     ),
     "imds-server-error": Recipe(
         "IMDS returned a server error (5xx)",
@@ -486,6 +492,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_IMDS,
         lambda p: _cmd_retry(p, 5),
+        transient=True,
     ),
     "non-imds-response": Recipe(
         "Something other than Azure IMDS answered",
@@ -548,6 +555,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_RBAC_TROUBLESHOOT,
         _cmd_role_propagating,
+        transient=True,
     ),
     "arm-wrong-audience": Recipe(
         "The token was issued for the wrong audience",
@@ -613,6 +621,7 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_THROTTLING,
         _cmd_arm_throttled,
+        transient=True,
     ),
     "tls-untrusted": Recipe(
         "The TLS certificate is not trusted (CERTIFICATE_VERIFY_FAILED)",
@@ -654,8 +663,3 @@ CATALOGUE: dict[str, Recipe] = {
 def recipe(diagnosis_id: str) -> Recipe:
     """Return the catalogue entry for `diagnosis_id` (``unknown`` when the id is not catalogued)."""
     return CATALOGUE.get(diagnosis_id, CATALOGUE["unknown"])
-
-
-def commands_for(diagnosis_id: str, context: Mapping[str, object] | None = None) -> dict[str, str]:
-    """Render the portal / az / PowerShell commands of `diagnosis_id`, filled in from `context`."""
-    return recipe(diagnosis_id).commands(Placeholders.from_context(context or {}))

@@ -6,7 +6,7 @@ go into JupyterLab's environment, so every kernel and every Lab terminal sees th
 VM sees IMDS: ``curl -H Metadata:true "$AZURE_POD_IDENTITY_AUTHORITY_HOST/metadata/..."`` works as is.
 
 JupyterLab runs in a per-run directory (settings, workspaces, runtime files, server config), so the user's
-own Lab settings are neither read nor changed. The settings overrides shipped in ``mi_helpers/lab/``
+own Lab settings are neither read nor changed. The settings overrides shipped as ``jupyterlab_overrides.json``
 start the default kernel without a dialog and switch off news, update checks and the extension manager:
 Lab itself makes no outbound call. :func:`start_lab` is the reusable piece (the browser tests use it);
 :func:`run_lab` is the interactive command.
@@ -33,6 +33,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
+from mi_helpers.constants import NO_PROXY_VARIABLES
+from mi_helpers.constants import EnvironmentVariables as Env
 from mi_helpers.validate import InputError
 
 __all__ = [
@@ -257,14 +259,14 @@ def lab_environment(
     """Environment of the Lab process: ours, plus the emulator's client variables, plus ``extra_env``."""
     env = dict(os.environ)
     env.update({k: str(v) for k, v in emulator_env.items()})
-    for var in ("NO_PROXY", "no_proxy"):  # keep the user's own exclusions; the emulator's loopback ones first
+    for var in NO_PROXY_VARIABLES:  # keep the user's own exclusions; the emulator's loopback ones first
         merged: list[str] = []
         for source in (str(emulator_env.get(var, "")), os.environ.get(var, "")):
             merged += [h.strip() for h in source.split(",") if h.strip()]
         if merged:
             env[var] = ",".join(dict.fromkeys(merged))
-    if emulator_env.get("REQUESTS_CA_BUNDLE"):  # curl in a Lab terminal then trusts ARM as on a VM
-        env["CURL_CA_BUNDLE"] = str(emulator_env["REQUESTS_CA_BUNDLE"])
+    if emulator_env.get(Env.REQUESTS_CA_BUNDLE):  # curl in a Lab terminal then trusts ARM as on a VM
+        env[Env.CURL_CA_BUNDLE] = str(emulator_env[Env.REQUESTS_CA_BUNDLE])
     env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bindir, *(p for p in env.get("PATH", "").split(os.pathsep) if p)])
@@ -434,8 +436,8 @@ def run_lab(
             [
                 f"JupyterLab:  {handle.lab_url}",
                 f"Emulator:    scenario {scenario}",
-                f"  IMDS       {env.get('AZURE_POD_IDENTITY_AUTHORITY_HOST', '?')}",
-                f"  ARM        {env.get('MI_HELPERS_ARM_URL', '?')}",
+                f"  IMDS       {env.get(Env.AZURE_POD_IDENTITY_AUTHORITY_HOST, '?')}",
+                f"  ARM        {env.get(Env.MI_HELPERS_ARM_URL, '?')}",
                 "In a Lab terminal, as on a VM:",
                 '  curl -s -H Metadata:true "$AZURE_POD_IDENTITY_AUTHORITY_HOST/metadata/identity/oauth2/'
                 'token?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F"',

@@ -17,25 +17,18 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
+from mi_helpers.constants import CLIENT_REDIRECT_VARIABLES
+from mi_helpers.constants import EnvironmentVariables as Env
 from mi_helpers.redaction import JWT_PATTERN, redact
 from mi_helpers.validate import InputError
 
 __all__ = ["NotebookResult", "TourReport", "find_notebooks", "format_table", "kernel_environment", "run_tour"]
 
 TARGETS = ("auto", "azure", "emulator")
-
-# Variables that point a process at one particular running emulator (e.g. the one `mi-helpers lab`
-# started, when the tour is run from a Lab terminal). In emulator mode every notebook gets a fresh embedded
-# emulator instead, so scenario switches of one notebook never leak into the next.
-_EMULATOR_POINTERS = (
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-    "MI_HELPERS_ARM_URL",
-    "MI_HELPERS_EMULATOR_ADMIN",
-    "MI_HELPERS_EMULATOR_KEY",
-    "MSI_ENDPOINT",
-)
+#: ``ok``: ran through, no error and no whole token in the outputs; ``failed``: anything else.
+NotebookStatus = Literal["ok", "failed"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +36,7 @@ class NotebookResult:
     """Outcome of one notebook: ``status`` is ``ok`` or ``failed``; ``detail`` says why in one line."""
 
     name: str
-    status: str
+    status: NotebookStatus
     seconds: float
     output: Path | None
     detail: str = ""
@@ -92,15 +85,18 @@ def find_notebooks(notebooks_dir: Path, only: Sequence[str] = ()) -> list[Path]:
 def kernel_environment(target: str = "emulator", base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of the tour's kernels: ``base`` (default ``os.environ``) with the target forced.
 
-    The directory of this interpreter goes first on ``PATH`` so a kernel's ``!mi-helpers``/``!python``
-    is the same installation as the tour's.
+    In emulator mode every variable that points a client somewhere (``CLIENT_REDIRECT_VARIABLES``: a
+    running emulator such as the one ``mi-helpers lab`` started, another identity endpoint, a proxy) is
+    dropped: each notebook gets a fresh embedded emulator, so scenario switches of one notebook never leak
+    into the next and the user's own settings cannot change a lesson. The directory of this interpreter goes
+    first on ``PATH`` so a kernel's ``!mi-helpers``/``!python`` is the same installation as the tour's.
     """
     if target not in TARGETS:
         raise InputError("target", f"{target!r} is not a target (one of: {', '.join(TARGETS)})")
     env = dict(os.environ if base is None else base)
-    env["MI_HELPERS_TARGET"] = target
+    env[Env.MI_HELPERS_TARGET] = target
     if target == "emulator":
-        for key in _EMULATOR_POINTERS:
+        for key in CLIENT_REDIRECT_VARIABLES:
             env.pop(key, None)
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bindir, *(p for p in env.get("PATH", "").split(os.pathsep) if p)])
@@ -126,7 +122,8 @@ def run_notebook(
     from traitlets.config import Config
 
     nb = nbformat.read(path, as_version=4)
-    status, detail = "ok", ""
+    status: NotebookStatus = "ok"
+    detail = ""
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mi-tour-") as sockets:
         # Kernel channels over Unix sockets in a private directory rather than open loopback TCP ports.

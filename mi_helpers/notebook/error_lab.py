@@ -5,11 +5,12 @@ real IMDS, even on an Azure VM, and never the shared emulator of ``mi-helpers la
 scenario at a time and runs *the program*: the source article's script in Python (sign in with the managed
 identity, then read the VM from ARM with azure-mgmt-compute). Each run keeps the raw SDK error text and its
 :class:`~mi_helpers.diagnosis.Diagnosis`. ``apply_fix`` applies what the diagnosis recommends, on the emulator
-(grant a role, bring IMDS back) or on the client (name the identity, drop a stale variable, bypass a proxy);
-for transient failures the fix is to retry with back-off, which ``retry_until_green`` does while reporting
-progress. ``walk`` does all of that for a list of scenarios and returns one summary row per scenario.
+(:class:`EmulatorFix`: grant a role, bring IMDS back) or on the client (:class:`ClientFix`: name the identity,
+drop a stale variable, bypass a proxy); for transient failures the fix is to retry with back-off
+(:class:`RetryFix`), which ``retry_until_green`` does while reporting progress. ``walk`` does all of that
+for a list of scenarios and returns one summary row per scenario.
 
-Scenario parameters are small (N = 2 requests, T ≈ 1.5 s, read timeouts of 1 s) so the whole lab runs in
+Scenario parameters are small (N = 2 requests, T ≈ 1.5 s, read timeouts of 1 s) so the whole walk runs in
 well under a minute. The client-side environment of a scenario (``MSI_ENDPOINT``, ``HTTP_PROXY``…) is set
 only while the program runs and restored afterwards.
 """
@@ -19,175 +20,61 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from mi_helpers.notebook import DiagnosisCard, ErrorText, error_text, quiet_sdk_logs, scrub
-from mi_helpers.targeting import patched_environ
+from mi_helpers.constants import (
+    LOOPBACK_NO_PROXY,
+    MANAGED_IDENTITY_VARIABLES,
+    NO_PROXY_VARIABLES,
+    PROXY_VARIABLES,
+    Arm,
+)
+from mi_helpers.constants import EnvironmentVariables as Env
+from mi_helpers.environ import patched_environ
+from mi_helpers.logs import quiet_sdk_logs
+from mi_helpers.notebook.display import DiagnosisCard, ErrorText, error_text
+from mi_helpers.notebook.error_lab_scenarios import (
+    ERROR_LAB_SCENARIOS,
+    ClientFix,
+    EmulatorFix,
+    ErrorLabScenario,
+    RetryFix,
+)
+from mi_helpers.progress import BudgetBar
+from mi_helpers.redaction import redact
+from mi_helpers.retry import exponential, retry_after
 from mi_helpers.validate import InputError
+from mi_helpers.world_view import WorldView
 
-__all__ = ["LAB_SCENARIOS", "ErrorLab", "LabAttempt", "LabScenario"]
+if TYPE_CHECKING:
+    import pandas as pd
 
-ARM_SCOPE = "https://management.azure.com/.default"
+    from mi_helpers.diagnosis import Diagnosis
+    from mi_helpers.emulator.server import Emulator
+
+__all__ = [
+    "ERROR_LAB_SCENARIOS",
+    "ClientFix",
+    "EmulatorFix",
+    "ErrorLab",
+    "ErrorLabRun",
+    "ErrorLabScenario",
+    "ErrorLabStage",
+    "RetryFix",
+]
 
 # Variables that switch azure-identity away from IMDS (or through a proxy). Outside the scenario that sets
 # them they are removed while the program runs, so the learner's own environment cannot change the lesson.
-_CLIENT_TRAPS = (
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-)
+# (The emulator's own pointers come from the lab's emulator; this process's MI_HELPERS_* stay as they are.)
+_CLIENT_TRAPS = (*MANAGED_IDENTITY_VARIABLES, *PROXY_VARIABLES)
 
+#: Where the program failed: signing in (IMDS) or reading the VM (ARM).
+ErrorLabStage = Literal["imds", "arm"]
+#: ``progress(fraction, message)`` of :meth:`ErrorLab.retry_until_green`.
 Progress = Callable[[float, str], Any]
-
-
-@dataclass(frozen=True)
-class LabScenario:
-    """One lab exercise: which emulator scenario, what it teaches, and what "Apply the fix" does.
-
-    ``fix`` is one of ``("emulator", action, kwargs)`` (an emulator fix action), ``("client", change)``
-    (a change to the program or its environment: ``select-identity``, ``drop-legacy-endpoint``,
-    ``bypass-proxy``, ``share-credential``, ``read-once``), ``("scenario", params)`` (the same scenario with
-    other parameters, e.g. a synchronised clock) or ``("retry",)`` (wait and retry with back-off).
-    """
-
-    name: str
-    title: str
-    lesson: str
-    fix_text: str
-    fix: tuple[Any, ...]
-    params: dict[str, Any] = field(default_factory=dict)
-    token_requests: int = 1  # fresh credentials per run (the throttling lesson needs a burst)
-    arm_reads: int = 1  # VM reads per run
-    transient: bool = False  # retrying is (part of) the fix
-
-
-LAB_SCENARIOS: tuple[LabScenario, ...] = (
-    LabScenario(
-        "no-role-assignment",
-        "Token OK, but no role",
-        "The identity signs in, but holds no role on the VM: ARM answers 403 AuthorizationFailed.",
-        "grant Reader on the resource group to the identity's principal ID (role assignment)",
-        ("emulator", "add-role-assignment", {"role": "Reader"}),
-    ),
-    LabScenario(
-        "role-propagating",
-        "Role just granted",
-        "A role was granted a moment ago: ARM still answers 403 for a short while (propagation).",
-        "wait and retry with back-off: the assignment becomes effective",
-        ("retry",),
-        params={"n": 2},
-        transient=True,
-    ),
-    LabScenario(
-        "multiple-user-assigned",
-        "Several user-assigned identities",
-        "No system identity and two user-assigned ones: a request without client_id cannot be answered.",
-        "name the identity: pass the client ID of uami-reader to ManagedIdentityCredential",
-        ("client", "select-identity"),
-    ),
-    LabScenario(
-        "identity-propagating",
-        "Identity just enabled",
-        "The identity was switched on a moment ago: IMDS answers 'Identity not found' for a few requests.",
-        "wait and retry with back-off: the identity reaches IMDS",
-        ("retry",),
-        params={"n": 2},
-        transient=True,
-    ),
-    LabScenario(
-        "imds-unreachable",
-        "Unable to connect (source article)",
-        "Nothing answers at the token endpoint: off Azure, in a container, or IMDS blocked.",
-        "make the endpoint reachable (on a VM: run there, with the identity on; here: IMDS listens again)",
-        ("emulator", "clear-faults", {}),
-    ),
-    LabScenario(
-        "legacy-extension-endpoint",
-        "Old VM extension on port 50342 (source article)",
-        "MSI_ENDPOINT points at the retired managed identity VM extension (localhost:50342).",
-        "remove MSI_ENDPOINT so the SDK asks IMDS (and uninstall the extension)",
-        ("client", "drop-legacy-endpoint"),
-    ),
-    LabScenario(
-        "imds-hang",
-        "IMDS accepts but never answers",
-        "The connection opens but no answer comes: without a read timeout the SDK waits 300 s per try.",
-        "IMDS recovers (check the VM's health); always bound the wait with read_timeout=",
-        ("emulator", "clear-faults", {}),
-    ),
-    LabScenario(
-        "imds-updating",
-        "IMDS is being updated (410)",
-        "IMDS answers 410 Gone while it is updated; it is back within 70 seconds.",
-        "retry with back-off for up to 70 s",
-        ("retry",),
-        params={"t": 1.5},
-        transient=True,
-    ),
-    LabScenario(
-        "imds-server-error",
-        "IMDS server error (500)",
-        "IMDS cannot reach Entra ID for a moment and answers 500.",
-        "retry with back-off (wait at least 1 s)",
-        ("retry",),
-        params={"n": 2},
-        transient=True,
-    ),
-    LabScenario(
-        "imds-throttled",
-        "Too many token requests (429)",
-        "Each request builds a new credential, so tokens are never reused: IMDS throttles with 429.",
-        "share one credential (its cache answers later calls) and back off honouring Retry-After",
-        ("client", "share-credential"),
-        params={"burst": 2, "rate": 2.0, "retry_after": 1},
-        token_requests=3,
-        transient=True,
-    ),
-    LabScenario(
-        "arm-throttled",
-        "Too many ARM reads (429)",
-        "A polling loop reads the VM over and over: ARM throttles with 429 SubscriptionRequestsThrottled.",
-        "read less often and honour Retry-After",
-        ("client", "read-once"),
-        params={"burst": 2, "rate": 2.0, "retry_after": 1},
-        arm_reads=3,
-        transient=True,
-    ),
-    LabScenario(
-        "foreign-metadata-server",
-        "Not Azure's metadata server",
-        "Something else answers at the metadata address with an HTML page instead of a token.",
-        "talk to the real IMDS (on Azure only IMDS answers at 169.254.169.254; here: IMDS answers again)",
-        ("emulator", "clear-faults", {}),
-    ),
-    LabScenario(
-        "proxy-intercept",
-        "A proxy intercepts IMDS",
-        "HTTP_PROXY is set and NO_PROXY does not cover the metadata address: the proxy answers 502.",
-        "bypass the proxy for IMDS: add its address to NO_PROXY (169.254.169.254 on a VM)",
-        ("client", "bypass-proxy"),
-    ),
-    LabScenario(
-        "expired-token",
-        "Clock skew: token already expired",
-        "ARM's clock runs two days ahead: a fresh token looks expired (401 ExpiredAuthenticationToken).",
-        "synchronise the clock (NTP); here: the emulator's clocks agree again",
-        ("emulator", "clear-faults", {}),
-    ),
-)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -196,22 +83,22 @@ LAB_SCENARIOS: tuple[LabScenario, ...] = (
 
 
 @dataclass
-class LabAttempt:
+class ErrorLabRun:
     """What one run of the program showed: success, or the raw error text and its diagnosis."""
 
     scenario: str
     ok: bool
     summary: str
-    stage: str = ""  # "imds" (sign-in) or "arm" (the VM read) where it failed
+    stage: ErrorLabStage | None = None  # where it failed (None: it did not)
     error: BaseException | None = field(default=None, repr=False)
     error_text: str = ""
-    diagnosis: Any = field(default=None, repr=False)
+    diagnosis: Diagnosis | None = field(default=None, repr=False)
     tries: int = 1
     seconds: float = 0.0
 
     @property
     def diagnosis_id(self) -> str | None:
-        return None if self.diagnosis is None else str(getattr(self.diagnosis, "id", "unknown"))
+        return None if self.diagnosis is None else self.diagnosis.id
 
     @property
     def error_display(self) -> ErrorText:
@@ -261,19 +148,23 @@ class ErrorLab:
     hanging IMDS costs one second. Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, *, budget: float = 8.0, read_timeout: float = 1.0, emulator: Any = None) -> None:
+    def __init__(
+        self, *, budget: float = 8.0, read_timeout: float = 1.0, emulator: Emulator | None = None
+    ) -> None:
         from mi_helpers.emulator import SCENARIOS, Emulator
 
-        self.scenarios: tuple[LabScenario, ...] = tuple(s for s in LAB_SCENARIOS if s.name in SCENARIOS)
+        self.scenarios: tuple[ErrorLabScenario, ...] = tuple(
+            s for s in ERROR_LAB_SCENARIOS if s.name in SCENARIOS
+        )
         self.budget = budget
         self.read_timeout = read_timeout
         self._owns = emulator is None
-        self.emulator = emulator if emulator is not None else Emulator(scenario="healthy")
+        self.emulator: Emulator = emulator if emulator is not None else Emulator(scenario="healthy")
         if self._owns:
             self.emulator.start()
             # stopped with the lab, or at the latest when the kernel exits
             self._finalizer = weakref.finalize(self, self.emulator.stop)
-        self.current: LabScenario = self.scenarios[0]
+        self.current: ErrorLabScenario = self.scenarios[0]
         self.client = _Client()
         self.select(self.current.name)
 
@@ -298,7 +189,7 @@ class ErrorLab:
             f"IMDS {emu.imds_url}, ARM {emu.arm_url}. {len(self.scenarios)} scenarios."
         )
 
-    def catalogue(self) -> Any:
+    def catalogue(self) -> pd.DataFrame:
         """The scenarios as a DataFrame: scenario, title, what you will see, what the fix does."""
         import pandas as pd
 
@@ -308,14 +199,14 @@ class ErrorLab:
         ]
         return pd.DataFrame(rows, columns=["scenario", "title", "what happens", "the fix"])
 
-    def _scenario(self, name: str) -> LabScenario:
+    def _scenario(self, name: str) -> ErrorLabScenario:
         for s in self.scenarios:
             if s.name == name:
                 return s
         known = ", ".join(s.name for s in self.scenarios)
         raise InputError("scenario", f"{name!r} is not a lab scenario (one of: {known})", name)
 
-    def select(self, name: str) -> LabScenario:
+    def select(self, name: str) -> ErrorLabScenario:
         """Switch the emulator to ``name`` (its fault armed again) and reset the program's configuration."""
         scenario = self._scenario(name)
         self.emulator.set_scenario(scenario.name, **scenario.params)
@@ -323,34 +214,14 @@ class ErrorLab:
         self.client = _Client(token_requests=scenario.token_requests, arm_reads=scenario.arm_reads)
         return scenario
 
-    # ---------------------------------------------------------------- the world, as the program knows it
-    def _world(self) -> dict[str, Any]:
-        return dict(self.emulator.world_dict())
+    def _world(self) -> WorldView:
+        return WorldView(self.emulator.world_dict())
 
-    def _host(self, world: dict[str, Any]) -> dict[str, Any]:
-        name = world["host_vm"]["name"]
-        return next(v for v in world["virtual_machines"] if v["name"] == name)
-
-    def _first_user_assigned(self, world: dict[str, Any]) -> dict[str, Any] | None:
-        attached = {rid.lower() for rid in self._host(world)["user_assigned"]}
-        for uami in world["user_assigned_identities"]:
-            if uami["resource_id"].lower() in attached:
-                return dict(uami)
-        return None
-
-    def _principal(self, world: dict[str, Any]) -> str | None:
-        """The principal the program signs in as (system identity, or the selected/only UAMI)."""
-        host = self._host(world)
-        if self.client.client_id:
-            for uami in world["user_assigned_identities"]:
-                if uami["client_id"].lower() == self.client.client_id.lower():
-                    return str(uami["principal_id"])
-            return None
-        si = host.get("system_identity")
-        if si and si.get("enabled"):
-            return str(si["principal_id"])
-        uami = self._first_user_assigned(world)
-        return None if uami is None else str(uami["principal_id"])
+    def _host(self, world: WorldView | None = None) -> dict[str, Any]:
+        host = (world or self._world()).host
+        if host is None:  # the lab's own emulator always has one; say so rather than fail on None later
+            raise RuntimeError("the error lab's emulator world has no host VM")
+        return host
 
     # ---------------------------------------------------------------- the client environment
     def _client_environment(self) -> dict[str, str | None]:
@@ -362,7 +233,7 @@ class ErrorLab:
         for key in self.client.drop:
             env[key] = None
         if self.client.no_proxy_extra:
-            for var in ("NO_PROXY", "no_proxy"):
+            for var in NO_PROXY_VARIABLES:
                 have = [h for h in (env.get(var) or "").split(",") if h]
                 env[var] = ",".join([*have, *(h for h in self.client.no_proxy_extra if h not in have)])
         return env
@@ -373,50 +244,89 @@ class ErrorLab:
             yield dict(os.environ)
 
     # ---------------------------------------------------------------- the program
-    def _program(self, env_box: dict[str, Any]) -> str:
-        """Sign in, then read the VM from ARM; returns a one-line success summary or raises the SDK error."""
-        import mi_helpers
+    def _sign_in(self) -> tuple[Any, str | None]:
+        """The program's first half: a token from IMDS (a new credential per request: no token reuse)."""
         from mi_helpers.identity import credential as make_credential
-        from mi_helpers.identity import decode_claims
+        from mi_helpers.token_info import decode_claims
 
-        mi_helpers.target()  # settle the process's own target before this lab changes the environment
-        world = self._world()
-        host = self._host(world)
+        kwargs: dict[str, Any] = {"connection_timeout": 1.0, "read_timeout": self.read_timeout}
+        if self.client.client_id:
+            kwargs["client_id"] = self.client.client_id
+        cred = make_credential(**kwargs)
+        token = cred.get_token(Arm.SCOPE)  # the SDK itself, one try: its own error text
+        for _ in range(self.client.token_requests - 1):
+            cred = make_credential(**kwargs)
+            token = cred.get_token(Arm.SCOPE)
+        return cred, decode_claims(token.token).get("oid")
+
+    def _read_vm(self, cred: Any, host: Mapping[str, Any]) -> Any:
+        """The program's second half: the VM from ARM with azure-mgmt-compute, as that identity."""
+        from mi_helpers.arm import compute_client
+
+        client = compute_client(
+            host["subscription_id"],
+            credential=cred,
+            base_url=self.emulator.arm_url,
+            credential_scopes=[Arm.SCOPE],
+            connection_verify=self.emulator.ca_bundle,
+            retry_total=0,
+        )
+        with client:
+            vm = client.virtual_machines.get(host["resource_group"], host["name"])
+            for _ in range(self.client.arm_reads - 1):
+                vm = client.virtual_machines.get(host["resource_group"], host["name"])
+        return vm
+
+    def attempt(self) -> ErrorLabRun:
+        """Run the program once, no retries; keep the raw error and its diagnosis."""
+        from mi_helpers.targeting import target
+
+        target()  # settle the process's own target before this lab changes the environment
+        t0 = time.monotonic()
+        host = self._host()
+        failure: tuple[BaseException, ErrorLabStage, dict[str, str]] | None = None
         with self._environment() as env, quiet_sdk_logs():
-            env_box["environ"] = env
-            env_box["stage"] = "imds"
-            kwargs: dict[str, Any] = {"connection_timeout": 1.0, "read_timeout": self.read_timeout}
-            if self.client.client_id:
-                kwargs["client_id"] = self.client.client_id
-            token = None
-            for _ in range(max(1, self.client.token_requests)):
-                cred = make_credential(**kwargs)  # a new credential per request: no token reuse
-                token = cred.get_token(ARM_SCOPE)  # the SDK itself, one try: its own error text
-            assert token is not None
-            oid = decode_claims(token.token).get("oid")
-            env_box["stage"] = "arm"
-            client = mi_helpers.compute_client(
-                host["subscription_id"],
-                credential=cred,
-                base_url=self.emulator.arm_url,
-                credential_scopes=[ARM_SCOPE],
-                connection_verify=self.emulator.ca_bundle,
-                retry_total=0,
-            )
-            with client:
-                for _ in range(max(1, self.client.arm_reads)):
-                    vm = client.virtual_machines.get(host["resource_group"], host["name"])
+            stage: ErrorLabStage = "imds"
+            try:
+                cred, oid = self._sign_in()
+                stage = "arm"
+                vm = self._read_vm(cred, host)
+            except InputError:
+                raise
+            except Exception as exc:  # the lesson: keep the SDK's own error and explain it
+                failure = (exc, stage, env)
+        if failure is not None:
+            return self._failed_run(*failure, seconds=time.monotonic() - t0)
         principal = getattr(getattr(vm, "identity", None), "principal_id", None)
         who = f"client_id={self.client.client_id}" if self.client.client_id else "no selector"
-        return (
-            f"signed in ({who}, token oid {oid}) and read VM {vm.name} from ARM "
-            f"(system principalId {principal})"
+        summary = f"signed in ({who}, token oid {oid}) and read VM {vm.name} from ARM"
+        summary += f" (system principalId {principal})"
+        return ErrorLabRun(self.current.name, True, summary, seconds=time.monotonic() - t0)
+
+    def _failed_run(
+        self, exc: BaseException, stage: ErrorLabStage, environ: dict[str, str], seconds: float
+    ) -> ErrorLabRun:
+        from mi_helpers.diagnosis import diagnose
+
+        diagnosis = diagnose(exc, context=self._context(stage, environ))
+        original = getattr(exc, "original", None)
+        shown = original if isinstance(original, BaseException) else exc
+        return ErrorLabRun(
+            scenario=self.current.name,
+            ok=False,
+            summary=redact(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__,
+            stage=stage,
+            error=exc,
+            error_text=error_text(shown),
+            diagnosis=diagnosis,
+            seconds=seconds,
         )
 
-    def _context(self, world: dict[str, Any], env_box: dict[str, Any]) -> dict[str, Any]:
+    def _context(self, stage: ErrorLabStage, environ: dict[str, str]) -> dict[str, Any]:
+        """What the lab knows beyond the error: the world as the portal shows it, where the program was."""
+        world = self._world()
         host = self._host(world)
-        principal = self._principal(world)
-        attached = principal is not None
+        principal = world.principal(self.client.client_id)
         return {
             "target": "emulator",
             "emulator": True,
@@ -428,40 +338,13 @@ class ErrorLab:
             "principal_id": principal,
             "client_id": self.client.client_id,
             "scope": host["resource_id"],
-            "stage": env_box.get("stage"),
-            "identity_attached": attached,
-            "role_assignments": world["role_assignments"],
-            "environ": env_box.get("environ"),
+            "stage": stage,
+            "identity_attached": principal is not None,
+            "role_assignments": world.role_assignments,
+            "environ": environ,
         }
 
-    def attempt(self) -> LabAttempt:
-        """Run the program once, no retries; keep the raw error and its diagnosis."""
-        from mi_helpers.diagnosis import diagnose
-
-        env_box: dict[str, Any] = {}
-        t0 = time.monotonic()
-        try:
-            summary = self._program(env_box)
-        except InputError:
-            raise
-        except Exception as exc:  # the lesson: keep the SDK's own error and explain it
-            world = self._world()
-            diagnosis = diagnose(exc, context=self._context(world, env_box))
-            original = getattr(exc, "original", None)
-            shown = original if isinstance(original, BaseException) else exc
-            return LabAttempt(
-                scenario=self.current.name,
-                ok=False,
-                summary=scrub(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__,
-                stage=str(env_box.get("stage", "")),
-                error=exc,
-                error_text=error_text(shown),
-                diagnosis=diagnosis,
-                seconds=time.monotonic() - t0,
-            )
-        return LabAttempt(self.current.name, True, summary, seconds=time.monotonic() - t0)
-
-    def run(self, name: str | None = None) -> LabAttempt:
+    def run(self, name: str | None = None) -> ErrorLabRun:
         """Run the program in scenario ``name`` (selected afresh) or in the current state."""
         if name is not None:
             self.select(name)
@@ -471,115 +354,91 @@ class ErrorLab:
     def apply_fix(self) -> str:
         """Apply the current scenario's fix; returns what was done, in one line."""
         s = self.current
-        kind = s.fix[0]
-        if kind == "emulator":
-            _, action, kwargs = s.fix
-            kwargs = dict(kwargs)
-            if action == "add-role-assignment":
-                world = self._world()
-                host = self._host(world)
-                kwargs.setdefault("principal_id", self._principal(world))
-                kwargs.setdefault(
-                    "scope",
-                    f"/subscriptions/{host['subscription_id']}/resourceGroups/{host['resource_group']}",
-                )
-            done = self.emulator.apply_fix(action, **kwargs)
-            message = done.get("message") if isinstance(done, dict) else done
-            return f"{s.fix_text} ({message})" if message else s.fix_text
-        if kind == "scenario":
-            self.emulator.set_scenario(s.name, **{**s.params, **s.fix[1]})
-            return s.fix_text
-        if kind == "client":
-            change = s.fix[1]
-            if change == "select-identity":
-                uami = self._first_user_assigned(self._world())
-                if uami is None:
-                    return "no user-assigned identity is attached: nothing to select"
-                self.client.client_id = str(uami["client_id"])
-                return f"{s.fix_text} (client_id={uami['client_id']}, {uami['name']})"
-            if change == "drop-legacy-endpoint":
-                self.client.drop = (*self.client.drop, "MSI_ENDPOINT", "MSI_SECRET")
-            elif change == "bypass-proxy":
-                self.client.no_proxy_extra = ("127.0.0.1", "localhost")
-            elif change == "share-credential":
-                self.client.token_requests = 1
-            elif change == "read-once":
-                self.client.arm_reads = 1
-            return s.fix_text
-        return s.fix_text  # ("retry",): the fix is retry_until_green itself
+        if isinstance(s.fix, EmulatorFix):
+            return self._apply_emulator_fix(s.fix, s.fix_text)
+        if isinstance(s.fix, ClientFix):
+            return self._apply_client_fix(s.fix, s.fix_text)
+        return s.fix_text  # RetryFix: the fix is retry_until_green itself
+
+    def _apply_emulator_fix(self, fix: EmulatorFix, text: str) -> str:
+        params = dict(fix.params)
+        if fix.action == "add-role-assignment":
+            world = self._world()
+            params.setdefault("principal_id", world.principal(self.client.client_id))
+            params.setdefault("scope", world.resource_group_scope)
+        done = self.emulator.apply_fix(fix.action, **params)
+        message = done.get("message") if isinstance(done, dict) else done
+        return f"{text} ({message})" if message else text
+
+    def _apply_client_fix(self, fix: ClientFix, text: str) -> str:
+        if fix.change == "select-identity":
+            attached = self._world().attached_user_assigned()
+            uami = attached[0] if attached else None
+            if uami is None:
+                return "no user-assigned identity is attached: nothing to select"
+            self.client.client_id = str(uami["client_id"])
+            return f"{text} (client_id={uami['client_id']}, {uami['name']})"
+        if fix.change == "drop-legacy-endpoint":
+            self.client.drop = (*self.client.drop, Env.MSI_ENDPOINT, Env.MSI_SECRET)
+        elif fix.change == "bypass-proxy":
+            self.client.no_proxy_extra = LOOPBACK_NO_PROXY
+        elif fix.change == "share-credential":
+            self.client.token_requests = 1
+        elif fix.change == "read-once":
+            self.client.arm_reads = 1
+        return text
 
     def retry_until_green(
         self, progress: Progress | bool | None = True, budget: float | None = None
-    ) -> LabAttempt:
+    ) -> ErrorLabRun:
         """Run the program again, retrying transient failures with back-off until it succeeds or ``budget``.
 
         ``progress(fraction, message)`` is called before each try and while waiting; ``True`` shows a tqdm
-        bar, ``None``/``False`` nothing. The returned attempt carries the number of tries.
+        bar (not for a first try that works), ``None``/``False`` nothing. The returned run carries the number
+        of tries.
         """
         limit = self.budget if budget is None else float(budget)
-        report = _progress_reporter(progress, limit)
-        t0 = time.monotonic()
-        tries = 0
+        report = _Reporter(progress, limit)
         try:
-            while True:
-                tries += 1
-                report(min(0.99, (time.monotonic() - t0) / limit), f"try {tries}")
-                result = self.attempt()
-                result.tries = tries
-                if result.ok:
-                    report(1.0, f"✓ green after {tries} tr{'y' if tries == 1 else 'ies'}")
-                    result.seconds = time.monotonic() - t0
-                    return result
-                delay = self._delay(result, tries)
-                if not self._retryable(result) or time.monotonic() - t0 + delay > limit:
-                    report(
-                        min(1.0, (time.monotonic() - t0) / limit), f"✗ still failing: {result.diagnosis_id}"
-                    )
-                    result.seconds = time.monotonic() - t0
-                    return result
-                report(
-                    min(0.99, (time.monotonic() - t0) / limit),
-                    f"{result.diagnosis_id}: retrying in {delay:.1f} s",
-                )
-                end = time.monotonic() + delay
-                while (left := end - time.monotonic()) > 0:
-                    time.sleep(min(0.2, left))
-                    report(min(0.99, (time.monotonic() - t0) / limit), "")
+            return self._retry_loop(report, limit)
         finally:
-            report(-1.0, "")  # close a bar
+            report.close()
 
-    _TRANSIENT_IDS = frozenset(
-        {
-            "identity-propagating",
-            "role-propagating",
-            "imds-updating",
-            "imds-server-error",
-            "imds-throttled",
-            "arm-throttled",
-            "imds-timeout",
-        }
-    )
+    def _retry_loop(self, report: _Reporter, limit: float) -> ErrorLabRun:
+        tries = 0
+        while True:
+            tries += 1
+            report(f"try {tries}")
+            result = self.attempt()
+            result.tries = tries
+            if result.ok:
+                report(f"✓ green after {tries} tr{'y' if tries == 1 else 'ies'}", done=True)
+                result.seconds = report.elapsed()
+                return result
+            delay = self._delay(result, tries)
+            if not self._retryable(result) or report.elapsed() + delay > limit:
+                report(f"✗ still failing: {result.diagnosis_id}", done=True)
+                result.seconds = report.elapsed()
+                return result
+            report(f"{result.diagnosis_id}: retrying in {delay:.1f} s")
+            report.wait(delay)
 
-    def _retryable(self, result: LabAttempt) -> bool:
-        return self.current.transient or result.diagnosis_id in self._TRANSIENT_IDS
+    def _retryable(self, result: ErrorLabRun) -> bool:
+        from mi_helpers.diagnosis.catalogue import recipe
+
+        return self.current.transient or (
+            result.diagnosis_id is not None and recipe(result.diagnosis_id).transient
+        )
 
     @staticmethod
-    def _delay(result: LabAttempt, tries: int) -> float:
-        """Back-off 0.5, 1, 2 … s, at least the server's Retry-After."""
-        delay = min(4.0, 0.5 * 2 ** (tries - 1))
-        response = getattr(result.error, "response", None)
-        headers = getattr(response, "headers", None) or {}
-        retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
-        for att in getattr(result.error, "attempts", None) or []:
-            if getattr(att, "retry_after", None):
-                retry_after = att.retry_after
-        try:
-            return max(delay, float(retry_after)) if retry_after is not None else delay
-        except ValueError:
-            return delay
+    def _delay(result: ErrorLabRun, tries: int) -> float:
+        """Back-off 0.5, 1, 2 … s (at most 4), at least the server's Retry-After."""
+        return max(exponential(tries - 1, 0.5, 4.0), retry_after(result.error) or 0.0)
 
     # ---------------------------------------------------------------- everything at once
-    def walk(self, names: Sequence[str] | None = None, progress: Progress | bool | None = False) -> Any:
+    def walk(
+        self, names: Sequence[str] | None = None, progress: Progress | bool | None = False
+    ) -> pd.DataFrame:
         """For each scenario: run, record error and diagnosis, apply the fix, retry until green.
 
         Returns a DataFrame with one row per scenario: scenario, error seen (first line of the raw text),
@@ -590,58 +449,61 @@ class ErrorLab:
         if isinstance(names, str):
             names = [names]
         chosen = [self._scenario(n) for n in (names or [s.name for s in self.scenarios])]
-        rows = []
-        for s in chosen:
-            t0 = time.monotonic()
-            first = self.run(s.name)
-            self.apply_fix()
-            final = self.retry_until_green(progress=progress)
-            seen = first.error_text.splitlines()[0] if not first.ok else "(no error)"
-            rows.append(
-                {
-                    "scenario": s.name,
-                    "error seen": seen if len(seen) <= 140 else seen[:139] + "…",
-                    "diagnosis id": first.diagnosis_id or "",
-                    "fix": s.fix_text,
-                    "fixed": bool(final.ok and not first.ok),
-                    "tries": final.tries,
-                    "seconds": round(time.monotonic() - t0, 2),
-                }
-            )
+        rows = [self._walk_one(s, progress) for s in chosen]
         self.select(self.scenarios[0].name)
         columns = ["scenario", "error seen", "diagnosis id", "fix", "fixed", "tries", "seconds"]
         return pd.DataFrame(rows, columns=columns)
 
+    def _walk_one(self, s: ErrorLabScenario, progress: Progress | bool | None) -> dict[str, Any]:
+        t0 = time.monotonic()
+        first = self.run(s.name)
+        self.apply_fix()
+        final = self.retry_until_green(progress=progress)
+        seen = first.error_text.splitlines()[0] if not first.ok else "(no error)"
+        return {
+            "scenario": s.name,
+            "error seen": seen if len(seen) <= 140 else seen[:139] + "…",
+            "diagnosis id": first.diagnosis_id or "",
+            "fix": s.fix_text,
+            "fixed": bool(final.ok and not first.ok),
+            "tries": final.tries,
+            "seconds": round(time.monotonic() - t0, 2),
+        }
 
-def _progress_reporter(progress: Progress | bool | None, budget: float) -> Progress:
-    """Normalise the progress argument: a callable, a lazily opened tqdm bar (True), or nothing."""
-    if callable(progress):
-        user = progress
 
-        def call(fraction: float, message: str) -> None:
-            if fraction >= 0:
-                user(fraction, message)
+class _Reporter:
+    """Progress of ``retry_until_green``: the caller's ``progress(fraction, message)``, or the shared
+    :class:`~mi_helpers.progress.BudgetBar` (opened at the first retry: a first try that works shows none)."""
 
-        return call
-    if not progress:
-        return lambda fraction, message: None
-    state: dict[str, Any] = {"bar": None}
+    def __init__(self, progress: Progress | bool | None, budget: float) -> None:
+        self.budget = budget
+        self.callback = progress if callable(progress) else None
+        self.bar = BudgetBar("retrying", budget) if progress is True else None
+        self.start = time.monotonic()
 
-    def bar(fraction: float, message: str) -> None:
-        if fraction < 0:
-            if state["bar"] is not None:
-                state["bar"].close()
-            return
-        if state["bar"] is None:
-            if not message or message.startswith("try 1") or message.startswith("✓ green after 1 "):
-                return  # no bar for a first try that simply works
-            from tqdm.auto import tqdm
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
 
-            state["bar"] = tqdm(total=100, desc="retrying", bar_format="{desc}: {bar}| {postfix}")
-        b = state["bar"]
-        b.n = int(fraction * 100)
-        if message:
-            b.set_postfix_str(message, refresh=False)
-        b.refresh()
+    def __call__(self, message: str, *, done: bool = False) -> None:
+        fraction = min(1.0 if done else 0.99, self.elapsed() / self.budget)
+        if message.startswith("✓ green"):
+            fraction = 1.0
+        if self.callback is not None:
+            self.callback(fraction, message)
+        if self.bar is not None:
+            if not (message.startswith("try 1") or message.startswith("✓ green after 1 ")):
+                self.bar.open()  # no bar for a first try that simply works
+            self.bar.say(message)
 
-    return bar
+    def wait(self, delay: float) -> None:
+        end = time.monotonic() + delay
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(0.2, left))
+            if self.callback is not None:
+                self.callback(min(0.99, self.elapsed() / self.budget), "")
+            if self.bar is not None:
+                self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -11,12 +11,17 @@ test (or a notebook run unattended) can set ``.value`` and call ``.click()`` or 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from mi_helpers.notebook import Caught, DiagnosisCard, Notice, explain
+from mi_helpers.notebook.display import Caught, DiagnosisCard, Notice, caught
 from mi_helpers.validate import InputError
+
+if TYPE_CHECKING:
+    from mi_helpers.checklist import DoctorReport
+    from mi_helpers.notebook.error_lab import ErrorLab, ErrorLabRun
+    from mi_helpers.token_info import TokenInfo
 
 __all__ = ["DoctorView", "ErrorLabView", "TokenForServiceView", "View", "VmIdentityView"]
 
@@ -53,15 +58,13 @@ class View:
 
     def show_error(self, exc: BaseException) -> Caught:
         """One line for bad input; otherwise the raw error text and the diagnosis card."""
-        caught = Caught(error=exc, shown=explain(exc))
-        for item in caught.shown:
-            if isinstance(item, DiagnosisCard):
-                caught.diagnosis = item.diagnosis
+        seen = caught(exc)
+        for item in seen.shown:
             if isinstance(item, Notice):
                 self.say(str(item))
             else:
                 self.show(item)
-        return caught
+        return seen
 
     def call(self, fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
         """Run ``fn``; on failure render the error (never a traceback) and return it."""
@@ -209,7 +212,7 @@ class TokenForServiceView(View):
         )
         self.get_button = w.Button(description="Get token", button_style="primary", icon="key")
         self.output = w.Output()
-        self.token: Any = None
+        self.token: TokenInfo | None = None
         self.service.observe(self._update_scope, names="value")
         self.cloud.observe(self._update_scope, names="value")
         self.get_button.on_click(self.get_token)
@@ -224,7 +227,7 @@ class TokenForServiceView(View):
         except InputError as exc:
             self.scope.value = f"(none: {exc})"
 
-    def get_token(self, _button: Any = None) -> Any:
+    def get_token(self, _button: Any = None) -> TokenInfo | None:
         """Ask the managed identity for a token for the chosen service and show its claims table."""
         import mi_helpers
         from mi_helpers.clouds import scope_for
@@ -254,7 +257,7 @@ class ErrorLabView(View):
     All logic lives in :class:`mi_helpers.notebook.error_lab.ErrorLab`; this view only wires buttons to it.
     """
 
-    def __init__(self, lab: Any = None, scenario: str | None = None) -> None:
+    def __init__(self, lab: ErrorLab | None = None, scenario: str | None = None) -> None:
         from mi_helpers.notebook.error_lab import ErrorLab
 
         self.lab = lab if lab is not None else ErrorLab()
@@ -273,7 +276,7 @@ class ErrorLabView(View):
         self.status = w.HTML(value="")
         self.status_text = ""
         self.output = w.Output()
-        self.last: Any = None
+        self.last: ErrorLabRun | None = None
         self.run_button.on_click(self.run)
         self.fix_button.on_click(self.apply_fix)
         self.reset_button.on_click(self.reset)
@@ -311,7 +314,7 @@ class ErrorLabView(View):
             self.say(f"Scenario {info.name}: {info.lesson}")
             self._set_status(None, "press Run")
 
-    def _show_attempt(self, attempt: Any) -> None:
+    def _show_attempt(self, attempt: ErrorLabRun) -> None:
         if attempt.ok:
             self.say(f"✓ {attempt.summary}")
             self._set_status(True, attempt.summary)
@@ -321,7 +324,7 @@ class ErrorLabView(View):
                 self.show(DiagnosisCard(attempt.diagnosis))
             self._set_status(False, f"diagnosis {attempt.diagnosis_id}; press “Apply the fix”")
 
-    def run(self, _button: Any = None) -> Any:
+    def run(self, _button: Any = None) -> ErrorLabRun | None:
         """Run the program (sign in + ARM query) in the selected scenario and show what happened."""
         self.clear()
         self.progress.value = 0.0
@@ -334,7 +337,7 @@ class ErrorLabView(View):
             self._show_attempt(attempt)
         return self.last
 
-    def apply_fix(self, _button: Any = None) -> Any:
+    def apply_fix(self, _button: Any = None) -> ErrorLabRun | None:
         """Apply the scenario's fix, then run again (retrying with progress while errors are transient)."""
         self.say("")
         done, exc = self.call(self.lab.apply_fix)
@@ -365,11 +368,11 @@ class DoctorView(View):
         self.budget = budget
         self.run_button = w.Button(description="Run checks", button_style="primary", icon="stethoscope")
         self.output = w.Output()
-        self.report: Any = None
+        self.report: DoctorReport | None = None
         self.run_button.on_click(self.run)
         self.root = w.VBox([self.run_button, self.output])
 
-    def run(self, _button: Any = None) -> Any:
+    def run(self, _button: Any = None) -> DoctorReport | None:
         """Run the checklist and show it (each check with a text status, not colour only)."""
         import mi_helpers
 

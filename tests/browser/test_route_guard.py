@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mi_helpers.targeting import IMDS_ADDRESS
+from mi_helpers.constants import Imds
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -24,7 +24,7 @@ FETCH = "url => fetch(url, {mode: 'no-cors'}).then(() => 'answered', e => 'faile
         ("data:image/svg+xml,%3Csvg%3E", True),
         ("blob:http://127.0.0.1:8888/1234", True),
         ("https://management.azure.com/", False),
-        (f"http://{IMDS_ADDRESS}/metadata/identity", False),
+        (f"http://{Imds.ADDRESS}/metadata/identity", False),
         ("http://127.0.0.1.nip.io/", False),
         ("https://localhost.example.com/", False),
     ],

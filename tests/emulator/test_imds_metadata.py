@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from support.world import RG, SUB, TENANT, VM, VM_ID, VM_RESOURCE_ID
 
-INSTANCE = "/metadata/instance"
-Q = {"api-version": "2021-02-01"}
+from mi_helpers.constants import Imds
+
+INSTANCE = Imds.INSTANCE_PATH
+Q = {"api-version": Imds.INSTANCE_API_VERSION}
 
 pytestmark = pytest.mark.timeout(30)
 

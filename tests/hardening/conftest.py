@@ -1,64 +1,20 @@
-"""Fixtures for the hardening tests: the embedded emulator (per module), a JWT scanner, quiet SDK logs."""
+"""Fixtures for the hardening tests: the embedded emulator (per module) and quiet SDK logs."""
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import os
-import re
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from mi_helpers import identity as identity_mod
-from mi_helpers import targeting as target_mod
-
-sys.modules.setdefault("hardening_suite", sys.modules[__name__])
-
-# Three base64url segments, the first two long enough to be a JSON header/payload, the third possibly
-# empty (unsigned tokens). Stricter than "starts with eyJ": any JWT, whatever its header looks like.
-_SEGMENTS = re.compile(r"[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*")
-
-
-def _json_object(segment: str) -> bool:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(value, dict)
-
-
-def whole_jwts(text: str) -> list[str]:
-    """Every whole JWT in ``text`` (header and payload decode to JSON objects), shown by 12 characters."""
-    found = []
-    for m in _SEGMENTS.finditer(text):
-        head, payload = m.group(0).split(".")[:2]
-        if _json_object(head) and _json_object(payload):
-            found.append(m.group(0)[:12] + "…")
-    return found
-
-
-def _forget_credentials() -> None:
-    identity_mod.clear_credential_cache()
+from support.targets import own_emulator
 
 
 @pytest.fixture(scope="module")
 def hardening_emulator() -> Iterator[Any]:
-    """The embedded emulator in ``healthy`` for this module, started through the public ``use_emulator``."""
-    saved = dict(os.environ)
-    target_mod.reset_target(stop_emulator=True)
-    for key in ("MI_HELPERS_EMULATOR_ADMIN", "MI_HELPERS_EMULATOR_KEY", "AZURE_POD_IDENTITY_AUTHORITY_HOST"):
-        os.environ.pop(key, None)
-    control = target_mod.use_emulator("healthy")
-    _forget_credentials()
-    yield control
-    target_mod.reset_target(stop_emulator=True)
-    _forget_credentials()
-    os.environ.clear()
-    os.environ.update(saved)
+    """The embedded emulator in ``healthy`` for this module (its own target state), via ``use_emulator``."""
+    with own_emulator("healthy") as control:
+        yield control
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 import requests
+from support.timing import SLACK
 
 import mi_helpers as mi
+from mi_helpers.constants import Arm, Imds
 from mi_helpers.emulator import SCENARIOS
 from mi_helpers.identity import SignInError, clear_credential_cache
 
@@ -26,10 +28,8 @@ pytestmark = pytest.mark.timeout(60)
 BUDGET = 6.0  # get_token budget
 TIMEOUT = 0.5  # connect/read timeout per try (helpers and raw SDK)
 DOCTOR_BUDGET = 8.0
-SLACK = 3.0  # s beyond a budget before we call it a hang (loaded CI machine)
 BACKOFF = 2.0  # the documented delta back-off (get_token's default)
 TOL = 0.9  # s of scheduling jitter allowed on a documented wait (the next back-off step is ≥ 1 s away)
-ARM_SCOPE = "https://management.azure.com/.default"
 
 # Scenario parameters for this matrix: short windows so retries finish within the budget.
 PARAMS: dict[str, dict[str, Any]] = {
@@ -80,9 +80,6 @@ EXPECTED: dict[str, tuple[str | set[str], str | set[str], list[str]]] = {
     ),
 }
 
-# Cells that show a defect today (strict: they start failing loudly once fixed, so the mark gets removed).
-KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
-
 
 def test_every_scenario_has_expectations() -> None:
     assert set(EXPECTED) == set(SCENARIOS)
@@ -114,21 +111,12 @@ def _empty_bucket(emu: Any) -> None:
     with requests.Session() as s:
         s.trust_env = False
         s.get(
-            f"{emu.imds_url}/metadata/identity/oauth2/token",
-            params={"api-version": "2018-02-01", "resource": "https://management.azure.com"},
+            f"{emu.imds_url}{Imds.TOKEN_PATH}",
+            params={"api-version": Imds.TOKEN_API_VERSION, "resource": Arm.URL},
             headers={"Metadata": "true"},
             timeout=5,
         )
     emu.clear_log()
-
-
-def _mark(path: str, name: str) -> list[Any]:
-    reason = KNOWN_DEFECTS.get((path, name))
-    return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-
-
-def _cases(path: str) -> list[Any]:
-    return [pytest.param(n, id=n, marks=_mark(path, n)) for n in EXPECTED]
 
 
 def _matches(got: str, want: str | set[str]) -> bool:
@@ -138,7 +126,7 @@ def _matches(got: str, want: str | set[str]) -> bool:
 # ------------------------------------------------------------------------------------ the helpers' sign-in
 
 
-@pytest.mark.parametrize("name", _cases("helpers"))
+@pytest.mark.parametrize("name", list(EXPECTED))
 def test_helpers_sign_in(hardening_emulator: Any, name: str) -> None:
     want = EXPECTED[name][0]
     emu = _switch(name)
@@ -206,7 +194,7 @@ def _check_retries(name: str, emu: Any, attempts: list[Any]) -> None:
 # ------------------------------------------------------------------------------------ the raw SDK
 
 
-@pytest.mark.parametrize("name", _cases("sdk"))
+@pytest.mark.parametrize("name", list(EXPECTED))
 def test_raw_sdk_then_diagnose(hardening_emulator: Any, name: str) -> None:
     from azure.identity import ManagedIdentityCredential
 
@@ -217,7 +205,7 @@ def test_raw_sdk_then_diagnose(hardening_emulator: Any, name: str) -> None:
     cred = ManagedIdentityCredential(retry_total=0, connection_timeout=TIMEOUT, read_timeout=TIMEOUT)
     t0 = time.monotonic()
     try:
-        cred.get_token(ARM_SCOPE)
+        cred.get_token(Arm.SCOPE)
         got = OK
     except Exception as exc:  # whatever the SDK raises, diagnose() must explain it without raising
         d = mi.diagnose(exc)
@@ -232,7 +220,7 @@ def test_raw_sdk_then_diagnose(hardening_emulator: Any, name: str) -> None:
 # ------------------------------------------------------------------------------------ doctor
 
 
-@pytest.mark.parametrize("name", _cases("doctor"))
+@pytest.mark.parametrize("name", list(EXPECTED))
 def test_doctor(hardening_emulator: Any, name: str) -> None:
     want = EXPECTED[name][2]
     mi.use_emulator("healthy")

@@ -154,11 +154,11 @@ def test_scope_for_and_audiences(name: Any, cloud: Any) -> None:
 
 @SETTINGS
 @given(resource=anything)
-def test_scope_of_token_resources(resource: Any) -> None:
-    from mi_helpers.identity import scope_of
+def test_requested_scope_of_token_resources(resource: Any) -> None:
+    from mi_helpers.identity import requested_scope
 
     try:
-        scope = scope_of(resource)
+        scope = requested_scope(resource)
     except InputError as exc:
         assert_one_line_naming(exc, exc.field)
         assert exc.field in ("resource", "service")
@@ -199,13 +199,19 @@ def test_scenario_parameters(scenario: str, overrides: dict[str, Any]) -> None:
 def test_diagnose_context_keys(context: dict[str, Any]) -> None:
     from mi_helpers.diagnosis import DiagnosisContext, diagnose
 
+    known = set(DiagnosisContext.__dataclass_fields__)
+    unknown = sorted(set(context) - known)
     try:
         d = diagnose("ManagedIdentityCredential authentication unavailable.", context=context)
     except InputError as exc:
-        assert "\n" not in str(exc) and exc.field == "context"
-        known = {f for f in DiagnosisContext.__dataclass_fields__}
-        assert set(context) - known or context  # rejected for an unknown key (or a bad value)
+        assert "\n" not in str(exc)
+        if unknown:  # rejected for an unknown key (the message lists the known ones)
+            assert exc.field == "context" and "expected keys among" in str(exc), (exc, unknown)
+        else:  # all keys known: rejected only for a bad value of one of them (a list expected)
+            assert exc.field.startswith("context."), exc
+            assert exc.field.removeprefix("context.") in context
     else:
+        assert not unknown, f"unknown keys accepted: {unknown}"
         assert d.id
 
 
@@ -306,9 +312,14 @@ def test_doctor_scenario_names(scenario: Any) -> None:
 def test_get_token_arguments(budget: Any, read_timeout: Any, resource: Any) -> None:
     """Bad arguments to get_token are refused before any request: one line naming the argument."""
     import mi_helpers
+    from mi_helpers.validate import validate_seconds
 
-    def ok_seconds(x: Any) -> bool:
-        return not isinstance(x, bool) and isinstance(x, (int, float)) and x > 0 and x == x
+    def ok_seconds(x: Any) -> bool:  # numbers and numeric text ("1") are valid, as validate_seconds says
+        try:
+            validate_seconds(x, "x")
+        except InputError:
+            return False
+        return True
 
     if ok_seconds(budget) and ok_seconds(read_timeout):
         return  # all valid: it would sign in (covered by the fault matrix)

@@ -1,15 +1,14 @@
 """Secret hygiene: no whole access token in CLI output, logs, reprs, the emulator's request log or notebooks.
 
 A token is found by shape and content (three base64url segments whose first two decode to JSON objects:
-``conftest.whole_jwts``), not by a fixed prefix, so a token printed in any form is caught. Each test first
-makes sure a real token was issued during it, so "no token found" cannot come from "no token existed".
+``support.tokens.whole_jwts``), not by a fixed prefix, so a token printed in any form is caught. Each test
+first makes sure a real token was issued during it, so "no token found" cannot come from "no token existed".
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
 import subprocess
 import sys
@@ -18,30 +17,16 @@ from typing import Any
 
 import pytest
 import requests
-from hardening_suite import whole_jwts  # type: ignore[import-not-found]
+from support.env import child_environ
+from support.notebooks import NOTEBOOKS, NOTEBOOKS_DIR
+from support.tokens import whole_jwts
+from support.world import UAMI_READER_CLIENT, VM_RESOURCE_ID
 
 import mi_helpers as mi
 from mi_helpers.emulator import AdminClient, Emulator
 from mi_helpers.identity import SignInError, TokenInfo
 
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS_DIR = REPO / "notebooks"
-NOTEBOOKS = sorted(p.name for p in NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
-SUB = "3c9e6f1a-52d8-4b7e-a1c4-9d8e7f6a5b4c"
-VM_PATH = (
-    f"/subscriptions/{SUB}/resourceGroups/rg-mi-tutorial/providers/Microsoft.Compute/virtualMachines/"
-    "vm-mi-tutorial?api-version=2024-07-01"
-)
-_POINTERS = (
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-    "MI_HELPERS_ARM_URL",
-    "MI_HELPERS_EMULATOR_ADMIN",
-    "MI_HELPERS_EMULATOR_KEY",
-    "REQUESTS_CA_BUNDLE",
-    "HTTP_PROXY",
-    "http_proxy",
-    "MSI_ENDPOINT",
-)
+VM_PATH = f"{VM_RESOURCE_ID}?api-version=2024-07-01"
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -79,8 +64,7 @@ def cli_emulator() -> Any:
 
 
 def _cli(emu: Emulator, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in _POINTERS}
-    env.update(emu.environment())
+    env = child_environ(**emu.environment())
     return subprocess.run(
         [sys.executable, "-m", "mi_helpers.cli", *args],
         env=env,
@@ -94,7 +78,7 @@ CLI_RUNS = [
     ("token", "--json"),
     ("token", "--quiet"),
     ("token", "--json", "--resource", "storage"),
-    ("token", "--json", "--client-id", "1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a"),
+    ("token", "--json", "--client-id", UAMI_READER_CLIENT),
     ("whoami",),
     ("whoami", "--json"),
     ("doctor", "--json"),
@@ -299,6 +283,7 @@ def _executed_copies(base: Path) -> dict[str, list[Path]]:
     return found
 
 
+@pytest.mark.slow  # runs the tour for notebooks tests/notebooks did not execute
 def test_executed_notebooks_hold_no_token(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     """Every notebook's executed copy: reused from tests/notebooks when it ran in this session (this test
     is moved to the end of the run for that), otherwise executed here through the tour."""

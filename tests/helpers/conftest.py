@@ -1,79 +1,38 @@
-"""Fixtures for the mi_helpers tests: a clean target per test, the embedded emulator, a scripted IMDS stub."""
+"""Fixtures for the mi_helpers tests: the package's embedded emulator and a scripted loopback IMDS."""
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from support.targets import own_emulator
+from support.world import SYS_PRINCIPAL, TENANT
 
-from mi_helpers import identity as identity_mod
-from mi_helpers import targeting as target_mod
-
-# Stable IDs of the emulator's default world (docs/architecture.md).
-TENANT = "5f3b7d2a-8c41-4e6b-9a0d-2c7e1b4f6a93"
-SUBSCRIPTION = "3c9e6f1a-52d8-4b7e-a1c4-9d8e7f6a5b4c"
-RESOURCE_GROUP = "rg-mi-tutorial"
-VM_NAME = "vm-mi-tutorial"
-SYSTEM_PRINCIPAL = "9a7b5c3d-1e2f-4a6b-8c9d-0e1f2a3b4c5d"
-SYSTEM_CLIENT = "4e6f8a0b-2c4d-4e6f-9a1b-3c5d7e9f1a2b"
-UAMI_READER_CLIENT = "1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a"
-UAMI_READER_PRINCIPAL = "6c8e0a2b-4d6f-4a8c-9e0b-2d4f6a8c0e1b"
-UAMI_READER_ID = (
-    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
-    "Microsoft.ManagedIdentity/userAssignedIdentities/uami-reader"
-)
-READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
-
-
-def _forget_credentials() -> None:
-    with identity_mod._cache_lock:
-        identity_mod._credentials.clear()
-
-
-@pytest.fixture
-def fresh_target() -> Iterator[None]:
-    """Forget the chosen target and restore os.environ afterwards (the embedded emulator keeps running)."""
-    saved = dict(os.environ)
-    target_mod.reset_target(stop_emulator=False)
-    _forget_credentials()
-    yield
-    target_mod.reset_target(stop_emulator=False)
-    _forget_credentials()
-    os.environ.clear()
-    os.environ.update(saved)
+from mi_helpers.constants import Arm
+from mi_helpers.identity import clear_credential_cache
+from mi_helpers.targeting import use_emulator
 
 
 @pytest.fixture(scope="package")
 def emulator() -> Iterator[Any]:
-    """The embedded emulator, started once for this package through the public ``use_emulator``."""
-    saved = dict(os.environ)
-    target_mod.reset_target(stop_emulator=True)
-    os.environ.pop("MI_HELPERS_EMULATOR_ADMIN", None)
-    control = target_mod.use_emulator("healthy")
-    yield control
-    target_mod.reset_target(stop_emulator=True)
-    os.environ.clear()
-    os.environ.update(saved)
+    """The package's embedded emulator (its own target state), started once through ``use_emulator``."""
+    with own_emulator("healthy") as control:
+        yield control
 
 
 @pytest.fixture
 def emu(emulator: Any) -> Iterator[Any]:
-    """The emulator in ``healthy`` with an empty request log and no cached credentials.
-
-    Taken from ``use_emulator`` each time, so a test elsewhere that restarted the embedded emulator
-    (``reset_target()``) cannot leave this one holding a stopped instance.
-    """
-    control = target_mod.use_emulator("healthy")
+    """The package emulator in ``healthy`` with an empty request log and no cached credentials."""
+    control = use_emulator("healthy")
     control.clear_log()
-    _forget_credentials()
+    clear_credential_cache()
     yield control
-    target_mod.use_emulator("healthy")
-    _forget_credentials()
+    use_emulator("healthy")
+    clear_credential_cache()
 
 
 # --------------------------------------------------------------------------- scripted IMDS stub
@@ -105,8 +64,8 @@ def stub_token(claims: dict[str, Any] | None = None) -> str:
     import jwt
 
     payload = {
-        "aud": "https://management.azure.com",
-        "oid": SYSTEM_PRINCIPAL,
+        "aud": Arm.URL,
+        "oid": SYS_PRINCIPAL,
         "tid": TENANT,
         "exp": 4102444800,
     }
@@ -121,14 +80,14 @@ def ok_reply(claims: dict[str, Any] | None = None) -> Reply:
             "access_token": stub_token(claims),
             "expires_in": "86399",
             "expires_on": "4102444800",
-            "resource": "https://management.azure.com",
+            "resource": Arm.URL,
             "token_type": "Bearer",
         },
     )
 
 
 @pytest.fixture
-def imds_stub(fresh_target: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stub]:
+def imds_stub(isolated_target: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stub]:
     """Target ``azure`` aimed at a scripted loopback IMDS (the way tests run the azure target)."""
     from werkzeug.serving import make_server
     from werkzeug.wrappers import Request, Response

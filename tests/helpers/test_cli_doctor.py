@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from typing import Any
 
 import pytest
+from support.env import child_environ
 
 from mi_helpers.redaction import JWT_PATTERN
 
-# Variables that would attach the child to an emulator this test process runs (it must start its own).
-_EMULATOR_VARS = (
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-    "MI_HELPERS_ARM_URL",
-    "MI_HELPERS_EMULATOR_ADMIN",
-    "MI_HELPERS_EMULATOR_KEY",
-    "REQUESTS_CA_BUNDLE",
-    "HTTP_PROXY",
-    "http_proxy",
-    "MSI_ENDPOINT",
-)
-
 
 def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in _EMULATOR_VARS}
-    env["MI_HELPERS_TARGET"] = "emulator"
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    """``mi-helpers doctor`` in a child that starts its own emulator (nothing points it at ours)."""
+    env = child_environ()
     return subprocess.run(
         [sys.executable, "-m", "mi_helpers.cli", "doctor", *args],
         capture_output=True,
@@ -108,8 +95,7 @@ def test_scenario_on_an_external_emulator_is_restored() -> None:
     from mi_helpers.emulator import Emulator
 
     with Emulator(scenario="imds-updating", params={"t": 1.0}) as emu:
-        env = {k: v for k, v in os.environ.items() if k not in _EMULATOR_VARS}
-        env.update(emu.environment())
+        env = child_environ(**emu.environment())
         proc = subprocess.run(
             [sys.executable, "-m", "mi_helpers.cli", "doctor", "--scenario", "no-identity", "--json"],
             capture_output=True,

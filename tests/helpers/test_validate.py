@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support.world import SUB, UAMI_READER_RESOURCE_ID
 
 from mi_helpers.validate import (
     InputError,
@@ -15,8 +16,6 @@ from mi_helpers.validate import (
     validate_uami_resource_id,
     validate_vm_name,
 )
-
-from .conftest import SUBSCRIPTION, UAMI_READER_ID
 
 # Joined at run time: a whole JWT must never appear in a committed file.
 TOKENISH = ".".join(
@@ -142,17 +141,17 @@ def test_good_resource_groups(good: str) -> None:
 
 
 def test_uami_resource_id_case_insensitive() -> None:
-    assert validate_uami_resource_id(UAMI_READER_ID.lower()) == UAMI_READER_ID.lower()
-    assert validate_uami_resource_id(UAMI_READER_ID + "/") == UAMI_READER_ID
+    assert validate_uami_resource_id(UAMI_READER_RESOURCE_ID.lower()) == UAMI_READER_RESOURCE_ID.lower()
+    assert validate_uami_resource_id(UAMI_READER_RESOURCE_ID + "/") == UAMI_READER_RESOURCE_ID
 
 
 @pytest.mark.parametrize(
     "bad",
     [
         "uami-reader",
-        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm",
+        f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm",
         "/subscriptions/not-a-guid/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u1x",
-        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/a",
+        f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/a",
     ],
 )
 def test_bad_uami_resource_ids(bad: str) -> None:
@@ -162,15 +161,15 @@ def test_bad_uami_resource_ids(bad: str) -> None:
 
 
 def test_arm_scopes() -> None:
-    assert validate_arm_scope(f"/subscriptions/{SUBSCRIPTION}/") == f"/subscriptions/{SUBSCRIPTION}"
-    rg_scope = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-mi-tutorial"
+    assert validate_arm_scope(f"/subscriptions/{SUB}/") == f"/subscriptions/{SUB}"
+    rg_scope = f"/subscriptions/{SUB}/resourceGroups/rg-mi-tutorial"
     assert validate_arm_scope(rg_scope) == rg_scope
     vm_scope = rg_scope + "/providers/Microsoft.Compute/virtualMachines/vm-mi-tutorial"
     assert validate_arm_scope(vm_scope) == vm_scope
     for bad in (
         "subscriptions/x",
         "/subscriptions/abc",
-        f"/subscriptions/{SUBSCRIPTION}/resourceGroups",
+        f"/subscriptions/{SUB}/resourceGroups",
         "/foo",
     ):
         with pytest.raises(InputError) as exc:
@@ -194,7 +193,10 @@ def test_selectors() -> None:
         "client_id",
         "1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a",
     )
-    assert validate_one_selector(resource_id=UAMI_READER_ID) == ("resource_id", UAMI_READER_ID)
+    assert validate_one_selector(resource_id=UAMI_READER_RESOURCE_ID) == (
+        "resource_id",
+        UAMI_READER_RESOURCE_ID,
+    )
     with pytest.raises(InputError) as exc:
         validate_one_selector(client_id="abc", object_id="def")
     assert "at most one of" in one_line(exc)
@@ -211,23 +213,3 @@ def test_token_pasted_into_a_field_is_redacted() -> None:
         validate_guid(TOKENISH, "client_id")
     assert TOKENISH[:40] not in str(exc.value) or "…" in str(exc.value)
     assert TOKENISH not in str(exc.value)
-
-
-def test_notebook_error_display_hook(capsys: pytest.CaptureFixture[str]) -> None:
-    from IPython.core.interactiveshell import InteractiveShell
-
-    from mi_helpers.validate import install_notebook_error_display
-
-    shell = InteractiveShell.instance()
-    try:
-        assert install_notebook_error_display() is True
-        assert InputError in shell.custom_exceptions
-        result = shell.run_cell("from mi_helpers.validate import validate_guid\nvalidate_guid('abc')")
-        assert isinstance(result.error_in_exec, InputError)
-        shown = capsys.readouterr()
-        text = shown.out + shown.err
-        assert "client_id: 'abc' is not a GUID" in text
-        assert "Traceback" not in text and "validate.py" not in text
-    finally:
-        shell.set_custom_exc((), None)
-        InteractiveShell.clear_instance()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from notebook_suite import SYSTEM_PRINCIPAL, cell_text, html_output, html_table_rows
+from support.notebooks import cell_text, html_output, html_table_rows
+from support.world import OTHER_VM, SYS_PRINCIPAL
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # executes notebooks (papermill)
 
 
 def test_02_missing_vm_shows_resource_not_found(executed):
@@ -19,12 +20,12 @@ def test_02_missing_vm_shows_resource_not_found(executed):
 
 
 def test_02_vm_without_identity_shows_the_diagnosis(executed):
-    nb = executed("02-query-arm-for-the-vm-identity.ipynb", vm_name="vm-build-agent")
+    nb = executed("02-query-arm-for-the-vm-identity.ipynb", vm_name=OTHER_VM)
     principal = cell_text(nb, "nb02-principal")
-    assert "'vm-build-agent' has no system-assigned managed identity" in principal
+    assert f"'{OTHER_VM}' has no system-assigned managed identity" in principal
     assert "[identity-not-assigned]" in principal
-    assert SYSTEM_PRINCIPAL not in principal
-    assert "vm-build-agent" in cell_text(nb, "nb02-by-name")
+    assert SYS_PRINCIPAL not in principal
+    assert OTHER_VM in cell_text(nb, "nb02-by-name")
 
 
 def test_05_one_scenario_gives_one_fixed_row(executed):

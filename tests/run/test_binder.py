@@ -155,6 +155,7 @@ def test_start_still_execs_the_command_when_the_emulator_cannot_start(tmp_path: 
     assert "binder/start: the emulator did not start" in proc.stderr
 
 
+@pytest.mark.slow  # runs the whole postBuild hook (a few seconds)
 def test_post_build_installs_the_package_and_the_lab_settings(tmp_path: Path) -> None:
     """Run postBuild with `python -m pip` recorded instead of run (no network); the rest runs for real."""
     shim_dir = tmp_path / "bin"

@@ -12,7 +12,6 @@ without a test (or a test whose snippet disappeared) fails the suite.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -22,21 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.env import child_environ
+from support.world import SYS_PRINCIPAL, UAMI_READER_CLIENT, UAMI_READER_PRINCIPAL
 
-from mi_helpers.targeting import IMDS_ADDRESS
+from mi_helpers.constants import Imds
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = ROOT / "docs" / "snippets.md"
 
-# The documented default world (docs/architecture.md): what the snippets must print.
-SYS_PRINCIPAL = "9a7b5c3d-1e2f-4a6b-8c9d-0e1f2a3b4c5d"
-UAMI_READER_CLIENT = "1b3d5f7a-9c1e-4b3d-8f5a-7c9e1b3d5f7a"
-UAMI_READER_PRINCIPAL = "6c8e0a2b-4d6f-4a8c-9e0b-2d4f6a8c0e1b"
-VM_NAME = "vm-mi-tutorial"
-
 _ARM_BASE = re.compile(r"https://management\.azure\.com(?=[\"$])")  # a base URL, not an audience
-_TRAPS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy", "MSI_ENDPOINT")
-_TRAPS += ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IMDS_ENDPOINT", "AZURE_CLIENT_ID", "AZURE_TENANT_ID")
 
 
 @dataclass(frozen=True)
@@ -89,7 +82,7 @@ class Env:
     vars: dict[str, str]
 
     def localise(self, code: str) -> str:
-        code = code.replace(f"http://{IMDS_ADDRESS}", self.imds)
+        code = code.replace(f"http://{Imds.ADDRESS}", self.imds)
         code = _ARM_BASE.sub(self.arm, code)
         return code.replace("<uami-client-id>", UAMI_READER_CLIENT)
 
@@ -101,10 +94,8 @@ def emu_env() -> Iterator[Env]:
     emu = Emulator(scenario="healthy")
     emu.start()
     try:
-        env = {k: v for k, v in os.environ.items() if k not in _TRAPS}
-        env.update(emu.environment())
+        env = child_environ(venv_first=True, **emu.environment())  # python3 = this venv
         env["CURL_CA_BUNDLE"] = emu.ca_bundle
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # python3 = this venv
         yield Env(emu.imds_url.rstrip("/"), emu.arm_url.rstrip("/"), env)
     finally:
         emu.stop()
@@ -112,7 +103,7 @@ def emu_env() -> Iterator[Env]:
 
 def run_python(env: Env, code: str) -> str:
     localised = env.localise(code)
-    assert f"{IMDS_ADDRESS}" not in localised and 'management.azure.com"' not in localised
+    assert f"{Imds.ADDRESS}" not in localised and 'management.azure.com"' not in localised
     proc = subprocess.run(
         [sys.executable, "-c", localised], env=env.vars, capture_output=True, text=True, timeout=60
     )
@@ -122,7 +113,7 @@ def run_python(env: Env, code: str) -> str:
 
 def run_bash(env: Env, code: str, extra: dict[str, str] | None = None) -> str:
     localised = env.localise(code)
-    assert f"http://{IMDS_ADDRESS}" not in localised
+    assert f"http://{Imds.ADDRESS}" not in localised
     proc = subprocess.run(
         ["bash", "-o", "pipefail", "-c", localised],
         env={**env.vars, **(extra or {})},
@@ -327,7 +318,7 @@ def test_powershell_snippets_use_current_cmdlets_and_parameters() -> None:
     assert "Connect-AzAccount -Identity\n" in text
     assert "Connect-AzAccount -Identity -AccountId <uami-client-id>" in text
     assert 'Invoke-RestMethod -NoProxy -Headers @{Metadata="true"}' in text
-    assert f'$env:NO_PROXY = "{IMDS_ADDRESS},localhost,127.0.0.1"' in text
+    assert f'$env:NO_PROXY = "{Imds.ADDRESS},localhost,127.0.0.1"' in text
 
 
 def test_every_section_offers_python_az_and_powershell() -> None:
@@ -336,5 +327,5 @@ def test_every_section_offers_python_az_and_powershell() -> None:
         assert {"python", "azurecli", "powershell"} <= langs, (section, langs)
     curl_sections = {b.section for b in by_lang("bash") if "curl" in b.code}
     assert {"2", "3", "4", "5", "6"} <= curl_sections
-    imds = [b for b in by_lang("bash") if "curl" in b.code and f"{IMDS_ADDRESS}" in b.code]
+    imds = [b for b in by_lang("bash") if "curl" in b.code and f"{Imds.ADDRESS}" in b.code]
     assert all('--noproxy "*"' in b.code or "export NO_PROXY" in b.code for b in imds)

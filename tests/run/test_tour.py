@@ -14,6 +14,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from mi_helpers.cli import run as cli_run
+from mi_helpers.constants import CLIENT_REDIRECT_VARIABLES
 from mi_helpers.launch import tour
 from mi_helpers.validate import InputError
 
@@ -32,7 +33,7 @@ def _write_notebook(folder: Path, name: str, *sources: str) -> Path:
 
 def _run(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="mi-helpers")
-    cli_run.add_tour_command(parser.add_subparsers(dest="command"))
+    cli_run.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["tour", *argv])
     return int(args.func(args))
 
@@ -148,14 +149,15 @@ def test_empty_folder_says_no_notebooks_yet_through_the_console_script(tmp_path:
 
 
 def test_kernel_environment_forces_the_target_and_validates_it() -> None:
-    base = {"PATH": "/usr/bin", "AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:1", "KEEP": "1"}
+    pointers = {name: "http://127.0.0.1:1" for name in CLIENT_REDIRECT_VARIABLES}
+    base = {"PATH": "/usr/bin", **pointers, "KEEP": "1"}
     env = tour.kernel_environment("emulator", base)
     assert env["MI_HELPERS_TARGET"] == "emulator" and env["KEEP"] == "1"
-    assert "AZURE_POD_IDENTITY_AUTHORITY_HOST" not in env
+    assert set(env) & set(CLIENT_REDIRECT_VARIABLES) == set()  # each kernel starts its own emulator
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     azure = tour.kernel_environment("azure", base)
     assert azure["MI_HELPERS_TARGET"] == "azure"
-    assert azure["AZURE_POD_IDENTITY_AUTHORITY_HOST"] == "http://127.0.0.1:1"  # only emulator mode drops it
+    assert {k: azure[k] for k in pointers} == pointers  # only emulator mode drops them
     with pytest.raises(
         InputError, match=r"^target: 'cloud' is not a target \(one of: auto, azure, emulator\)$"
     ):

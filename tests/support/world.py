@@ -56,3 +56,6 @@ REQUIRED_SCENARIOS = frozenset(
 def uami_resource_id(name: str) -> str:
     """ARM ID of a user-assigned identity of the default world (as the world declares it)."""
     return f"{RG_SCOPE}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+
+
+UAMI_READER_RESOURCE_ID = uami_resource_id(UAMI_READER)

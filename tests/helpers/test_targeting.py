@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from mi_helpers import targeting as target_mod
-from mi_helpers.targeting import IMDS_ADDRESS
+from mi_helpers.constants import AZURE_ASSET_TAG, Imds
 from mi_helpers.validate import InputError
 
 from .conftest import Reply, Stub
-
-AZURE_TAG = "7783-7084-3265-9085-8269-3286-77"
 
 
 def fake_dmi(tmp_path: Path, asset_tag: str | None, vendor: str | None) -> Path:
@@ -50,9 +49,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_detect_azure_vm(tmp_path: Path, no_network: list[str]) -> None:
-    found = target_mod.detect(fake_dmi(tmp_path, AZURE_TAG, "Microsoft Corporation"), platform="linux")
+    found = target_mod.detect(fake_dmi(tmp_path, AZURE_ASSET_TAG, "Microsoft Corporation"), platform="linux")
     assert found.is_azure
-    assert AZURE_TAG in found.reason
+    assert AZURE_ASSET_TAG in found.reason
     assert no_network == []
 
 
@@ -82,7 +81,7 @@ def test_detect_windows_uses_wmi(monkeypatch: pytest.MonkeyPatch, no_network: li
 
     def fake_run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         seen.append(cmd)
-        return subprocess.CompletedProcess(cmd, 0, stdout=AZURE_TAG + "\r\n", stderr="")
+        return subprocess.CompletedProcess(cmd, 0, stdout=AZURE_ASSET_TAG + "\r\n", stderr="")
 
     monkeypatch.setattr(target_mod.subprocess, "run", fake_run)
     assert target_mod.detect(platform="win32").is_azure
@@ -108,20 +107,20 @@ def _clear_endpoint_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_auto_on_azure_picks_azure_without_network(
-    tmp_path: Path, fresh_target: None, monkeypatch: pytest.MonkeyPatch, no_network: list[str]
+    tmp_path: Path, isolated_target: None, monkeypatch: pytest.MonkeyPatch, no_network: list[str]
 ) -> None:
     _clear_endpoint_env(monkeypatch)
     monkeypatch.setenv("MI_HELPERS_TARGET", "auto")
     monkeypatch.setenv("MI_HELPERS_CLOUD", "usgov")
     monkeypatch.setenv("NO_PROXY", "corp.example")
-    t = target_mod.target(dmi_root=fake_dmi(tmp_path, AZURE_TAG, "Microsoft Corporation"))
+    t = target_mod.target(dmi_root=fake_dmi(tmp_path, AZURE_ASSET_TAG, "Microsoft Corporation"))
     assert t.name == "azure"
-    assert t.imds_url == f"http://{IMDS_ADDRESS}"
+    assert t.imds_url == f"http://{Imds.ADDRESS}"
     assert t.arm_url == "https://management.usgovcloudapi.net"
     assert t.arm_scope == "https://management.core.usgovcloudapi.net/.default"
     assert t.emulator is None and t.ca_bundle is None
-    assert os.environ["NO_PROXY"].split(",")[:2] == ["corp.example", f"{IMDS_ADDRESS}"]
-    assert f"{IMDS_ADDRESS}" in os.environ["no_proxy"]
+    assert os.environ["NO_PROXY"].split(",")[:2] == ["corp.example", f"{Imds.ADDRESS}"]
+    assert f"{Imds.ADDRESS}" in os.environ["no_proxy"]
     assert target_mod.target() is t  # cached
     assert no_network == []
 
@@ -149,24 +148,29 @@ def test_azure_cloud_defaults_to_public_when_imds_says_nothing(
     assert "defaulted to public" in t.reason
 
 
-def test_bad_target_value(fresh_target: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_target_value(isolated_target: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MI_HELPERS_TARGET", "cloud")
     with pytest.raises(InputError) as exc:
         target_mod.target()
     assert str(exc.value) == "MI_HELPERS_TARGET: 'cloud' is not allowed (one of: auto, azure, emulator)"
 
 
-def test_auto_off_azure_uses_embedded_emulator(
-    tmp_path: Path, emu: Any, fresh_target: None, monkeypatch: pytest.MonkeyPatch
+def test_auto_off_azure_starts_an_embedded_emulator(
+    tmp_path: Path, isolated_target: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emulator = emu
+    from mi_helpers.emulator import Emulator
+
+    _clear_endpoint_env(monkeypatch)
     monkeypatch.setenv("MI_HELPERS_TARGET", "auto")
+    assert not target_mod.target_chosen()
     t = target_mod.target(dmi_root=fake_dmi(tmp_path, "Default string", None))
+    assert target_mod.target_chosen()
     assert t.name == "emulator"
     assert t.reason.startswith(
         "not an Azure VM (chassis asset tag is 'Default string') — using the local emulator"
     )
-    assert t.emulator is emulator
+    assert isinstance(t.emulator, Emulator) and t.emulator is target_mod.current_emulator()
+    emulator = t.emulator
     assert os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"] == emulator.imds_url == t.imds_url
     assert os.environ["MI_HELPERS_ARM_URL"] == emulator.arm_url == t.arm_url
     assert t.ca_bundle == emulator.ca_bundle and os.path.isfile(t.ca_bundle)
@@ -177,10 +181,13 @@ def test_auto_off_azure_uses_embedded_emulator(
 
 
 def test_scenario_switch_reexports_environment(
-    emu: Any, fresh_target: None, monkeypatch: pytest.MonkeyPatch
+    isolated_target: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _clear_endpoint_env(monkeypatch)
     monkeypatch.delenv("HTTP_PROXY", raising=False)
-    target_mod.target()
+    monkeypatch.setenv("MI_HELPERS_TARGET", "emulator")
+    emu = target_mod.current_emulator()
+    assert emu is not None
     control = target_mod.use_emulator("proxy-intercept")
     assert control is emu
     assert os.environ["HTTP_PROXY"] == emu.environment()["HTTP_PROXY"]
@@ -197,14 +204,12 @@ def test_scenario_switch_reexports_environment(
 
 
 def test_emulator_described_by_environment_is_reused(
-    emulator: Any, fresh_target: None, monkeypatch: pytest.MonkeyPatch
+    isolated_target: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """As in a kernel beside `mi-helpers lab`: the process drives that emulator instead of starting one."""
     from mi_helpers.emulator import Emulator
 
-    other = Emulator(scenario="healthy")
-    other.start()
-    try:
-        monkeypatch.setattr(target_mod, "_embedded", None)  # as in a kernel beside `mi-helpers lab`
+    with Emulator(scenario="healthy") as other:
         for key, value in other.environment().items():
             monkeypatch.setenv(key, value)
         t = target_mod.target()
@@ -212,14 +217,31 @@ def test_emulator_described_by_environment_is_reused(
         assert t.imds_url == other.imds_url.rstrip("/")
         assert t.emulator is not other and type(t.emulator).__name__ == "AdminClient"
         assert "started outside this process" in t.reason
-        assert target_mod._embedded is None  # nothing new was started
-    finally:
-        target_mod.reset_target(stop_emulator=False)
-        other.stop()
+        control = target_mod.use_emulator("no-identity")
+        assert control is t.emulator
+        assert other.scenario == "no-identity"  # the switch reached that emulator: nothing new was started
+        assert target_mod.target().imds_url == other.imds_url.rstrip("/")
+
+
+def test_isolated_target_restores_the_previous_state(emu: Any) -> None:
+    """What the suite's fixture relies on: a block with a fresh state, then the old one back untouched."""
+    before_env = dict(os.environ)
+    before = target_mod.target()
+    with target_mod.isolated_target():
+        assert not target_mod.target_chosen()
+        assert os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") != emu.imds_url  # not exported in here
+        os.environ["MI_HELPERS_TARGET"] = "emulator"
+        inner = target_mod.current_emulator()
+        assert inner is not None and inner is not emu
+    assert target_mod.target() is before and target_mod.current_emulator() is emu
+    assert dict(os.environ) == before_env
+    with requests.Session() as session, pytest.raises(requests.ConnectionError):
+        session.trust_env = False
+        session.get(f"{inner.imds_url}/metadata/versions", timeout=5)  # the block's emulator was stopped
 
 
 def test_forced_azure_off_azure_never_asks_imds_for_the_cloud(
-    fresh_target: None, monkeypatch: pytest.MonkeyPatch, no_network: list[str]
+    isolated_target: None, monkeypatch: pytest.MonkeyPatch, no_network: list[str]
 ) -> None:
     """MI_HELPERS_TARGET=azure on a laptop: the cloud is not looked up at the link-local address."""
     _clear_endpoint_env(monkeypatch)
@@ -238,7 +260,7 @@ def test_reset_restores_the_users_no_proxy() -> None:
         "import os\n"
         "from mi_helpers import targeting as t\n"
         "t.target()\n"
-        "print(t.IMDS_ADDRESS in os.environ['NO_PROXY'])\n"
+        "print('169.254.169.254' in os.environ['NO_PROXY'])\n"
         "print(t.original_environ()['NO_PROXY'], 'no_proxy' in t.original_environ())\n"
         "t.reset_target(stop_emulator=False)\n"
         "print(os.environ['NO_PROXY'], 'no_proxy' in os.environ)\n"
@@ -249,3 +271,16 @@ def test_reset_restores_the_users_no_proxy() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines() == ["True", "corp.example False", "corp.example False"]
+
+
+def test_target_is_an_immutable_value() -> None:
+    """Target is written without @dataclass (cold-start cost); it must still behave like a frozen one."""
+    t = target_mod.Target("azure", "why", "public", "http://a", "https://b", "s", None, emulator=object())
+    same = target_mod.Target("azure", "why", "public", "http://a", "https://b", "s", None, emulator=None)
+    assert t == same and hash(t) == hash(same)  # the control object is not part of the value
+    assert "emulator" not in repr(t) and repr(t).startswith("Target(name='azure', reason='why'")
+    assert t.replace(imds_url="http://c").imds_url == "http://c" and t.imds_url == "http://a"
+    assert t != t.replace(arm_url="https://other")
+    with pytest.raises(AttributeError):
+        t.name = "emulator"  # type: ignore[misc]
+    assert target_mod.Detection(True, "r") == target_mod.Detection(True, "r", None, None)

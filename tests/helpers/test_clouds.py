@@ -67,3 +67,14 @@ def test_every_alias_resolves_to_its_service() -> None:
         for alias in svc.aliases:
             if svc.public:
                 assert resource_for(alias) == svc.public
+
+
+def test_arm_audiences_per_cloud() -> None:
+    from mi_helpers.clouds import CLOUDS
+    from mi_helpers.constants import Arm
+
+    assert CLOUDS["public"].arm_audiences == set(Arm.AUDIENCES)  # ARM's own error text lists these four
+    for cloud in CLOUDS.values():
+        assert cloud.arm_scope.removesuffix("/.default") in cloud.arm_audiences, cloud.name
+        assert cloud.cli_resource in cloud.arm_audiences, cloud.name
+    assert CLOUDS["usgov"].arm_audiences.isdisjoint(CLOUDS["china"].arm_audiences)

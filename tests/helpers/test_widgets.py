@@ -1,50 +1,28 @@
 """The widget views, driven as a learner would: set ``.value``, ``.click()``, read ``view.output.outputs``.
 
-Runs in this process against the embedded emulator (``mi.use_emulator``); the lab views get their own
+Runs in this process against the package's embedded emulator; the error-lab view gets its own
 :class:`~mi_helpers.notebook.error_lab.ErrorLab` (a private emulator), exactly as notebook 05 does.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterator
+from typing import Any
 
 import ipywidgets as w
 import pytest
-from notebook_suite import (
-    RESOURCE_GROUP,
-    SUBSCRIPTION,
-    SYSTEM_PRINCIPAL,
-    UAMI_READER_CLIENT,
-    VM_NAME,
-    whole_tokens,
-)
+from support.tokens import whole_jwts
+from support.world import OTHER_VM, RG, SUB, SYS_PRINCIPAL, UAMI_READER_CLIENT, VM
 
-import mi_helpers as mi
-from mi_helpers import targeting as target_mod
 from mi_helpers.notebook.error_lab import ErrorLab
 from mi_helpers.notebook.widgets import DoctorView, ErrorLabView, TokenForServiceView, VmIdentityView
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[object]:
-    """This process on the embedded emulator in ``healthy``; environment and target restored afterwards."""
-    saved = dict(os.environ)
-    target_mod.reset_target(stop_emulator=False)
-    control = mi.use_emulator("healthy")
-    yield control
-    target_mod.reset_target(stop_emulator=False)
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 @pytest.fixture
-def healthy(emulator) -> object:
-    emulator.set_scenario("healthy")
-    return emulator
+def healthy(emu: Any) -> Any:
+    return emu
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +59,13 @@ def test_vm_view_prefills_from_instance_metadata_and_looks_up(healthy):
     view = VmIdentityView()
     _labelled(view)
     assert (view.subscription.value, view.resource_group.value, view.vm_name.value) == (
-        SUBSCRIPTION,
-        RESOURCE_GROUP,
-        VM_NAME,
+        SUB,
+        RG,
+        VM,
     )
     view.lookup_button.click()
-    assert view.principal_id == SYSTEM_PRINCIPAL
-    assert f"✓ principalId of {VM_NAME}: {SYSTEM_PRINCIPAL}" in view.texts()
+    assert view.principal_id == SYS_PRINCIPAL
+    assert f"✓ principalId of {VM}: {SYS_PRINCIPAL}" in view.texts()
     assert set(_kinds(view)) == {"stream"}
 
 
@@ -119,10 +97,10 @@ def test_vm_view_bad_name_is_one_line_without_a_request(healthy):
 
 def test_vm_view_without_identity(healthy):
     view = VmIdentityView(prefill=True)
-    view.vm_name.value = "vm-build-agent"
+    view.vm_name.value = OTHER_VM
     view.lookup()
     assert view.principal_id is None
-    assert "vm-build-agent has no system-assigned identity" in view.texts()
+    assert f"{OTHER_VM} has no system-assigned identity" in view.texts()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -141,7 +119,7 @@ def test_token_view_shows_the_audience_of_the_chosen_service(healthy):
     assert view.token.claims["aud"] == "https://vault.azure.net"
     table = view.output.outputs[-1]["data"]["text/html"]
     assert "https://vault.azure.net" in table and "<td>aud</td>" in table
-    assert whole_tokens(view.texts() + table) == []
+    assert whole_jwts(view.texts() + table) == []
 
 
 def test_token_view_cloud_changes_the_scope(healthy):
@@ -212,29 +190,6 @@ def test_lab_view_client_side_fix_names_the_identity(lab):
     assert f"client_id={UAMI_READER_CLIENT}" in view.last.summary
 
 
-def test_lab_walk_reports_one_row_per_scenario(lab):
-    table = lab.walk(["legacy-extension-endpoint", "expired-token"])
-    assert list(table["scenario"]) == ["legacy-extension-endpoint", "expired-token"]
-    assert list(table["diagnosis id"]) == ["legacy-extension-endpoint", "arm-token-expired"]
-    assert table["fixed"].tolist() == [True, True]
-    # The refused connection names the old extension's endpoint: port 50342, or the reserved stand-in the
-    # emulator uses when another process on this machine already holds 50342.
-    seen = table["error seen"].iloc[0]
-    assert "Connection refused" in seen
-    assert re.search(r"host='localhost', port=\d+\)", seen), seen
-    assert "MSI_ENDPOINT" not in os.environ  # the scenario's client variables never leak out of a run
-
-
-def test_lab_rejects_unknown_scenarios_in_one_line(lab):
-    with pytest.raises(mi.InputError, match=r"^scenario: 'nope' is not a lab scenario"):
-        lab.walk(["nope"])
-
-
-def test_lab_uses_its_own_emulator(lab, healthy):
-    assert lab.emulator is not healthy
-    assert lab.emulator.imds_url != mi.target().imds_url
-
-
 # --------------------------------------------------------------------------------------------------
 # DoctorView (notebook 06)
 # --------------------------------------------------------------------------------------------------
@@ -247,7 +202,7 @@ def test_doctor_view_renders_the_checklist(healthy):
     assert view.report is not None and view.report.ok
     html = view.output.outputs[-1]["data"]["text/html"]
     assert "✓" in html and "pass" in html
-    assert whole_tokens(html) == []
+    assert whole_jwts(html) == []
 
 
 def test_doctor_view_shows_a_failing_check_with_its_diagnosis(healthy):
@@ -257,61 +212,3 @@ def test_doctor_view_shows_a_failing_check_with_its_diagnosis(healthy):
     assert view.report is not None and not view.report.ok
     html = view.output.outputs[-1]["data"]["text/html"]
     assert "✗" in html and "fail" in html and "arm-authorization-failed" in html
-
-
-# --------------------------------------------------------------------------------------------------
-# The notebook helpers the views and notebooks share (mi_helpers.notebook)
-# --------------------------------------------------------------------------------------------------
-
-
-def test_stack_check_flags_a_package_that_is_too_old(monkeypatch, capsys):
-    from mi_helpers import notebook
-
-    real_version = notebook.md.version
-
-    def fake_version(name: str) -> str:
-        return "1.0.0" if name == "azure-identity" else real_version(name)
-
-    table = notebook.stack_check()
-    assert "✓ The stack is right" in capsys.readouterr().out
-    assert table["ok"].all()
-    monkeypatch.setattr(notebook.md, "version", fake_version)
-    table = notebook.stack_check()
-    out = capsys.readouterr().out
-    assert out.startswith("✗ 1 package(s) missing or too old: azure-identity")
-    row = table.set_index("package").loc["azure-identity"]
-    assert row["installed"] == "1.0.0" and not row["ok"]
-
-
-def test_show_errors_bad_input_is_one_line(capsys):
-    from mi_helpers.notebook import show_errors
-
-    with show_errors() as caught:
-        mi.get_token("arm", client_id="not-a-guid")
-    out = capsys.readouterr().out
-    assert out.strip().splitlines() == [f"✗ InputError: {caught.error}"]
-    assert str(caught.error).startswith("client_id: ")
-    assert caught.diagnosis is None and not caught.ok
-
-
-def test_show_errors_renders_raw_text_then_diagnosis_and_flags_surprises(healthy, capsys):
-    from mi_helpers.notebook import show_errors
-
-    with show_errors(expect="arm-wrong-audience") as caught:
-        mi.vm_principal_id(SUBSCRIPTION, RESOURCE_GROUP, "vm-nope")
-    out = capsys.readouterr().out
-    raw_at = out.index("(ResourceNotFound)")
-    card_at = out.index("[arm-resource-not-found]")
-    assert raw_at < card_at  # the raw error first, then the diagnosis
-    assert "expected the diagnosis 'arm-wrong-audience', got 'arm-resource-not-found'" in out
-    assert caught.diagnosis_id == "arm-resource-not-found"
-    with show_errors(expect="arm-resource-not-found") as fine:
-        mi.vm_principal_id(SUBSCRIPTION, RESOURCE_GROUP, VM_NAME)
-    assert fine.ok and "No error this time" in capsys.readouterr().out
-
-
-def test_setup_rejects_an_unknown_target():
-    from mi_helpers.notebook import setup
-
-    with pytest.raises(mi.InputError, match=r"^target: 'cloud' is not a target"):
-        setup("cloud")

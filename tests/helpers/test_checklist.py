@@ -1,4 +1,5 @@
-"""The doctor against the embedded emulator: every scenario names its diagnosis within the budget.
+"""The checklist (``mi.doctor``) against the embedded emulator: every scenario names its diagnosis within the
+budget.
 
 The scenario sweep lives here (one module) and reuses the package's embedded emulator, switching scenarios.
 """
@@ -10,6 +11,7 @@ import os
 from typing import Any
 
 import pytest
+from support.timing import SLACK
 
 from mi_helpers.checklist import Check, DoctorReport, doctor
 from mi_helpers.emulator import SCENARIOS
@@ -46,7 +48,6 @@ PARAMS: dict[str, dict[str, Any]] = {
     "imds-server-error": {"n": 1},
 }
 BUDGET = 8.0
-SLACK = 0.75  # scheduling noise on a shared 2-core machine; the contract is "within the budget"
 CHECK_IDS = [
     "target",
     "environment",
@@ -197,11 +198,22 @@ def test_check_to_dict_without_diagnosis() -> None:
     }
 
 
-def test_forced_azure_off_azure_is_not_on_azure(fresh_target: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """MI_HELPERS_TARGET=azure on a machine that is not an Azure VM: nothing answers → not-on-azure."""
+@pytest.mark.parametrize(
+    ("looks_like_azure", "statuses", "diagnosis"),
+    [(False, ["warn", "pass", "fail"], "not-on-azure"), (True, ["pass", "pass", "fail"], "imds-unreachable")],
+)
+def test_forced_azure_is_judged_by_the_machine(
+    isolated_target: None,
+    monkeypatch: pytest.MonkeyPatch,
+    looks_like_azure: bool,
+    statuses: list[str],
+    diagnosis: str,
+) -> None:
+    """MI_HELPERS_TARGET=azure where nothing answers: off an Azure VM that is "not on Azure", on one it is
+    an unreachable IMDS. Both outcomes are checked, so the SMBIOS answer the test injects really decides."""
     import socket
 
-    from mi_helpers import targeting as target_mod
+    from mi_helpers import targeting
 
     with socket.socket() as s:  # a loopback port where nothing listens
         s.bind(("127.0.0.1", 0))
@@ -212,25 +224,25 @@ def test_forced_azure_off_azure_is_not_on_azure(fresh_target: None, monkeypatch:
     monkeypatch.setenv("MI_HELPERS_CLOUD", "public")  # no instance-metadata lookup for the cloud
     monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("MI_HELPERS_ARM_URL", f"https://127.0.0.1:{port}")
-    monkeypatch.setattr(target_mod, "detect", lambda *a, **k: target_mod.Detection(False, "test: not Azure"))
+    answer = targeting.Detection(looks_like_azure, "test: SMBIOS answer")
+    monkeypatch.setattr(targeting, "detect", lambda *a, **k: answer)
     report = doctor(budget=BUDGET)
     assert report.target == "azure"
-    assert [c.status for c in report.checks[:3]] == ["warn", "pass", "fail"]
-    assert report.diagnosis_ids == ["not-on-azure"]
+    assert [c.status for c in report.checks[:3]] == statuses
+    assert report.diagnosis_ids == [diagnosis]
 
 
 def test_emulator_switch_failure_is_a_report(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mi_helpers import targeting
 
-    from mi_helpers import targeting as target_mod
-
-    real = target_mod.use_emulator
+    real = targeting.use_emulator
 
     def broken(scenario: str = "healthy", **params: Any) -> Any:
         if scenario != "healthy":
             raise RuntimeError("listener failed to start")
         return real(scenario, **params)
 
-    monkeypatch.setattr(target_mod, "use_emulator", broken)
+    monkeypatch.setattr(targeting, "use_emulator", broken)
     before = dict(os.environ)
     report = doctor(scenario="no-identity", budget=BUDGET)
     assert [c.status for c in report.checks] == ["fail"] + ["skip"] * 8

@@ -1,0 +1,183 @@
+"""The error lab's exercises: which emulator scenario, what it teaches, and what "Apply the fix" does.
+
+Data, kept apart from :class:`~mi_helpers.notebook.error_lab.ErrorLab` so that adding an exercise is one
+entry here. A fix is one of three small types: an :class:`EmulatorFix` (change the live world as an
+administrator would), a :class:`ClientFix` (change the program or its environment) or a :class:`RetryFix`
+(nothing to change: wait and retry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "ERROR_LAB_SCENARIOS",
+    "ClientChange",
+    "ClientFix",
+    "EmulatorFix",
+    "ErrorLabScenario",
+    "Fix",
+    "RetryFix",
+]
+
+
+@dataclass(frozen=True)
+class EmulatorFix:
+    """Change the live world as an administrator would: an emulator fix action and its parameters."""
+
+    action: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: The changes a :class:`ClientFix` makes to the program or its environment.
+ClientChange = Literal[
+    "select-identity", "drop-legacy-endpoint", "bypass-proxy", "share-credential", "read-once"
+]
+
+
+@dataclass(frozen=True)
+class ClientFix:
+    """Change the program or its environment (name the identity, drop a stale variable, …)."""
+
+    change: ClientChange
+
+
+@dataclass(frozen=True)
+class RetryFix:
+    """Nothing to change: wait and retry with back-off (:meth:`ErrorLab.retry_until_green` does it)."""
+
+
+Fix = EmulatorFix | ClientFix | RetryFix
+
+
+@dataclass(frozen=True)
+class ErrorLabScenario:
+    """One error-lab exercise: which emulator scenario, what it teaches, and what "Apply the fix" does."""
+
+    name: str
+    title: str
+    lesson: str
+    fix_text: str
+    fix: Fix
+    params: dict[str, Any] = field(default_factory=dict)
+    token_requests: int = 1  # fresh credentials per run (the throttling lesson needs a burst)
+    arm_reads: int = 1  # VM reads per run
+    transient: bool = False  # retrying is (part of) the fix
+
+
+ERROR_LAB_SCENARIOS: tuple[ErrorLabScenario, ...] = (
+    ErrorLabScenario(
+        "no-role-assignment",
+        "Token OK, but no role",
+        "The identity signs in, but holds no role on the VM: ARM answers 403 AuthorizationFailed.",
+        "grant Reader on the resource group to the identity's principal ID (role assignment)",
+        EmulatorFix("add-role-assignment", {"role": "Reader"}),
+    ),
+    ErrorLabScenario(
+        "role-propagating",
+        "Role just granted",
+        "A role was granted a moment ago: ARM still answers 403 for a short while (propagation).",
+        "wait and retry with back-off: the assignment becomes effective",
+        RetryFix(),
+        params={"n": 2},
+        transient=True,
+    ),
+    ErrorLabScenario(
+        "multiple-user-assigned",
+        "Several user-assigned identities",
+        "No system identity and two user-assigned ones: a request without client_id cannot be answered.",
+        "name the identity: pass the client ID of uami-reader to ManagedIdentityCredential",
+        ClientFix("select-identity"),
+    ),
+    ErrorLabScenario(
+        "identity-propagating",
+        "Identity just enabled",
+        "The identity was switched on a moment ago: IMDS answers 'Identity not found' for a few requests.",
+        "wait and retry with back-off: the identity reaches IMDS",
+        RetryFix(),
+        params={"n": 2},
+        transient=True,
+    ),
+    ErrorLabScenario(
+        "imds-unreachable",
+        "Unable to connect (source article)",
+        "Nothing answers at the token endpoint: off Azure, in a container, or IMDS blocked.",
+        "make the endpoint reachable (on a VM: run there, with the identity on; here: IMDS listens again)",
+        EmulatorFix("clear-faults"),
+    ),
+    ErrorLabScenario(
+        "legacy-extension-endpoint",
+        "Old VM extension on port 50342 (source article)",
+        "MSI_ENDPOINT points at the retired managed identity VM extension (localhost:50342).",
+        "remove MSI_ENDPOINT so the SDK asks IMDS (and uninstall the extension)",
+        ClientFix("drop-legacy-endpoint"),
+    ),
+    ErrorLabScenario(
+        "imds-hang",
+        "IMDS accepts but never answers",
+        "The connection opens but no answer comes: without a read timeout the SDK waits 300 s per try.",
+        "IMDS recovers (check the VM's health); always bound the wait with read_timeout=",
+        EmulatorFix("clear-faults"),
+    ),
+    ErrorLabScenario(
+        "imds-updating",
+        "IMDS is being updated (410)",
+        "IMDS answers 410 Gone while it is updated; it is back within 70 seconds.",
+        "retry with back-off for up to 70 s",
+        RetryFix(),
+        params={"t": 1.5},
+        transient=True,
+    ),
+    ErrorLabScenario(
+        "imds-server-error",
+        "IMDS server error (500)",
+        "IMDS cannot reach Entra ID for a moment and answers 500.",
+        "retry with back-off (wait at least 1 s)",
+        RetryFix(),
+        params={"n": 2},
+        transient=True,
+    ),
+    ErrorLabScenario(
+        "imds-throttled",
+        "Too many token requests (429)",
+        "Each request builds a new credential, so tokens are never reused: IMDS throttles with 429.",
+        "share one credential (its cache answers later calls) and back off honouring Retry-After",
+        ClientFix("share-credential"),
+        params={"burst": 2, "rate": 2.0, "retry_after": 1},
+        token_requests=3,
+        transient=True,
+    ),
+    ErrorLabScenario(
+        "arm-throttled",
+        "Too many ARM reads (429)",
+        "A polling loop reads the VM over and over: ARM throttles with 429 SubscriptionRequestsThrottled.",
+        "read less often and honour Retry-After",
+        ClientFix("read-once"),
+        params={"burst": 2, "rate": 2.0, "retry_after": 1},
+        arm_reads=3,
+        transient=True,
+    ),
+    ErrorLabScenario(
+        "foreign-metadata-server",
+        "Not Azure's metadata server",
+        "Something else answers at the metadata address with an HTML page instead of a token.",
+        "talk to the real IMDS (on Azure only IMDS answers at 169.254.169.254; here: IMDS answers again)",
+        EmulatorFix("clear-faults"),
+    ),
+    ErrorLabScenario(
+        "proxy-intercept",
+        "A proxy intercepts IMDS",
+        "HTTP_PROXY is set and NO_PROXY does not cover the metadata address: the proxy answers 502.",
+        "bypass the proxy for IMDS: add its address to NO_PROXY (169.254.169.254 on a VM)",
+        ClientFix("bypass-proxy"),
+    ),
+    ErrorLabScenario(
+        "expired-token",
+        "Clock skew: token already expired",
+        "ARM's clock runs two days ahead: a fresh token looks expired (401 ExpiredAuthenticationToken).",
+        "synchronise the clock (NTP); here: the emulator's clocks agree again",
+        EmulatorFix("clear-faults"),
+    ),
+)

@@ -1,0 +1,78 @@
+"""The error lab without its view: walking scenarios, one-line errors, its own emulator."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import mi_helpers as mi
+from mi_helpers.notebook.error_lab import ErrorLab
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[ErrorLab]:
+    with ErrorLab(budget=6.0) as the_lab:
+        yield the_lab
+
+
+def test_lab_walk_reports_one_row_per_scenario(lab):
+    table = lab.walk(["legacy-extension-endpoint", "expired-token"])
+    assert list(table["scenario"]) == ["legacy-extension-endpoint", "expired-token"]
+    assert list(table["diagnosis id"]) == ["legacy-extension-endpoint", "arm-token-expired"]
+    assert table["fixed"].tolist() == [True, True]
+    # The refused connection names the old extension's endpoint: port 50342, or the reserved stand-in the
+    # emulator uses when another process on this machine already holds 50342.
+    seen = table["error seen"].iloc[0]
+    assert "Connection refused" in seen
+    assert re.search(r"host='localhost', port=\d+\)", seen), seen
+    assert "MSI_ENDPOINT" not in os.environ  # the scenario's client variables never leak out of a run
+
+
+def test_lab_rejects_unknown_scenarios_in_one_line(lab):
+    with pytest.raises(mi.InputError, match=r"^scenario: 'nope' is not a lab scenario"):
+        lab.walk(["nope"])
+
+
+def test_lab_uses_its_own_emulator(lab: ErrorLab, emu: Any) -> None:
+    assert lab.emulator is not emu
+    assert lab.emulator.imds_url != mi.target().imds_url
+
+
+def test_every_exercise_has_a_typed_fix_the_emulator_knows() -> None:
+    from typing import get_args
+
+    from mi_helpers.emulator import SCENARIOS
+    from mi_helpers.notebook.error_lab_scenarios import (
+        ERROR_LAB_SCENARIOS,
+        ClientChange,
+        ClientFix,
+        EmulatorFix,
+        RetryFix,
+    )
+
+    for s in ERROR_LAB_SCENARIOS:
+        assert s.name in SCENARIOS, s.name
+        assert isinstance(s.fix, (EmulatorFix, ClientFix, RetryFix)), s.name
+        if isinstance(s.fix, ClientFix):
+            assert s.fix.change in get_args(ClientChange)
+        if isinstance(s.fix, RetryFix):
+            assert s.transient, f"{s.name}: a retry is its fix, so it is transient"
+
+
+def test_retry_waits_grow_and_honour_retry_after() -> None:
+    from types import SimpleNamespace
+
+    from mi_helpers.notebook.error_lab import ErrorLab, ErrorLabRun
+
+    plain = ErrorLabRun("x", False, "", error=ValueError("no answer"))
+    assert [ErrorLab._delay(plain, n) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    throttled = ErrorLabRun(
+        "x", False, "", error=SimpleNamespace(response=SimpleNamespace(headers={"Retry-After": "3"}))
+    )  # type: ignore[arg-type]
+    assert ErrorLab._delay(throttled, 1) == 3.0
