@@ -21,9 +21,12 @@ __all__ = [
     "MANAGED_IDENTITY_VARIABLES",
     "NO_PROXY_VARIABLES",
     "PROXY_VARIABLES",
+    "SECRET_VARIABLES",
     "Arc",
     "Arm",
+    "Entra",
     "EnvironmentVariables",
+    "Graph",
     "Imds",
     "Roles",
 ]
@@ -91,6 +94,25 @@ class Arc:
     ENDPOINT: Final = "http://localhost:40342"
 
 
+class Entra:
+    """Microsoft Entra ID, the token service (docs/protocol.md, "Entra ID token endpoints")."""
+
+    #: The authority host of the public cloud (MSAL's and azure-identity's default).
+    AUTHORITY_HOST: Final = "https://login.microsoftonline.com"
+    #: Host of the v1 issuer: every token for a v1 resource (ARM, Graph) has ``iss`` ``<this>/<tid>/``.
+    V1_ISSUER_HOST: Final = "https://sts.windows.net"
+
+
+class Graph:
+    """Microsoft Graph (docs/protocol.md, "Microsoft Graph")."""
+
+    URL: Final = "https://graph.microsoft.com"
+    #: Graph's application ID: a valid token audience and resource name, like its URL.
+    APP_ID: Final = "00000003-0000-0000-c000-000000000000"
+    #: The application permission (app role) that lets an app read every directory object.
+    DIRECTORY_READ_ALL: Final = "Directory.Read.All"
+
+
 class Roles:
     """Built-in Azure role definition IDs (learn.microsoft.com, "Azure built-in roles")."""
 
@@ -149,6 +171,16 @@ class EnvironmentVariables:
     MI_HELPERS_EMULATOR_KEY: Final = "MI_HELPERS_EMULATOR_KEY"
     MI_HELPERS_STATE_DIR: Final = "MI_HELPERS_STATE_DIR"
     MI_HELPERS_SCENARIO: Final = "MI_HELPERS_SCENARIO"
+    # this project: the emulator's Entra ID and Microsoft Graph, and the operator principal that signs in
+    # there. Deliberately not AZURE_CLIENT_ID / AZURE_CLIENT_SECRET / AZURE_TENANT_ID: azure-identity reads
+    # those in every process (DefaultAzureCredential's EnvironmentCredential would sign in as the operator
+    # instead of the managed identity, and AZURE_CLIENT_ID picks a user-assigned identity), so exporting
+    # them into the kernels would silently change what the lessons demonstrate.
+    MI_HELPERS_ENTRA_URL: Final = "MI_HELPERS_ENTRA_URL"
+    MI_HELPERS_GRAPH_URL: Final = "MI_HELPERS_GRAPH_URL"
+    MI_HELPERS_TENANT_ID: Final = "MI_HELPERS_TENANT_ID"
+    MI_HELPERS_OPERATOR_CLIENT_ID: Final = "MI_HELPERS_OPERATOR_CLIENT_ID"
+    MI_HELPERS_OPERATOR_CLIENT_SECRET: Final = "MI_HELPERS_OPERATOR_CLIENT_SECRET"
 
 
 _E = EnvironmentVariables
@@ -179,7 +211,12 @@ EMULATOR_POINTER_VARIABLES: Final = (
     _E.MI_HELPERS_ARM_URL,
     _E.MI_HELPERS_EMULATOR_ADMIN,
     _E.MI_HELPERS_EMULATOR_KEY,
+    _E.MI_HELPERS_ENTRA_URL,
+    _E.MI_HELPERS_GRAPH_URL,
 )
+
+#: Variables the emulator exports that are secret: shown redacted, never whole (see ``redact_secret``).
+SECRET_VARIABLES: Final = (_E.MI_HELPERS_OPERATOR_CLIENT_SECRET,)
 
 #: The one list of "variables that point a client somewhere": remove them all and a process talks to the
 #: default endpoints (on Azure, IMDS and ARM; elsewhere, an emulator it starts itself).

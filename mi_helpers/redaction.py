@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["JWT_PATTERN", "redact", "redact_text", "redact_token"]
+__all__ = ["JWT_PATTERN", "redact", "redact_secret", "redact_text", "redact_token"]
 
 # A JWT is three base64url segments; its header is JSON, so the first segment always starts with "eyJ"
 # ('{"' encoded). Requiring that prefix keeps host names such as management.azure.com untouched.
@@ -41,3 +41,11 @@ def redact_text(text: str, limit: int = 600) -> str:
     if len(out) > limit:
         out = out[: limit - 1] + "…"
     return out
+
+
+def redact_secret(secret: str) -> str:
+    """Show a client secret as Entra's portal and Graph's ``hint`` do: its first 3 characters, then ``…``.
+
+    ``abc…(40 chars)``: enough to tell two secrets apart, never enough to use one.
+    """
+    return f"{secret[:3]}…({len(secret)} chars)"

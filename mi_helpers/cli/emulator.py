@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import warnings
 from typing import Any
@@ -28,6 +31,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--imds-port", type=int, default=0, help="IMDS port (default: any free port)")
     p.add_argument("--arm-port", type=int, default=0, help="ARM (HTTPS) port (default: any free port)")
     p.add_argument("--admin-port", type=int, default=0, help="admin API port (default: any free port)")
+    p.add_argument("--entra-port", type=int, default=0, help="Entra ID (HTTPS) port (default: any free port)")
+    p.add_argument("--graph-port", type=int, default=0, help="Microsoft Graph (HTTPS) port (default: any)")
     p.add_argument("--scenario", default="healthy", help="scenario name (see `mi-helpers scenarios`)")
     p.add_argument(
         "--world", default=None, help="YAML/JSON world file (default: the documented default world)"
@@ -63,6 +68,8 @@ def run_emulator(args: argparse.Namespace) -> int:
             admin_port=args.admin_port,
             params=parse_params(args.params) or {},
             allow_non_loopback=args.allow_non_loopback,
+            entra_port=args.entra_port,
+            graph_port=args.graph_port,
         )
     for w in caught:
         print(f"mi-helpers emulator: warning: {w.message}", file=sys.stderr)
@@ -72,6 +79,7 @@ def run_emulator(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    secrets_dir = ""
     try:
         try:
             emu.start()
@@ -79,13 +87,14 @@ def run_emulator(args: argparse.Namespace) -> int:
             print(f"mi-helpers emulator: {exc} (use 0 for any free port)", file=sys.stderr)
             return 2
         env = emu.environment()
+        secrets_dir = tempfile.mkdtemp(prefix="mi-helpers-emulator-")  # 0700: this user only
         for key, value in env.items():
-            print(f"export {key}={shlex.quote(value)}")
+            print(_export_line(key, value, secrets_dir))
         if args.env_file:
             emu.write_env_file(args.env_file)
         print(
             f"# emulator ready: scenario {emu.scenario!r}, IMDS {emu.imds_url}, ARM {emu.arm_url}, "
-            f"admin {emu.admin_url}",
+            f"Entra ID {emu.entra_url}, Graph {emu.graph_url}, admin {emu.admin_url}",
             file=sys.stderr,
         )
         sys.stdout.flush()
@@ -93,9 +102,28 @@ def run_emulator(args: argparse.Namespace) -> int:
             pass
     finally:
         emu.stop()
+        if secrets_dir:
+            shutil.rmtree(secrets_dir, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _export_line(key: str, value: str, secrets_dir: str) -> str:
+    """``export KEY=value``; a secret's line reads it from a 0600 file, so the value is never on screen.
+
+    A shell that evaluates (or a user who pastes) the line gets the value while the emulator runs; the
+    terminal, a log of this output (Binder keeps one) and a screen share show only the file's name.
+    """
+    from mi_helpers.constants import SECRET_VARIABLES
+
+    if key not in SECRET_VARIABLES:
+        return f"export {key}={shlex.quote(value)}"
+    path = os.path.join(secrets_dir, key)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value)
+    return f'export {key}="$(cat {shlex.quote(path)})"'
 
 
 def run_scenarios(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mi_helpers.emulator import directory
 from mi_helpers.emulator.clock import SYSTEM_CLOCK, Clock
 from mi_helpers.emulator.endpoints import Endpoints
 from mi_helpers.emulator.faults import FaultEngine
@@ -195,6 +196,8 @@ class Backend:
         self.engine = FaultEngine(clock=self.clock.monotonic)
         self.world: World = build_world(self._scenario, self.base_world, self._params)
         self.log = RequestLog()
+        #: Per-run client secrets of the world's applications (the operator's): never in the world or the log.
+        self.secrets = directory.ClientSecrets()
         self._faults_cleared = False
         self._layout_hooks: list[Callable[[Layout], None]] = []
         self.engine.replace(build_faults(self._scenario, self._params))
@@ -317,7 +320,7 @@ class Backend:
 
     def record(self, entry: dict[str, Any]) -> None:
         """Add one request to the log (the transport calls this once per answered or dropped request)."""
-        self.log.record(entry)
+        self.log.record(self._scrubbed(entry))
 
     def request_log(self) -> list[dict[str, Any]]:
         """Recent requests (oldest first); ``Authorization`` and tokens are redacted."""
@@ -325,3 +328,17 @@ class Backend:
 
     def clear_log(self) -> None:
         self.log.clear()
+
+    # ------------------------------------------------------------------ the directory (Entra ID, Graph)
+    def operator_credentials(self) -> tuple[str, str] | None:
+        """``(client ID, secret)`` of the world's operator principal, or None for a world without one.
+
+        On Azure you sign in as yourself with ``az login``; here the operator stands in for you. Its secret
+        is made once per backend (per run) and survives scenario switches, which rebuild only the world.
+        """
+        op = directory.operator(self.world)
+        return None if op is None else (op.app_id, self.secrets.secret_for(op.app_id))
+
+    def _scrubbed(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A log entry in which no client secret appears (a client may put one in a query string)."""
+        return {k: self.secrets.scrub(v) if isinstance(v, str) else v for k, v in entry.items()}

@@ -49,6 +49,13 @@ class Endpoints:
     ca_bundle: str
     admin_key: str = field(repr=False)
     imds_listening: bool = True
+    #: The Entra ID authority host (``<entra_url>/<tenant>`` is the authority) and Microsoft Graph's base URL.
+    entra_url: str = ""
+    graph_url: str = ""
+    #: The tenant, and the operator principal that stands in for the learner (client ID and its secret).
+    tenant_id: str = ""
+    operator_client_id: str = ""
+    operator_secret: str = field(default="", repr=False)
 
     def scenario_context(self) -> dict[str, str]:
         """What a scenario's client-environment builder may refer to."""
@@ -59,6 +66,26 @@ class Endpoints:
             "proxy_url": self.proxy_url,
             "legacy_port": str(self.legacy_port),
         }
+
+    def identity_environment(self) -> dict[str, str]:
+        """The sign-in variables: Entra and Graph URLs, the tenant, the operator's client ID and secret.
+
+        On Azure you sign in as yourself with ``az login``; here an operator principal stands in for you:
+        ``az login --service-principal -u "$MI_HELPERS_OPERATOR_CLIENT_ID" -p
+        "$MI_HELPERS_OPERATOR_CLIENT_SECRET" --tenant "$MI_HELPERS_TENANT_ID"``. The names are the
+        project's own on purpose (see ``EnvironmentVariables``): ``AZURE_CLIENT_SECRET`` and friends would
+        make azure-identity sign every kernel in as the operator.
+        """
+        values = {
+            Env.MI_HELPERS_ENTRA_URL: self.entra_url,
+            Env.MI_HELPERS_GRAPH_URL: self.graph_url,
+            Env.MI_HELPERS_TENANT_ID: self.tenant_id,
+            Env.MI_HELPERS_OPERATOR_CLIENT_ID: self.operator_client_id,
+            Env.MI_HELPERS_OPERATOR_CLIENT_SECRET: self.operator_secret,
+        }
+        if not self.operator_secret:  # a world without an operator: no half sign-in
+            values.pop(Env.MI_HELPERS_OPERATOR_CLIENT_ID)
+        return {k: v for k, v in values.items() if v}
 
     def environment(self, extras: dict[str, str] | None = None) -> dict[str, str]:
         """Every variable a client process needs, then ``extras`` (a scenario's client-side changes)."""
@@ -73,5 +100,6 @@ class Endpoints:
             Env.NO_PROXY: no_proxy,
             Env.NO_PROXY.lower(): no_proxy,
         }
+        env.update(self.identity_environment())
         env.update(extras or {})
         return env

@@ -1,7 +1,8 @@
 """The :class:`Emulator` facade: a backend, the listeners serving it, their URLs and the client environment.
 
-One :class:`Emulator` owns up to five loopback listeners: IMDS (HTTP), ARM (HTTPS), admin (HTTP, always up),
-and, when the scenario needs them, the fake proxy of ``proxy-intercept`` and the dead legacy port of
+One :class:`Emulator` owns up to seven loopback listeners: IMDS (HTTP), ARM (HTTPS), Entra ID and Microsoft
+Graph (HTTPS, each its own listener, as each is its own host on Azure), admin (HTTP, always up), and, when
+the scenario needs them, the fake proxy of ``proxy-intercept`` and the dead legacy port of
 ``legacy-extension-endpoint`` (bound without ``listen()``, so connecting is refused and no other program
 can take the port). ``imds-unreachable`` closes the IMDS listener the same way and re-opens it on the same
 port when the scenario changes. State and rules live in :class:`~mi_helpers.emulator.backend.Backend`;
@@ -27,7 +28,9 @@ from mi_helpers.emulator.arm import ArmLayer
 from mi_helpers.emulator.backend import Backend, Layout, WorldSource
 from mi_helpers.emulator.clock import Clock
 from mi_helpers.emulator.endpoints import Endpoints, is_loopback, url_host
+from mi_helpers.emulator.entra import EntraLayer
 from mi_helpers.emulator.faults import FaultEngine
+from mi_helpers.emulator.graph import GraphLayer
 from mi_helpers.emulator.imds import ImdsLayer
 from mi_helpers.emulator.layer import Layer
 from mi_helpers.emulator.proxy import ProxyLayer
@@ -46,7 +49,8 @@ class Emulator:
     """The local Azure emulator: IMDS + ARM subset + admin API, driven by a named scenario.
 
     ``allow_non_loopback`` lets ``host`` be an address other machines can reach (with a
-    :class:`RuntimeWarning`); ``clock`` replaces the real clocks (tests step time instead of sleeping).
+    :class:`RuntimeWarning`); ``clock`` replaces the real clocks (tests step time instead of sleeping);
+    ``entra_port`` and ``graph_port`` place the Entra ID and Microsoft Graph listeners (0 = any free port).
 
     >>> with Emulator(scenario="healthy") as emu:          # doctest: +SKIP
     ...     os.environ.update(emu.environment())
@@ -64,9 +68,12 @@ class Emulator:
         *,
         allow_non_loopback: bool = False,
         clock: Clock | None = None,
+        entra_port: int = 0,
+        graph_port: int = 0,
     ) -> None:
         _check_host(host, allow_non_loopback)
-        for field, value in (("imds_port", imds_port), ("arm_port", arm_port), ("admin_port", admin_port)):
+        ports = (("imds_port", imds_port), ("arm_port", arm_port), ("admin_port", admin_port))
+        for field, value in (*ports, ("entra_port", entra_port), ("graph_port", graph_port)):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
                 raise InputError(field, "must be a port number 0-65535 (0 = any free port)", value)
         self.host = host
@@ -87,6 +94,9 @@ class Emulator:
         self._proxy = self._listener(proxy_layer, 0, server_header="corporate-proxy")
         self._legacy: socket.socket | None = None
         self._legacy_port = 0
+        tls = server_ssl_context(self._tls)
+        self._entra = self._listener(EntraLayer(backend, self.endpoints), entra_port, ssl_context=tls)
+        self._graph = self._listener(GraphLayer(backend, self.endpoints), graph_port, ssl_context=tls)
         backend.on_layout(self._on_layout)
 
     def _listener(self, layer: Layer, port: int, **kw: Any) -> Listener:
@@ -118,6 +128,8 @@ class Emulator:
             try:
                 self._admin.open()
                 self._arm.open()
+                self._entra.open()
+                self._graph.open()
                 self._started = True
                 self.backend.rearm()  # listeners as the scenario says, faults armed afresh
             except BaseException:
@@ -134,7 +146,7 @@ class Emulator:
             self._started = False
 
     def _close_all(self) -> None:
-        for lst in (self._imds, self._proxy, self._arm, self._admin):
+        for lst in (self._imds, self._proxy, self._arm, self._entra, self._graph, self._admin):
             with contextlib.suppress(OSError):
                 lst.close()
         if self._legacy is not None:
@@ -186,6 +198,16 @@ class Emulator:
         return f"https://{url_host(self.host)}:{self._arm.port}"
 
     @property
+    def entra_url(self) -> str:
+        """The Entra ID authority host (MI_HELPERS_ENTRA_URL): the authority is ``<entra_url>/<tenant>``."""
+        return f"https://{url_host(self.host)}:{self._entra.port}"
+
+    @property
+    def graph_url(self) -> str:
+        """Microsoft Graph's base URL (MI_HELPERS_GRAPH_URL); ``az`` also uses it as Graph's resource ID."""
+        return f"https://{url_host(self.host)}:{self._graph.port}"
+
+    @property
     def admin_url(self) -> str:
         return f"http://{url_host(self.host)}:{self._admin.port}/_emulator"
 
@@ -224,10 +246,26 @@ class Emulator:
             ca_bundle=self.ca_bundle,
             admin_key=self.admin_key,
             imds_listening=self._imds.listening,
+            entra_url=self.entra_url,
+            graph_url=self.graph_url,
+            tenant_id=self.backend.world.tenant.id,
+            **self._operator(),
         )
 
+    def _operator(self) -> dict[str, str]:
+        """The operator's client ID and per-run secret for :class:`Endpoints` (none without an operator)."""
+        creds = self.backend.operator_credentials()
+        return {} if creds is None else {"operator_client_id": creds[0], "operator_secret": creds[1]}
+
     def environment(self) -> dict[str, str]:
-        """Every variable a client process needs, including the scenario's client-side extras."""
+        """Every variable a client process needs, including the scenario's client-side extras.
+
+        Besides the IMDS and ARM pointers, it names the emulator's Entra ID and Graph, the tenant and the
+        operator principal (client ID and its per-run secret) for a terminal or a Python cell that signs in
+        to change things. On Azure you sign in as yourself with ``az login``; here an operator principal
+        stands in for you: ``az login --service-principal -u "$MI_HELPERS_OPERATOR_CLIENT_ID" -p
+        "$MI_HELPERS_OPERATOR_CLIENT_SECRET" --tenant "$MI_HELPERS_TENANT_ID"``.
+        """
         ep = self.endpoints()
         return ep.environment(self.backend.scenario_environment(ep))
 

@@ -27,6 +27,7 @@ from mi_helpers.emulator.model import (
     Principal,
     ResourceGroup,
     RoleAssignment,
+    ServicePrincipal,
     Subscription,
     SystemIdentity,
     Tenant,
@@ -73,6 +74,8 @@ class World:
         role_assignments: list[RoleAssignment],
         host_vm: str,
         az_environment: str = "AzurePublicCloud",
+        service_principals: list[ServicePrincipal] | None = None,
+        operator: str = "",
     ) -> None:
         self.lock = threading.RLock()
         self.tenant = tenant
@@ -83,6 +86,10 @@ class World:
         self.resources = resources
         self.role_assignments = role_assignments
         self.az_environment = az_environment
+        #: Application service principals (the operator); managed identities are derived, see directory.py.
+        self.service_principals = list(service_principals or [])
+        #: Display name or app ID of the service principal that stands in for the learner ("" = none).
+        self.operator = operator
         self._host_vm_id = ""
         vm = self._find_vm_by_ref(host_vm)
         if vm is None:
@@ -191,6 +198,16 @@ class World:
                     for a in self.role_assignments
                 ],
                 "host_vm": {"name": host.name, "resource_id": host.resource_id},
+                "service_principals": [
+                    {
+                        "display_name": p.display_name,
+                        "app_id": p.app_id,
+                        "object_id": p.object_id,
+                        "graph_app_roles": list(p.graph_app_roles),
+                    }
+                    for p in self.service_principals
+                ],
+                "operator": self.operator,
             }
 
     def _vm_dict(self, v: VirtualMachine) -> dict[str, Any]:

@@ -62,10 +62,11 @@ CLOUD_NAME = "AzureEmulator"
 #: The repository's default place for the CLI's own virtual environment (``scripts/ensure-azure-cli``).
 DEFAULT_VENV = ".venv-az"
 
-#: Optional variables an emulator environment may carry for its Entra token endpoints and Microsoft Graph;
-#: without them both default to the emulator's ARM URL (loopback, so nothing leaves the machine).
-ENTRA_URL_VARIABLE = "MI_HELPERS_ENTRA_URL"
-GRAPH_URL_VARIABLE = "MI_HELPERS_GRAPH_URL"
+#: The variables of an emulator environment that name its Entra ID authority host and Microsoft Graph
+#: (``Emulator.environment``); without them both default to the emulator's ARM URL (loopback, so nothing
+#: leaves the machine either way).
+ENTRA_URL_VARIABLE = _E.MI_HELPERS_ENTRA_URL
+GRAPH_URL_VARIABLE = _E.MI_HELPERS_GRAPH_URL
 
 #: ``(section, option) -> value`` written to ``<config dir>/config`` (what ``az config set`` writes) and
 #: exported as ``AZURE_<SECTION>_<OPTION>`` where the name is a valid shell variable (knack's
@@ -322,6 +323,11 @@ _EMULATOR_VARIABLES = (
     _E.MI_HELPERS_EMULATOR_KEY,
     ENTRA_URL_VARIABLE,
     GRAPH_URL_VARIABLE,
+    # the operator sign-in: az login --service-principal -u "$MI_HELPERS_OPERATOR_CLIENT_ID"
+    # -p "$MI_HELPERS_OPERATOR_CLIENT_SECRET" --tenant "$MI_HELPERS_TENANT_ID"
+    _E.MI_HELPERS_TENANT_ID,
+    _E.MI_HELPERS_OPERATOR_CLIENT_ID,
+    _E.MI_HELPERS_OPERATOR_CLIENT_SECRET,
     "NO_PROXY",
     "no_proxy",
 )

@@ -24,6 +24,10 @@ UAMI_READER_PRINCIPAL = "6c8e0a2b-4d6f-4a8c-9e0b-2d4f6a8c0e1b"
 UAMI_DEPLOY = "uami-deploy"
 UAMI_DEPLOY_CLIENT = "2c4e6a8b-0d2f-4c4e-8a6b-8d0f2c4e6a8b"
 UAMI_DEPLOY_PRINCIPAL = "7d9f1b3c-5e7a-4b9d-8f1c-3e5a7c9e1b3d"
+#: The operator service principal (Owner on the subscription; Directory.Read.All on Microsoft Graph).
+OPERATOR_NAME = "mi-tutorial-operator"
+OPERATOR_CLIENT = "8b2d4f6a-0c1e-4a3b-9d5f-7e9a1c3b5d7f"
+OPERATOR_PRINCIPAL = "3e5a7c9e-1b3d-4f5a-8c7e-9a1b3c5d7e9f"
 
 SUB_SCOPE = f"/subscriptions/{SUB}"
 RG_SCOPE = f"{SUB_SCOPE}/resourceGroups/{RG}"
