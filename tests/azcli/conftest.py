@@ -15,11 +15,14 @@ import pytest
 from support.azcli import AzSession, ensure_az, new_session
 from support.world import UAMI_READER_CLIENT
 
+from azcli.operator import OPERATOR_LOGIN
 from azcli.report import NOT_RUN, TIMINGS
 
 _LOGIN_COMMANDS = {
     "system": "az login --identity -o none",
     "uami-reader": f"az login --identity --client-id {UAMI_READER_CLIENT} -o none",
+    # the operator principal that stands in for the learner (the line a learner types in a Lab terminal)
+    "operator": OPERATOR_LOGIN + " -o none",
 }
 
 
@@ -45,7 +48,8 @@ def emulator() -> Iterator[object]:
 def session_for(
     az: Path, emulator: object, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str], AzSession]:
-    """``session_for(login)``: a prepared session signed in as ``none``, ``system`` or ``uami-reader``."""
+    """``session_for(login)``: a prepared session signed in as ``none``, ``system``, ``uami-reader`` or
+    ``operator``."""
     parent = tmp_path_factory.mktemp("az-sessions")
     made: dict[str, AzSession] = {}
 

@@ -30,7 +30,7 @@ import yaml
 from azcli.printed import FILL
 
 DATA = Path(__file__).with_name("commands.yaml")
-LOGINS = ("none", "system", "uami-reader")
+LOGINS = ("none", "system", "uami-reader", "operator")
 PENDING_KINDS = ("write", "graph")
 _GUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 

@@ -200,7 +200,8 @@ def test_service_principal_sign_in_asks_the_emulator_authority_only(
     emulator (msal/authority.py, _initialize_entra_authority), because instance discovery is off. With it
     on (the CLI's default) MSAL first asks login.microsoftonline.com about the unknown authority host.
 
-    The emulator does not serve Entra yet, so the sign-in fails; what is asserted is where it went.
+    The client ID is a managed identity's, which has no secret: the emulator's Entra ID refuses it
+    (AADSTS7000215); what is asserted is where the sign-in went.
     """
     sign_in = (
         f"az login --service-principal -u {UAMI_READER_CLIENT} -p not-a-secret --tenant {TENANT} -o none"
@@ -209,9 +210,9 @@ def test_service_principal_sign_in_asks_the_emulator_authority_only(
     ours = _run(fresh, sign_in, extra_env=with_guard_log(log))
     assert ours.returncode != 0 and log.read_text() == ""
     first = ours.requests[0]
-    assert (first["listener"], first["method"]) == ("arm", "GET"), ours.describe()
+    assert (first["listener"], first["method"]) == ("entra", "GET"), ours.describe()
     assert first["path"] == f"/{TENANT}/v2.0/.well-known/openid-configuration"
-    assert "OIDC Discovery failed" in ours.stderr or "authority" in ours.stderr.lower(), ours.describe()
+    assert "AADSTS7000215" in ours.stderr, ours.describe()
 
     default = _run(fresh, sign_in, extra_env={**with_guard_log(log), "AZURE_CORE_INSTANCE_DISCOVERY": "true"})
     assert default.returncode != 0 and not default.requests
