@@ -3,7 +3,7 @@
 Every principal that can hold a token is a service principal of the tenant: the world's applications (the
 operator, ``World.service_principals``) and every managed identity: a VM's *enabled* system-assigned
 identity (disabling it deletes its service principal) and each user-assigned identity
-(docs/protocol.md#microsoft-graph). This module derives that list from the world, finds entries by object
+(docs/protocol.md, "Microsoft Graph"). This module derives that list from the world, finds entries by object
 ID, app ID or service principal name, and says which Graph application permissions a call needs.
 :class:`ClientSecrets` holds the per-run client secrets of the applications outside the world, so no world
 file, world dump or scenario switch ever carries one.

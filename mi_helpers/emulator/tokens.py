@@ -227,9 +227,10 @@ class TokenIssuer:
     ) -> IssuedToken:
         """A v1 app-only token as Entra issues it to an application signing in with a client secret.
 
-        Claims as in a real client-credentials token for a v1 resource (ARM, Graph: docs/protocol.md#access-
-        tokens): ``appidacr`` ``"1"`` (a secret), no ``xms_mirid``, ``roles`` only when app roles were
-        granted on that resource. Entra signs a new token for every request (MSAL caches, not Entra).
+        Claims as in a real client-credentials token for a v1 resource such as ARM or Graph
+        (docs/protocol.md#access-tokens): ``appidacr`` ``"1"`` (a secret), no ``xms_mirid``, ``roles`` only
+        when app roles were granted on that resource. Entra signs a new token for every request (MSAL
+        caches, not Entra).
         """
         iat = int(time.time() if now is None else now)
         life = self.lifetime if lifetime is None else int(lifetime)
