@@ -239,6 +239,8 @@ class EntraLayer(Layer):
 
     # ------------------------------------------------------------------ the token endpoints
     def _token(self, request: Request, tenant: str, *, v2: bool) -> Response:
+        if request.method == "OPTIONS":  # a CORS preflight: the other method the endpoint accepts
+            return Response(status=200, headers={"Allow": "POST, OPTIONS"})
         if request.method != "POST":
             raise EntraError(
                 400, "invalid_request", 900561, _TOKEN_METHODS_TEXT.format(method=request.method)

@@ -184,3 +184,26 @@ def test_role_assignment_list_names_the_principal_from_graph(
         "types": ["user", "group", "servicePrincipal", "directoryObjectPartnerReference"],
     }
     assert _secret(emulator) not in result.stdout + result.stderr
+
+
+def test_an_az_terminal_keeps_the_operator_variables_and_prints_no_secret(
+    emulator: Any, tmp_path: Path
+) -> None:
+    """``eval "$(python -m mi_helpers.launch.azure_cli --config-dir D)"`` in a Lab terminal: the sign-in line
+    still finds its variables afterwards, and the lines evaluated never hold the secret's value."""
+    from mi_helpers.launch import azure_cli
+
+    environ = {**emulator.environment(), "PATH": "/usr/bin", "HOME": str(tmp_path)}
+    lines = azure_cli.shell_lines(environ, tmp_path / "azure", tmp_path / "bin" / "az")
+    for name in (
+        Env.MI_HELPERS_OPERATOR_CLIENT_ID,
+        Env.MI_HELPERS_OPERATOR_CLIENT_SECRET,
+        Env.MI_HELPERS_TENANT_ID,
+    ):
+        assert f"unset {name}\n" not in lines
+    assert _secret(emulator) not in lines
+    env = azure_cli.cli_environment(emulator.environment(), tmp_path / "azure")
+    assert env[Env.MI_HELPERS_OPERATOR_CLIENT_SECRET] == _secret(emulator)
+    cloud = azure_cli.endpoints_from_environment(emulator.environment()).cloud_section()
+    assert cloud["endpoint_active_directory"] == emulator.entra_url
+    assert cloud["endpoint_microsoft_graph_resource_id"] == emulator.graph_url + "/"

@@ -19,6 +19,8 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from support.emulator import (
     VM_PATH,
     ManualClock,
@@ -394,6 +396,8 @@ def test_token_errors_have_entras_codes_texts_and_statuses(
 
 
 def test_token_endpoint_refusals_before_the_body(layer: EntraLayer, backend: Backend) -> None:
+    preflight = layer.handle(wsgi_request(f"/{TENANT}/oauth2/v2.0/token", method="OPTIONS", base_url=BASE))
+    assert preflight.status_code == 200 and preflight.headers["Allow"] == "POST, OPTIONS"
     r = layer.handle(wsgi_request(f"/{TENANT}/oauth2/v2.0/token", base_url=BASE))
     _entra_error(
         r, 400, "invalid_request", 900561, "The endpoint only accepts POST, OPTIONS requests. Received a GET"
@@ -620,3 +624,37 @@ def test_mi_helpers_emulator_never_prints_the_secret_yet_its_exports_carry_it(tm
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# --- nothing a client sends makes it answer 5xx ------------------------------------------------------------
+
+_segments = st.sampled_from(
+    [TENANT, "common", "organizations", "x", "", "v2.0", "oauth2", "token", ".well-known"]
+)
+_fields = st.dictionaries(
+    st.sampled_from(["grant_type", "client_id", "client_secret", "scope", "resource", "claims", "x"]),
+    st.text(max_size=40),
+    max_size=6,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    parts=st.lists(_segments, max_size=5),
+    method=st.sampled_from(["GET", "POST", "PUT", "HEAD", "OPTIONS"]),
+    form=_fields,
+    content_type=st.sampled_from(
+        ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain", ""]
+    ),
+    basic=st.from_regex(r"[ -~]{0,30}", fullmatch=True),
+)
+def test_any_request_gets_an_answer_below_500(
+    layer: EntraLayer, parts: list[str], method: str, form: dict[str, str], content_type: str, basic: str
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    if basic:
+        headers["Authorization"] = "Basic " + basic
+    request = wsgi_request(
+        "/" + "/".join(parts), method=method, body=urlencode(form).encode(), headers=headers, base_url=BASE
+    )
+    assert layer.handle(request).status_code < 500

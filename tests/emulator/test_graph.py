@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from support.emulator import ManualClock, json_of, mi_credential, wsgi_request
 from support.world import (
     OPERATOR_CLIENT,
@@ -387,3 +389,36 @@ def test_the_operator_reads_and_the_vm_identity_is_denied_over_https(emu: Any) -
     denied = _graph_get(emu, "/v1.0/servicePrincipals", vm_token)
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "Authorization_RequestDenied"
     assert [e["status"] for e in emu.request_log() if e["listener"] == "graph"] == [200, 403]
+
+
+# --- nothing a client sends makes it answer 5xx ------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    parts=st.lists(
+        st.sampled_from(
+            ["v1.0", "beta", "servicePrincipals", "directoryObjects", "getByIds", SYS_PRINCIPAL, "x", "me"]
+        ),
+        max_size=4,
+    ),
+    method=st.sampled_from(["GET", "POST", "DELETE", "HEAD"]),
+    query=st.dictionaries(
+        st.sampled_from(["$filter", "$select", "$top", "$x", "y"]), st.text(max_size=40), max_size=3
+    ),
+    body=st.one_of(
+        st.none(),
+        st.text(max_size=60),
+        st.builds(lambda ids: json.dumps({"ids": ids}), st.lists(st.text(max_size=8), max_size=3)),
+    ),
+)
+def test_any_request_gets_an_answer_below_500(
+    layer: GraphLayer,
+    backend: Backend,
+    parts: list[str],
+    method: str,
+    query: dict[str, str],
+    body: str | None,
+) -> None:
+    r = _call(layer, "/" + "/".join(parts), _operator_token(backend), method=method, body=body, **query)
+    assert r.status_code < 500
