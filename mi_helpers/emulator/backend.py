@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mi_helpers.emulator import directory
 from mi_helpers.emulator.clock import SYSTEM_CLOCK, Clock
 from mi_helpers.emulator.endpoints import Endpoints
 from mi_helpers.emulator.faults import FaultEngine
+from mi_helpers.emulator.principals import ClientSecrets, operator
 from mi_helpers.emulator.scenarios import (
     COMMON_DEFAULTS,
     Scenario,
@@ -196,11 +196,11 @@ class Backend:
         self.engine = FaultEngine(clock=self.clock.monotonic)
         self.world: World = build_world(self._scenario, self.base_world, self._params)
         self.log = RequestLog()
-        #: Per-run client secrets of the world's applications (the operator's): never in the world or the log.
-        self.secrets = directory.ClientSecrets()
         self._faults_cleared = False
         self._layout_hooks: list[Callable[[Layout], None]] = []
         self.engine.replace(build_faults(self._scenario, self._params))
+        #: Per-run client secrets of the world's applications (the operator's): never in the world or the log.
+        self.secrets = ClientSecrets()
 
     def __repr__(self) -> str:
         return f"<Backend scenario={self.scenario!r}>"
@@ -336,7 +336,7 @@ class Backend:
         On Azure you sign in as yourself with ``az login``; here the operator stands in for you. Its secret
         is made once per backend (per run) and survives scenario switches, which rebuild only the world.
         """
-        op = directory.operator(self.world)
+        op = operator(self.world)
         return None if op is None else (op.app_id, self.secrets.secret_for(op.app_id))
 
     def _scrubbed(self, entry: dict[str, Any]) -> dict[str, Any]:

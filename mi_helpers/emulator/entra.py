@@ -32,7 +32,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from mi_helpers.constants import Arm, Entra, Graph
-from mi_helpers.emulator import directory
+from mi_helpers.emulator import principals
 from mi_helpers.emulator.backend import Backend
 from mi_helpers.emulator.endpoints import Endpoints
 from mi_helpers.emulator.errors import WireError
@@ -298,8 +298,8 @@ class EntraLayer(Layer):
     def _authenticate(self, client_id: str, secret: str, tid: str) -> ServicePrincipal:
         """The application ``client_id`` names, if ``secret`` is its secret (AADSTS700016/7000218/7000215)."""
         world = self.backend.world
-        app = directory.application(world, client_id)
-        if app is None and directory.by_app_id(world, client_id) is None:
+        app = principals.application(world, client_id)
+        if app is None and principals.by_app_id(world, client_id) is None:
             raise EntraError(
                 400,
                 "unauthorized_client",
@@ -338,7 +338,7 @@ class EntraLayer(Layer):
         if norm in FIRST_PARTY_RESOURCES:
             return []
         app_id = norm[len("api://") :] if norm.startswith("api://") else norm
-        if directory.by_app_id(self.backend.world, app_id) is not None:
+        if principals.by_app_id(self.backend.world, app_id) is not None:
             return []
         raise EntraError(
             400,

@@ -25,13 +25,13 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from mi_helpers.constants import Graph
-from mi_helpers.emulator import directory
+from mi_helpers.emulator import principals
 from mi_helpers.emulator.backend import Backend
-from mi_helpers.emulator.directory import DirectoryEntry
 from mi_helpers.emulator.endpoints import Endpoints
 from mi_helpers.emulator.errors import WireError
 from mi_helpers.emulator.identity_errors import GraphError, graph_framing_error
 from mi_helpers.emulator.layer import Layer
+from mi_helpers.emulator.principals import DirectoryEntry
 from mi_helpers.emulator.tokens import (
     TokenAudienceError,
     TokenError,
@@ -238,15 +238,15 @@ class GraphLayer(Layer):
             )
         if head == "serviceprincipals" or _BY_APP_ID.match(rest[0]):
             self._method(request, "GET")
-            self._require(roles, directory.GRAPH_READ_SERVICE_PRINCIPALS)
+            self._require(roles, principals.GRAPH_READ_SERVICE_PRINCIPALS)
             return self._service_principals(request, rest, base)
         if head == "directoryobjects" and len(rest) == 2 and rest[1].lower() == "getbyids":
             self._method(request, "POST")
-            self._require(roles, directory.GRAPH_READ_DIRECTORY)
+            self._require(roles, principals.GRAPH_READ_DIRECTORY)
             return self._get_by_ids(request, base)
         if head == "directoryobjects" and len(rest) == 2:
             self._method(request, "GET")
-            self._require(roles, directory.GRAPH_READ_DIRECTORY)
+            self._require(roles, principals.GRAPH_READ_DIRECTORY)
             entry = self._entry(rest[1])
             body = {"@odata.context": f"{base}#directoryObjects/$entity", **self._typed(entry)}
             return _odata(body)
@@ -285,7 +285,7 @@ class GraphLayer(Layer):
 
     @staticmethod
     def _require(roles: Any, needed: frozenset[str]) -> None:
-        if not isinstance(roles, list) or not directory.graph_allows(roles, needed):
+        if not isinstance(roles, list) or not principals.graph_allows(roles, needed):
             raise GraphError(403, "Authorization_RequestDenied", _DENIED)
 
     # ------------------------------------------------------------------ servicePrincipals
@@ -302,7 +302,7 @@ class GraphLayer(Layer):
         if len(rest) > 2:
             raise GraphError(400, "BadRequest", f"Resource not found for the segment '{rest[2][:100]}'.")
         flt, select, top = self._options(request)
-        found = directory.entries(self.backend.world)
+        found = principals.entries(self.backend.world)
         for clause in _split_and(flt) if flt else []:
             match = _matcher(clause)
             found = [e for e in found if match(e)]
@@ -335,13 +335,13 @@ class GraphLayer(Layer):
     def _entry(self, object_id: str) -> DirectoryEntry:
         if not _GUID.match(object_id):
             raise GraphError(400, "Request_BadRequest", f"Invalid object identifier '{object_id[:100]}'.")
-        entry = directory.by_object_id(self.backend.world, object_id)
+        entry = principals.by_object_id(self.backend.world, object_id)
         if entry is None:
             raise _not_found(object_id)
         return entry
 
     def _by_app_id(self, app_id: str) -> DirectoryEntry:
-        entry = directory.by_app_id(self.backend.world, app_id)
+        entry = principals.by_app_id(self.backend.world, app_id)
         if entry is None:
             raise _not_found(app_id)
         return entry
@@ -386,7 +386,7 @@ class GraphLayer(Layer):
         value = []
         if "serviceprincipal" in wanted or "directoryobject" in wanted:
             for object_id in ids:
-                entry = directory.by_object_id(self.backend.world, object_id)
+                entry = principals.by_object_id(self.backend.world, object_id)
                 if entry is not None:
                     value.append(self._typed(entry))
         return _odata({"@odata.context": f"{base}#directoryObjects", "value": value})

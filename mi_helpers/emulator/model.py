@@ -31,6 +31,7 @@ __all__ = [
     "find_uami",
     "mirid",
     "norm_scope",
+    "parse_directory",
     "parse_world",
     "scope_within",
 ]
@@ -234,6 +235,44 @@ class IdentitySelectionError(LookupError):
         super().__init__(reason)
 
 
+# ------------------------------------------------------------------------------------ the directory (Entra)
+@dataclass
+class ServicePrincipal:
+    """An application's service principal in the tenant: a principal that signs in with a client secret.
+
+    The default world's one is the operator (``mi-tutorial-operator``), which stands in for the learner.
+    Its secret is not part of the world: the backend generates one per run. ``graph_app_roles`` are the
+    Microsoft Graph application permissions granted to it (they appear in its Graph tokens' ``roles``).
+    Managed identities are service principals too; they are derived from the VMs and user-assigned
+    identities (:mod:`mi_helpers.emulator.principals`), not listed here.
+    """
+
+    app_id: str
+    object_id: str
+    display_name: str
+    graph_app_roles: list[str] = field(default_factory=list)
+
+
+def parse_directory(data: dict[str, Any]) -> tuple[list[ServicePrincipal], str]:
+    """The world's ``service_principals`` and its ``operator`` (display name or app ID of one of them)."""
+    sps = [
+        ServicePrincipal(
+            str(d["app_id"]),
+            str(d["object_id"]),
+            str(d.get("display_name") or d["app_id"]),
+            [str(r) for r in d.get("graph_app_roles") or []],
+        )
+        for d in data.get("service_principals") or []
+    ]
+    operator = data.get("operator") or ""
+    if isinstance(operator, dict):
+        operator = operator.get("app_id") or operator.get("display_name") or ""
+    operator = str(operator)
+    if operator and not any(operator.lower() in (p.app_id.lower(), p.display_name.lower()) for p in sps):
+        raise InputError("world.operator", f"{operator!r} names no service principal of the world", operator)
+    return sps, operator
+
+
 def mirid(resource_id: str) -> str:
     """``xms_mirid`` form of a resource ID: ``resourceGroups`` in lower case, as in real tokens."""
     parts = resource_id.split("/")
@@ -273,8 +312,6 @@ class WorldParts(NamedTuple):
     role_assignments: list[RoleAssignment]
     host_vm: str
     az_environment: str
-    service_principals: list[ServicePrincipal]
-    operator: str
 
 
 def parse_world(data: dict[str, Any]) -> WorldParts:
@@ -345,7 +382,6 @@ def parse_world(data: dict[str, Any]) -> WorldParts:
         ras,
         str(host),
         str(data.get("az_environment", "AzurePublicCloud")),
-        *_directory(data),
     )
 
 
@@ -387,41 +423,3 @@ def _role_assignment(a: dict[str, Any]) -> RoleAssignment:
         str(a.get("id", "")),
         str(a.get("principal_type", "ServicePrincipal")),
     )
-
-
-# ------------------------------------------------------------------------------------ the directory (Entra)
-@dataclass
-class ServicePrincipal:
-    """An application's service principal in the tenant: a principal that signs in with a client secret.
-
-    The default world's one is the operator (``mi-tutorial-operator``), which stands in for the learner.
-    Its secret is not part of the world: the backend generates one per run. ``graph_app_roles`` are the
-    Microsoft Graph application permissions granted to it (they appear in its Graph tokens' ``roles``).
-    Managed identities are service principals too; they are derived from the VMs and user-assigned
-    identities (:mod:`mi_helpers.emulator.directory`), not listed here.
-    """
-
-    app_id: str
-    object_id: str
-    display_name: str
-    graph_app_roles: list[str] = field(default_factory=list)
-
-
-def _directory(data: dict[str, Any]) -> tuple[list[ServicePrincipal], str]:
-    """The world's ``service_principals`` and the ``operator`` (display name or app ID of one of them)."""
-    sps = [
-        ServicePrincipal(
-            str(d["app_id"]),
-            str(d["object_id"]),
-            str(d.get("display_name") or d["app_id"]),
-            [str(r) for r in d.get("graph_app_roles") or []],
-        )
-        for d in data.get("service_principals") or []
-    ]
-    operator = data.get("operator") or ""
-    if isinstance(operator, dict):
-        operator = operator.get("app_id") or operator.get("display_name") or ""
-    operator = str(operator)
-    if operator and not any(operator.lower() in (p.app_id.lower(), p.display_name.lower()) for p in sps):
-        raise InputError("world.operator", f"{operator!r} names no service principal of the world", operator)
-    return sps, operator

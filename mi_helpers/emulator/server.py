@@ -126,10 +126,10 @@ class Emulator:
             if self._started:
                 return self
             try:
-                self._admin.open()
-                self._arm.open()
                 self._entra.open()
                 self._graph.open()
+                self._admin.open()
+                self._arm.open()
                 self._started = True
                 self.backend.rearm()  # listeners as the scenario says, faults armed afresh
             except BaseException:

@@ -36,6 +36,7 @@ from mi_helpers.emulator.model import (
     find_uami,
     mirid,
     norm_scope,
+    parse_directory,
     parse_world,
     scope_within,
 )
@@ -74,8 +75,6 @@ class World:
         role_assignments: list[RoleAssignment],
         host_vm: str,
         az_environment: str = "AzurePublicCloud",
-        service_principals: list[ServicePrincipal] | None = None,
-        operator: str = "",
     ) -> None:
         self.lock = threading.RLock()
         self.tenant = tenant
@@ -86,15 +85,15 @@ class World:
         self.resources = resources
         self.role_assignments = role_assignments
         self.az_environment = az_environment
-        #: Application service principals (the operator); managed identities are derived, see directory.py.
-        self.service_principals = list(service_principals or [])
-        #: Display name or app ID of the service principal that stands in for the learner ("" = none).
-        self.operator = operator
         self._host_vm_id = ""
         vm = self._find_vm_by_ref(host_vm)
         if vm is None:
             raise InputError("host_vm", f"no virtual machine named {host_vm!r} in the world", host_vm)
         self._host_vm_id = vm.resource_id
+        #: Application service principals (the operator); managed identities are derived (principals.py).
+        self.service_principals: list[ServicePrincipal] = []
+        #: Display name or app ID of the service principal that stands in for the learner ("" = none).
+        self.operator = ""
 
     # ----------------------------------------------------------------- loading and saving
     @classmethod
@@ -130,7 +129,9 @@ class World:
                 "world", "must be a mapping with tenant, subscriptions, virtual_machines, …", data
             )
         try:
-            return cls(*parse_world(data))
+            world = cls(*parse_world(data))
+            world.service_principals, world.operator = parse_directory(data)
+            return world
         except InputError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -143,6 +144,16 @@ class World:
             return {
                 "tenant": {"id": self.tenant.id, "name": self.tenant.name},
                 "az_environment": self.az_environment,
+                "service_principals": [
+                    {
+                        "display_name": p.display_name,
+                        "app_id": p.app_id,
+                        "object_id": p.object_id,
+                        "graph_app_roles": list(p.graph_app_roles),
+                    }
+                    for p in self.service_principals
+                ],
+                "operator": self.operator,
                 "subscriptions": [
                     {"id": s.id, "name": s.name, "resource_id": s.resource_id} for s in self.subscriptions
                 ],
@@ -198,16 +209,6 @@ class World:
                     for a in self.role_assignments
                 ],
                 "host_vm": {"name": host.name, "resource_id": host.resource_id},
-                "service_principals": [
-                    {
-                        "display_name": p.display_name,
-                        "app_id": p.app_id,
-                        "object_id": p.object_id,
-                        "graph_app_roles": list(p.graph_app_roles),
-                    }
-                    for p in self.service_principals
-                ],
-                "operator": self.operator,
             }
 
     def _vm_dict(self, v: VirtualMachine) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The tenant's directory as Entra ID and Microsoft Graph see it: service principals, secrets, Graph rights.
+"""The tenant's service principals as Entra ID and Microsoft Graph see them: who signs in, secrets, rights.
 
 Every principal that can hold a token is a service principal of the tenant: the world's applications (the
 operator, ``World.service_principals``) and every managed identity: a VM's *enabled* system-assigned
