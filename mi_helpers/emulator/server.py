@@ -118,6 +118,7 @@ class Emulator:
             try:
                 self._admin.open()
                 self._arm.open()
+                self.backend.directory.register_service(self.arm_url)
                 self._started = True
                 self.backend.rearm()  # listeners as the scenario says, faults armed afresh
             except BaseException:
