@@ -127,7 +127,9 @@ def test_fixes_change_the_live_world(backend: Backend) -> None:
     backend.apply_fix("attach-user-identity", name=UAMI_DEPLOY)
     assert UAMI_DEPLOY in [u.name for u in backend.world.attached_identities(backend.world.host_vm)]
     backend.apply_fix("add-role-assignment", principal_id=UAMI_DEPLOY_PRINCIPAL, role="Owner", scope="/")
-    assert backend.world.allowed(UAMI_DEPLOY_PRINCIPAL, "Microsoft.Compute/virtualMachines/write", "/subscriptions/x")
+    assert backend.world.allowed(
+        UAMI_DEPLOY_PRINCIPAL, "Microsoft.Compute/virtualMachines/write", "/subscriptions/x"
+    )
     assert backend.apply_fix("remove-role-assignment", principal_id=UAMI_DEPLOY_PRINCIPAL, role="Owner")[
         "message"
     ] == ("removed 1 role assignment(s)")
