@@ -73,6 +73,13 @@ class Call:
         if not api.accepts(version):
             raise api.refusal(version, self.location_of_path())
 
+    def spelled(self, segment: str) -> str:
+        """``segment`` as the request spelled it (routes see fixed keywords in lower case)."""
+        for part in self.request.path.split("/"):
+            if part.lower() == segment.lower():
+                return part
+        return segment
+
     def location_of_path(self) -> str:
         m = _SCOPE.match("/" + self.request.path.strip("/"))
         if m is not None and m.group(2):

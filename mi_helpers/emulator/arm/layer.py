@@ -138,7 +138,7 @@ class ArmLayer(Layer):
         if request.method not in ("GET", "HEAD"):
             return self._write(call)
         if handler is None:
-            resources.unmodelled(call, path)
+            resources.unmodelled(call, request.path)
             raise ArmError(
                 404,
                 "NotFound",

@@ -239,7 +239,8 @@ def _known_type(call: Call, ns: str, rtype: str) -> str:
     """``<ns>/<type>`` as the world spells it, or 400 ``InvalidResourceType``."""
     full = f"{ns}/{rtype}"
     if full.lower() not in _world_types(call):
-        raise arm_invalid_resource_type(rtype, ns, call.request.args.get("api-version", ""))
+        version = call.request.args.get("api-version", "")
+        raise arm_invalid_resource_type(call.spelled(rtype), call.spelled(ns), version)
     return next(r.type for r in call.world.resources if r.type.lower() == full.lower())
 
 
