@@ -30,6 +30,7 @@ REGISTRATIONS: list[Callable[[Any], None]] = [_register_emulator]
 REGISTRATIONS += [add_tour_command, add_lab_command]  # mi_helpers/cli_run.py
 REGISTRATIONS += [add_doctor_command]  # mi_helpers/cli_doctor.py
 REGISTRATIONS += [add_identity_commands]  # mi_helpers/cli_identity.py: token, whoami
+REGISTRATIONS += [lambda sub: __import__("mi_helpers.cli.record", fromlist=["register"]).register(sub)]
 
 
 def build_parser() -> argparse.ArgumentParser:
