@@ -35,6 +35,7 @@ __all__ = [
     "Difference",
     "Exchange",
     "compare",
+    "compare_bodies",
     "load",
     "record",
     "sanitize",
@@ -474,6 +475,14 @@ def _compare_objects(ref: dict[str, Any], got: dict[str, Any], path: str, out: l
             out.append((f"{path}.{k}", f"the emulator adds it ({_short(got[k])})"))
         else:
             _compare(ref[k], got[k], f"{path}.{k}", k, out)
+
+
+def compare_bodies(reference: Any, actual: Any) -> list[tuple[str, str]]:
+    """(JSON path, what differs) for every difference of ``actual`` from ``reference``, by the rules of
+    :func:`compare`: shapes and types everywhere, values where they are facts, texts or IDs."""
+    out: list[tuple[str, str]] = []
+    _compare(reference, actual, "$", "", out)
+    return out
 
 
 def _short(value: Any) -> str:
