@@ -21,13 +21,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from mi_helpers.constants import Imds, Roles
+from mi_helpers.constants import Imds
+from mi_helpers.transcript.placeholders import FORMAT, JWT_MARK, NO_SUCH_CLIENT_ID, sanitize
 from mi_helpers.validate import InputError
 
 __all__ = [
@@ -41,43 +41,14 @@ __all__ = [
     "sanitize",
 ]
 
-FORMAT = "mi-helpers-transcript/1"
 #: The api-versions of the recorded ARM reads: the Azure CLI's VM read and the SDK's role assignments.
 VM_API_VERSION = "2024-11-01"
 ROLE_ASSIGNMENTS_API_VERSION = "2022-04-01"
-#: A client ID no identity has: the "wrong selector" lesson.
-NO_SUCH_CLIENT_ID = "00000000-0000-0000-0000-000000000000"
 #: The mistyped resource of the "wrong audience" lesson.
 TYPO_RESOURCE = "https://managements.azure.com/"
 
-_JWT_MARK = "<jwt>"  # what replaces a token
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 _PLACEHOLDER = re.compile(r"<([a-z][a-z-]*)-\d+>")
-_TENANT_NAME = re.compile(r"(in the tenant named )(.+?)(\. This can happen)")
-#: GUIDs that are public facts, kept as they are: built-in role definitions, first-party apps, the lesson's.
-PUBLIC_GUIDS = frozenset(
-    {g.lower() for g in Roles.BY_ID}
-    | {
-        NO_SUCH_CLIENT_ID,
-        "797f4846-ba00-4fd7-ba43-dac1f8f63013",  # Azure Resource Manager
-        "00000003-0000-0000-c000-000000000000",  # Microsoft Graph
-    }
-)
-#: JSON keys whose GUID value says what the GUID is (the placeholder's name).
-_GUID_ROLES = {
-    "subscriptionid": "subscription", "subscription": "subscription", "tenantid": "tenant", "tid": "tenant",
-    "principalid": "principal", "oid": "principal", "sub": "principal", "object_id": "principal",
-    "clientid": "client", "client_id": "client", "appid": "client", "vmid": "vm-id",
-    "trace_id": "trace", "correlation_id": "correlation", "createdby": "principal", "updatedby": "principal",
-    "name": "assignment", "placementgroupid": "placement-group",
-}  # fmt: skip
-#: Path segments after which a resource ID names something (the placeholder's name).
-_NAME_ROLES = {
-    "resourcegroups": "rg", "virtualmachines": "vm", "userassignedidentities": "identity", "disks": "disk",
-    "networkinterfaces": "nic", "roleassignments": "assignment", "subscriptions": "subscription",
-}  # fmt: skip
 #: Claims kept from the access token (IDs replaced); the others are named only.
 _KEPT_CLAIMS = ("aud", "iss", "idp", "appidacr", "idtyp", "ver", "xms_mirid", "oid", "sub", "tid", "appid")
 _KEPT_HEADERS = ("content-type", "server", "etag", "www-authenticate", "retry-after")
@@ -120,7 +91,7 @@ def _send(session: Any, base: str, ex: Exchange, token: str | None, ca: str | bo
     headers = dict(ex.headers)
     if ex.bearer and token:
         headers["Authorization"] = f"Bearer {token}"
-    shown = {**headers, "Authorization": f"Bearer {_JWT_MARK}"} if "Authorization" in headers else headers
+    shown = {**headers, "Authorization": f"Bearer {JWT_MARK}"} if "Authorization" in headers else headers
     url = f"{base}{ex.path}?{urlencode(ex.query)}"
     r = session.get(url, headers=headers, timeout=15, verify=ca if ex.service == "arm" else True)
     try:
@@ -181,7 +152,7 @@ def record(imds_url: str, arm_url: str, resource: str, *, ca_bundle: str | None 
             _send(session, arm_url if ex.service == "arm" else imds_url, ex, token, ca) for ex in rest
         ]
     if isinstance(first["response"]["body"], dict) and "access_token" in first["response"]["body"]:
-        first["response"]["body"]["access_token"] = _JWT_MARK  # the token never leaves this function
+        first["response"]["body"]["access_token"] = JWT_MARK  # the token never leaves this function
     first["claims"] = {k: claims.get(k, "<absent>") for k in _KEPT_CLAIMS} | {
         k: "<omitted>" for k in sorted(claims) if k not in _KEPT_CLAIMS
     }
@@ -193,181 +164,6 @@ def record(imds_url: str, arm_url: str, resource: str, *, ca_bundle: str | None 
 
 
 # ------------------------------------------------------------------------------------------------ sanitize
-class _Names:
-    """Consistent placeholders: one per distinct value, named for what it is, numbered as they appear."""
-
-    def __init__(self) -> None:
-        self.by_value: dict[str, str] = {}
-        self.counts: dict[str, int] = {}
-        self.guid_roles: dict[str, str] = {}
-
-    def of(self, value: str, role: str) -> str:
-        key = value.lower() if _GUID.fullmatch(value) else value
-        if key not in self.by_value:
-            self.counts[role] = self.counts.get(role, 0) + 1
-            self.by_value[key] = f"<{role}-{self.counts[role]}>"
-        return self.by_value[key]
-
-
-#: What a GUID is, from the path segment or host before it.
-_GUID_CONTEXT = (
-    ("subscriptions/", "subscription"),
-    ("sts.windows.net/", "tenant"),
-    ("roleassignments/", "assignment"),
-)
-
-
-def _learn_guid_roles(doc: Any, names: _Names, key: str = "") -> None:
-    """First pass: the most telling name for each GUID, from a key or path segment it appears under."""
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            _learn_guid_roles(v, names, k)
-    elif isinstance(doc, list):
-        for v in doc:
-            _learn_guid_roles(v, names, key)
-    elif isinstance(doc, str):
-        for m in _GUID.finditer(doc):
-            guid = m.group(0).lower()
-            before = doc[: m.start()].lower()
-            role = next((r for ctx, r in _GUID_CONTEXT if before.endswith(ctx)), None)
-            role = role or (_GUID_ROLES.get(key.lower()) if m.group(0) == doc else None)
-            if role and guid not in names.guid_roles:
-                names.guid_roles[guid] = role
-
-
-def _walk_strings(doc: Any, fn: Callable[[str, str], str], key: str = "") -> Any:
-    """``doc`` with every string (the keys of data maps too) passed through ``fn(value, key)``."""
-    if isinstance(doc, dict):
-        data_map = key.lower() in ("tags", "userassignedidentities")
-        return {(fn(k, key) if data_map else k): _walk_strings(v, fn, k) for k, v in doc.items()}
-    if isinstance(doc, list):
-        return [_walk_strings(v, fn, key) for v in doc]
-    return fn(doc, key) if isinstance(doc, str) else doc
-
-
-def _collect_map(low: str, value: Any, names: _Names) -> bool:
-    """Names in a data map (``tags``, ``userAssignedIdentities``, ``tagsList``); True if ``value`` is one."""
-    if low in ("tags", "userassignedidentities") and isinstance(value, dict):
-        for k, v in value.items():
-            if low == "tags":
-                names.of(str(k), "tag")
-                names.of(str(v), "tag-value")
-            else:
-                _collect_ids(str(k), names)
-            _collect_names(v, names)
-        return True
-    if low == "tagslist" and isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict):
-                names.of(str(item.get("name", "")), "tag")
-                names.of(str(item.get("value", "")), "tag-value")
-        return True
-    return False
-
-
-def _collect_names(doc: Any, names: _Names) -> None:
-    """Register the names that identify the machine: resource-ID segments, IMDS fields, tags, keys, IPs."""
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            if _collect_map(k.lower(), v, names):
-                continue
-            if isinstance(v, str) and v:
-                _collect_field(k.lower(), v, names)
-            _collect_names(v, names)
-    elif isinstance(doc, list):
-        for v in doc:
-            _collect_names(v, names)
-    elif isinstance(doc, str):
-        _collect_ids(doc, names)
-
-
-_FIELD_ROLES = {
-    "computername": "vm", "resourcegroupname": "rg", "adminusername": "user", "keydata": "ssh-public-key",
-    "macaddress": "mac", "vmscalesetname": "scale-set", "placementgroupid": "placement-group",
-}  # fmt: skip
-
-
-def _collect_field(key: str, value: str, names: _Names) -> None:
-    if key == "tags" and ":" in value:  # IMDS's "k:v;k2:v2"
-        for pair in value.split(";"):
-            tk, _, tv = pair.partition(":")
-            names.of(tk, "tag")
-            names.of(tv, "tag-value")
-    elif key == "path" and value.startswith("/home/"):
-        names.of(value.split("/")[2], "user")
-    elif key in _FIELD_ROLES and not _GUID.fullmatch(value):
-        names.of(value, _FIELD_ROLES[key])
-    else:
-        _collect_ids(value, names)
-
-
-def _collect_ids(text: str, names: _Names) -> None:
-    parts = text.split("/")
-    for i, part in enumerate(parts[:-1]):
-        role = _NAME_ROLES.get(part.lower())
-        if role and parts[i + 1] and not _GUID.fullmatch(parts[i + 1]):
-            names.of(parts[i + 1], role)
-    for ip in _IPV4.findall(text):
-        names.of(ip, "ip")
-
-
-def _replace(value: str, key: str, names: _Names, values: list[tuple[str, str]]) -> str:
-    if _JWT.search(value):
-        return _JWT.sub(_JWT_MARK, value)
-    value = _TENANT_NAME.sub(lambda m: m.group(1) + names.of(m.group(2), "tenant-name") + m.group(3), value)
-
-    def guid(m: re.Match[str]) -> str:
-        g = m.group(0)
-        return g if g.lower() in PUBLIC_GUIDS else names.of(g, names.guid_roles.get(g.lower(), "guid"))
-
-    value = _GUID.sub(guid, value)
-    exact = names.by_value.get(value)
-    if exact is not None:
-        return exact
-    for original, placeholder in values:  # longest first; whole path segments or words only
-        if original in value:
-            value = re.sub(rf"(?<![\w.-]){re.escape(original)}(?![\w-])", placeholder, value)
-    return value
-
-
-def sanitize(raw: dict[str, Any]) -> dict[str, Any]:
-    """A transcript with nothing secret or identifying left in it (see the module docstring)."""
-    names = _Names()
-    exchanges = raw.get("exchanges", [])
-    replies = [[ex.get("response", {}).get("body"), ex.get("claims")] for ex in exchanges]
-    _learn_guid_roles(replies, names)
-    _collect_names(replies, names)
-    values = sorted(
-        ((v, p) for v, p in names.by_value.items() if v and not _GUID.fullmatch(v)), key=lambda t: -len(t[0])
-    )
-    clean = [
-        {**ex, "request": _walk_strings(ex.get("request", {}), lambda v, k: _replace(v, k, names, values)),
-         "response": _walk_strings(ex.get("response", {}), lambda v, k: _replace(v, k, names, values)),
-         **({"claims": _walk_strings(ex["claims"], lambda v, k: _replace(v, k, names, values))}
-            if "claims" in ex else {})}
-        for ex in exchanges
-    ]  # fmt: skip
-    for ex in clean:
-        body = ex["response"].get("body")
-        if isinstance(body, dict) and "access_token" in body:
-            body["access_token"] = _JWT_MARK
-    if any(_JWT.search(s) for s in _strings(clean)):  # a safety net: a token never gets through
-        raise ValueError("a token survived sanitizing")
-    return {"format": FORMAT, "recorded": raw.get("recorded", ""), "exchanges": clean}
-
-
-def _strings(doc: Any) -> Iterator[str]:
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            yield str(k)
-            yield from _strings(v)
-    elif isinstance(doc, list):
-        for v in doc:
-            yield from _strings(v)
-    elif isinstance(doc, str):
-        yield doc
-
-
 def load(path: str | Path) -> dict[str, Any]:
     """Read a transcript file; a file that is not one is an :class:`InputError` naming what is wrong."""
     p = Path(path)
