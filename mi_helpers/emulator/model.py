@@ -8,6 +8,7 @@ rules that read them. :func:`parse_world` reads the YAML/JSON layout of ``defaul
 from __future__ import annotations
 
 import base64
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -161,7 +162,7 @@ class VirtualMachine:
     @property
     def os_disk_name(self) -> str:
         """``<vm>_OsDisk_1_<32 hex>``: the managed OS disk's name as Compute makes it (stable per VM)."""
-        return f"{self.name}_OsDisk_1_{uuid.uuid5(uuid.NAMESPACE_OID, self.vm_id).hex}"
+        return f"{self.name}_OsDisk_1_{_disk_suffix(self.vm_id)}"
 
     @property
     def os_disk_id(self) -> str:
@@ -179,14 +180,24 @@ class VirtualMachine:
         """
         if not self.linux:
             return None
-        algo = b"ssh-ed25519"
-        blob = uuid.uuid5(uuid.NAMESPACE_OID, "ssh:" + self.vm_id).bytes * 2
-        wire = len(algo).to_bytes(4, "big") + algo + len(blob).to_bytes(4, "big") + blob
-        return f"ssh-ed25519 {base64.b64encode(wire).decode()} {self.admin_username}@{self.name}"
+        return f"ssh-ed25519 {_ssh_key_blob(self.vm_id)} {self.admin_username}@{self.name}"
 
     @property
     def ssh_key_path(self) -> str:
         return f"/home/{self.admin_username}/.ssh/authorized_keys"
+
+
+@functools.lru_cache(maxsize=256)
+def _disk_suffix(vm_id: str) -> str:
+    return uuid.uuid5(uuid.NAMESPACE_OID, vm_id).hex
+
+
+@functools.lru_cache(maxsize=256)
+def _ssh_key_blob(vm_id: str) -> str:
+    algo = b"ssh-ed25519"
+    blob = uuid.uuid5(uuid.NAMESPACE_OID, "ssh:" + vm_id).bytes * 2
+    wire = len(algo).to_bytes(4, "big") + algo + len(blob).to_bytes(4, "big") + blob
+    return base64.b64encode(wire).decode()
 
 
 @dataclass(frozen=True)

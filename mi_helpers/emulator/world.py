@@ -387,7 +387,12 @@ class World:
 
     def roles_covering(self, principal_id: str, scope: str) -> list[RoleDefinition]:
         """The role definitions the principal holds at ``scope`` or above it (inherited downwards)."""
-        return [a.definition for a in self.assignments_for(principal_id) if scope_within(scope, a.scope)]
+        target = norm_scope(scope)
+        return [
+            a.definition
+            for a in self.assignments_for(principal_id)
+            if (s := norm_scope(a.scope)) == "/" or target == s or target.startswith(s + "/")
+        ]
 
     def allowed(self, principal_id: str, action: str, scope: str, *, data: bool = False) -> bool:
         """May the principal perform ``action`` (a data action when ``data``) over ``scope``?

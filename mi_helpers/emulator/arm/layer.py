@@ -186,8 +186,8 @@ class ArmLayer(Layer):
         now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         h = response.headers
         h["Cache-Control"] = "no-cache"
-        h["Pragma"] = "no-cache"
-        h["Expires"] = "-1"
+        h.add("Pragma", "no-cache")  # no layer sets these two: add, not set (cheaper)
+        h.add("Expires", "-1")
         h["x-ms-request-id"] = rid
         h["x-ms-correlation-request-id"] = request.headers.get(
             "x-ms-correlation-request-id"
