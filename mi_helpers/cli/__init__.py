@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mi_helpers.cli import doctor, emulator, identity, run
+from mi_helpers.cli import doctor, emulator, identity, record, run
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -22,6 +22,7 @@ COMMANDS = (
     run,  # tour, lab
     doctor,  # doctor
     identity,  # token, whoami
+    record,  # record, compare
 )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mi_helpers.emulator.clock import SYSTEM_CLOCK, Clock
+from mi_helpers.emulator.directory import Directory
 from mi_helpers.emulator.endpoints import Endpoints
 from mi_helpers.emulator.faults import FaultEngine
 from mi_helpers.emulator.principals import ClientSecrets, operator
@@ -196,6 +197,8 @@ class Backend:
         self.engine = FaultEngine(clock=self.clock.monotonic)
         self.world: World = build_world(self._scenario, self.base_world, self._params)
         self.log = RequestLog()
+        #: Which token ``resource`` names a service principal (the facade registers its service URLs).
+        self.directory = Directory()
         self._faults_cleared = False
         self._layout_hooks: list[Callable[[Layout], None]] = []
         self.engine.replace(build_faults(self._scenario, self._params))

@@ -337,6 +337,8 @@ class EntraLayer(Layer):
             return list(app.graph_app_roles)
         if norm in FIRST_PARTY_RESOURCES:
             return []
+        if self.backend.directory.resolve(resource, self.backend.world.applications) is not None:
+            return []  # the same tenant directory IMDS asks: first-party services, the world's applications
         app_id = norm[len("api://") :] if norm.startswith("api://") else norm
         if principals.by_app_id(self.backend.world, app_id) is not None:
             return []

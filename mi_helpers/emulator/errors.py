@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import uuid
 from typing import Any
 
 from werkzeug.wrappers import Response
@@ -32,11 +33,17 @@ __all__ = [
     "arm_authorization_failed",
     "arm_expired_token",
     "arm_framing_error",
+    "arm_invalid_api_version",
     "arm_invalid_audience",
+    "arm_invalid_filter",
+    "arm_invalid_resource_type",
+    "arm_no_registered_provider",
     "arm_resource_group_not_found",
     "arm_resource_not_found",
     "arm_subscription_not_found",
     "arm_throttled",
+    "arm_write_not_emulated",
+    "entra_invalid_resource",
     "imds_api_version",
     "imds_framing_error",
     "imds_identity_not_found",
@@ -125,6 +132,35 @@ def imds_api_version() -> ImdsError:
             "error": "Bad request. api-version is invalid or was not specified in the request. "
             "For more information refer to aka.ms/azureimds",
             "newest-versions": IMDS_NEWEST_VERSIONS,
+        },
+    )
+
+
+def entra_invalid_resource(resource: str, tenant: str, now: float, correlation_id: str) -> ImdsError:
+    """400 ``invalid_resource``: Entra has no service principal for ``resource`` (AADSTS500011), via IMDS.
+
+    The body is Entra's current one: the description ends with ``Trace ID``, ``Correlation ID`` and
+    ``Timestamp`` lines; ``error_codes``, ``timestamp``, ``trace_id``, ``correlation_id`` and ``error_uri``
+    follow (docs/protocol.md#errors). ``tenant`` is the tenant's display name, as in real replies.
+    """
+    stamp = _dt.datetime.fromtimestamp(int(now), tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    trace = str(uuid.uuid4())
+    text = (
+        f"AADSTS500011: The resource principal named {resource[:256]} was not found in the tenant named "
+        f"{tenant}. This can happen if the application has not been installed by the administrator of the "
+        "tenant or consented to by any user in the tenant. You might have sent your authentication request "
+        f"to the wrong tenant.\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {stamp}"
+    )
+    return ImdsError(
+        400,
+        {
+            "error": "invalid_resource",
+            "error_description": text,
+            "error_codes": [500011],
+            "timestamp": stamp,
+            "trace_id": trace,
+            "correlation_id": correlation_id,
+            "error_uri": "https://login.microsoftonline.com/error?code=500011",
         },
     )
 
@@ -226,13 +262,75 @@ def arm_subscription_not_found(sub: str) -> ArmError:
 
 
 def arm_authorization_failed(oid: str, action: str, scope: str) -> ArmError:
-    """403 ``AuthorizationFailed``: the object ID appears in both slots, as for every app-only principal."""
+    """403 ``AuthorizationFailed``: the object ID appears in both slots, as for every app-only principal.
+
+    For role-assignment writes ARM adds "or an ABAC condition not fulfilled" (Learn, "Troubleshoot Azure
+    RBAC": conditions can restrict who may assign which role).
+    """
+    abac = " or an ABAC condition not fulfilled" if action.lower() in _ABAC_ACTIONS else ""
     return ArmError(
         403,
         "AuthorizationFailed",
-        f"The client '{oid}' with object id '{oid}' does not have authorization to perform action "
+        f"The client '{oid}' with object id '{oid}' does not have authorization{abac} to perform action "
         f"'{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, "
         "please refresh your credentials.",
+    )
+
+
+_ABAC_ACTIONS = frozenset(
+    {"microsoft.authorization/roleassignments/write", "microsoft.authorization/roleassignments/delete"}
+)
+
+
+def arm_write_not_emulated(method: str, action: str, scope: str) -> ArmError:
+    """405: a write the caller may perform, which the emulated ARM does not carry out yet.
+
+    The RBAC check has passed, so the text says so; docs/protocol.md#known-differences lists it.
+    """
+    return ArmError(
+        405,
+        "MethodNotAllowed",
+        f"The emulated Azure Resource Manager does not carry out writes yet: '{method}' over scope '{scope}' "
+        f"needs '{action}', which the caller holds. See docs/protocol.md#known-differences.",
+    )
+
+
+def arm_no_registered_provider(
+    location: str, version: str, rtype: str, versions: tuple[str, ...], locations: tuple[str, ...]
+) -> ArmError:
+    """400 ``NoRegisteredProviderFound``: the resource type has no such api-version (oldest first, ", ")."""
+    return ArmError(
+        400,
+        "NoRegisteredProviderFound",
+        f"No registered resource provider found for location '{location}' and API version '{version}' for "
+        f"type '{rtype}'. The supported api-versions are '{', '.join(versions)}'. The supported locations "
+        f"are '{', '.join(locations)}'.",
+    )
+
+
+def arm_invalid_api_version(version: str, versions: tuple[str, ...]) -> ArmError:
+    """400 ``InvalidApiVersionParameter``: ARM's own types (subscriptions, resource groups, resources)."""
+    return ArmError(
+        400,
+        "InvalidApiVersionParameter",
+        f"The api-version '{version}' is invalid. The supported versions are '{','.join(versions)}'.",
+    )
+
+
+def arm_invalid_resource_type(rtype: str, namespace: str, version: str) -> ArmError:
+    """400 ``InvalidResourceType``: a type the namespace does not have (or the emulator does not model)."""
+    return ArmError(
+        400,
+        "InvalidResourceType",
+        f"The resource type '{rtype}' could not be found in the namespace '{namespace}' for api version "
+        f"'{version}'.",
+    )
+
+
+def arm_invalid_filter(text: str) -> ArmError:
+    """400 ``InvalidFilterInQueryString``: a ``$filter`` the list does not understand."""
+    return ArmError(
+        400, "InvalidFilterInQueryString", f"Invalid $filter '{text}' specified in the query string."
     )
 
 

@@ -3,13 +3,14 @@
 Order of checks (docs/protocol.md#imds-token-endpoint, #instance-metadata): infrastructure faults (hang,
 foreign server, …) → ``Metadata: true`` → ``X-Forwarded-For`` → method (405) → path (404) → ``api-version``
 → duplicate query parameters → ``resource`` → selectors → service faults (410/429/500/propagation) →
-identity selection → token. Every field of a JSON body is a string.
+identity selection → Entra's check of the resource (the tenant directory, ``directory.py``) → token. Every
+field of a JSON body is a string; the instance document is built in ``instance.py``.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import uuid
 from typing import Any
 
 from werkzeug.exceptions import HTTPException
@@ -22,11 +23,13 @@ from mi_helpers.emulator.errors import (
     DropConnection,
     ImdsError,
     WireError,
+    entra_invalid_resource,
     imds_api_version,
     imds_framing_error,
     imds_identity_not_found,
 )
 from mi_helpers.emulator.faults import Fault
+from mi_helpers.emulator.instance import instance_document
 from mi_helpers.emulator.layer import Layer
 from mi_helpers.emulator.world import IdentitySelectionError, World
 
@@ -51,23 +54,6 @@ _URLS = Map(
 )
 
 
-_RESOURCE = re.compile(
-    r"^(?:(?:https?|api)://[^\s/?#]+[^\s]*|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})$"
-)
-
-
-def _plausible_resource(resource: str) -> bool:
-    """An App ID URI (``https://…``, ``api://…``) or an application ID (GUID), printable, at most 2 KB."""
-    return len(resource) <= 2048 and resource.isprintable() and bool(_RESOURCE.match(resource))
-
-
-def _is_delegated_scope(resource: str) -> bool:
-    """``api://<app>/<something>``: a scope of a custom API, not the API itself."""
-    if not resource.lower().startswith("api://"):
-        return False
-    return bool(resource[len("api://") :].rstrip("/").partition("/")[2])
-
-
 _ADAPTER = _URLS.bind("imds.local")  # only the path matters; binding once saves work on every request
 
 
@@ -76,88 +62,6 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     for k, v in (headers or {}).items():
         resp.headers[k] = v
     return resp
-
-
-def _s(value: Any) -> Any:
-    """IMDS rule: every primitive in a JSON reply is a string (missing values are empty strings)."""
-    if isinstance(value, dict):
-        return {k: _s(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_s(v) for v in value]
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def instance_document(w: World) -> dict[str, Any]:
-    """``/metadata/instance`` for the host VM (2021-02-01-era fields; all primitives strings)."""
-    with w.lock:
-        vm = w.host_vm
-        tags = ";".join(f"{k}:{v}" for k, v in vm.tags.items())
-        compute = {
-            "additionalCapabilities": {"hibernationEnabled": "false"},
-            "azEnvironment": w.az_environment,
-            "customData": "",
-            "evictionPolicy": "",
-            "extendedLocation": {"name": "", "type": ""},
-            "host": {"id": ""},
-            "hostGroup": {"id": ""},
-            "isHostCompatibilityLayerVm": "false",
-            "licenseType": "",
-            "location": vm.location,
-            "name": vm.name,
-            "offer": "0001-com-ubuntu-server-jammy" if vm.os_type.lower() == "linux" else "WindowsServer",
-            "osProfile": {
-                "adminUsername": "azureuser",
-                "computerName": vm.name,
-                "disablePasswordAuthentication": "true" if vm.os_type.lower() == "linux" else "false",
-            },
-            "osType": vm.os_type,
-            "physicalZone": "",
-            "placementGroupId": "",
-            "plan": {"name": "", "product": "", "publisher": ""},
-            "platformFaultDomain": "0",
-            "platformSubFaultDomain": "",
-            "platformUpdateDomain": "0",
-            "priority": "",
-            "provider": "Microsoft.Compute",
-            "publicKeys": [],
-            "publisher": "Canonical" if vm.os_type.lower() == "linux" else "MicrosoftWindowsServer",
-            "resourceGroupName": vm.resource_group,
-            "resourceId": vm.resource_id,
-            "securityProfile": {
-                "encryptionAtHost": "false",
-                "secureBootEnabled": "true",
-                "securityType": "TrustedLaunch",
-                "virtualTpmEnabled": "true",
-            },
-            "sku": "22_04-lts-gen2" if vm.os_type.lower() == "linux" else "2022-datacenter-g2",
-            "subscriptionId": vm.subscription_id,
-            "tags": tags,
-            "tagsList": [{"name": k, "value": v} for k, v in vm.tags.items()],
-            "userData": "",
-            "version": "22.04.202411010" if vm.os_type.lower() == "linux" else "20348.2849.241106",
-            "virtualMachineScaleSet": {"id": ""},
-            "vmId": vm.vm_id,
-            "vmScaleSetName": "",
-            "vmSize": vm.vm_size,
-            "zone": "",
-        }
-    network = {
-        "interface": [
-            {
-                "ipv4": {
-                    "ipAddress": [{"privateIpAddress": "10.0.0.4", "publicIpAddress": ""}],
-                    "subnet": [{"address": "10.0.0.0", "prefix": "24"}],
-                },
-                "ipv6": {"ipAddress": []},
-                "macAddress": "000D3A2B4C5D",
-            }
-        ]
-    }
-    return _s({"compute": compute, "network": network})
 
 
 class ImdsLayer(Layer):
@@ -214,10 +118,14 @@ class ImdsLayer(Layer):
             return _fault_response(fault)
         world = backend.world
         principal = _select(world, selector, request.args.get(selector) if selector else None)
-        _check_resource(resource, world.tenant.id)
         now = backend.clock.time()
+        target = backend.directory.resolve(resource, world.applications)
+        if target is None:
+            raise entra_invalid_resource(resource, world.tenant.name, now, _correlation_id(request))
         bypass = request.args.get("bypass_cache", "").lower() == "true"
-        tok = backend.issuer.issue(principal, resource, now, bypass_cache=bypass)
+        tok = backend.issuer.issue(
+            principal, resource, now, bypass_cache=bypass, first_party=target.first_party
+        )
         request.environ["mi.identity"] = principal.principal_id
         body = {
             "access_token": tok.access_token,
@@ -232,11 +140,11 @@ class ImdsLayer(Layer):
         if selector == "object_id":
             body["object_id"] = principal.principal_id
         elif selector in ("msi_res_id", "mi_res_id", "resource_id"):
-            body["msi_res_id"] = principal.resource_id or ""
+            body["msi_res_id"] = request.args.get(selector, "")  # "specified in the request" (IMDS spec)
         return _json(body)
 
     def _instance(self, request: Request, sub: str) -> Response:
-        doc: Any = instance_document(self.backend.world)
+        doc: Any = instance_document(self.backend.world, request.args.get("api-version", ""))
         for part in [p for p in sub.split("/") if p]:
             if isinstance(doc, dict) and part in doc:
                 doc = doc[part]
@@ -312,28 +220,13 @@ def _select(world: World, selector: str | None, value: str | None) -> Any:
         raise imds_identity_not_found() from None
 
 
-def _check_resource(resource: str, tenant_id: str) -> None:
-    """Entra's refusal of a ``resource`` it has no principal for, as IMDS relays it."""
-    if _is_delegated_scope(resource):
-        # A managed identity gets app-only tokens for a whole resource; `api://<app>/<scope>` is a delegated
-        # scope, which Entra does not know as a resource principal (docs/protocol.md#failure-modes).
-        raise ImdsError.oauth(
-            400,
-            "invalid_resource",
-            f"AADSTS500011: The resource principal named {resource[:256]} was not found in the tenant "
-            f"named {tenant_id}. This can happen if the application has not been installed by "
-            "the administrator of the tenant or consented to by any user in the tenant. You might have "
-            "sent your authentication request to the wrong tenant.",
-        )
-    if not _plausible_resource(resource):
-        raise ImdsError.oauth(
-            400,
-            "invalid_resource",
-            f"AADSTS50001: The application named {resource[:256]} was not found in the tenant named "
-            f"{tenant_id}. This can happen if the application has not been installed by the "
-            "administrator of the tenant or consented to by any user in the tenant. You might have sent "
-            "your authentication request to the wrong tenant.",
-        )
+def _correlation_id(request: Request) -> str:
+    """Entra's correlation ID: the client's ``x-ms-client-request-id`` when it is a GUID (MSAL sends one)."""
+    given = request.headers.get("x-ms-client-request-id", "").strip()
+    try:
+        return str(uuid.UUID(given))
+    except ValueError:
+        return str(uuid.uuid4())
 
 
 def _fault_response(fault: Fault) -> Response:

@@ -7,15 +7,18 @@ rules that read them. :func:`parse_world` reads the YAML/JSON layout of ``defaul
 
 from __future__ import annotations
 
+import base64
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from mi_helpers.constants import Roles
+from mi_helpers.emulator.rbac import BUILTIN_ROLE_DEFINITIONS, RoleDefinition, find_role
 from mi_helpers.validate import InputError
 
 __all__ = [
     "BUILTIN_ROLES",
+    "Application",
     "GenericResource",
     "IdentitySelectionError",
     "Principal",
@@ -27,6 +30,7 @@ __all__ = [
     "Tenant",
     "UserAssignedIdentity",
     "VirtualMachine",
+    "VmImage",
     "WorldParts",
     "find_uami",
     "mirid",
@@ -36,34 +40,8 @@ __all__ = [
     "scope_within",
 ]
 
-# The built-in role definitions the emulator knows (IDs from mi_helpers.constants.Roles, texts as in Azure's
-# "Azure built-in roles" page). All three grant every read the emulator serves.
-BUILTIN_ROLES: dict[str, dict[str, Any]] = {
-    "Reader": {
-        "id": Roles.READER,
-        "description": "View all resources, but does not allow you to make any changes.",
-        "actions": ["*/read"],
-        "not_actions": [],
-    },
-    "Contributor": {
-        "id": Roles.CONTRIBUTOR,
-        "description": "Grants full access to manage all resources, but does not allow you to assign roles "
-        "in Azure RBAC, manage assignments in Azure Blueprints, or share image galleries.",
-        "actions": ["*"],
-        "not_actions": [
-            "Microsoft.Authorization/*/Delete",
-            "Microsoft.Authorization/*/Write",
-            "Microsoft.Authorization/elevateAccess/Action",
-        ],
-    },
-    "Owner": {
-        "id": Roles.OWNER,
-        "description": "Grants full access to manage all resources, including the ability to assign roles in "
-        "Azure RBAC.",
-        "actions": ["*"],
-        "not_actions": [],
-    },
-}
+#: The built-in role definitions, by ``roleName`` (docs/protocol.md#role-assignments-and-definitions).
+BUILTIN_ROLES: dict[str, RoleDefinition] = {d.name: d for d in BUILTIN_ROLE_DEFINITIONS}
 
 
 def norm_scope(scope: str) -> str:
@@ -154,7 +132,14 @@ class VirtualMachine:
     os_type: str = "Linux"
     tags: dict[str, str] = field(default_factory=dict)
     system_identity: SystemIdentity | None = None
-    user_assigned: list[str] = field(default_factory=list)  # resource IDs of attached UAMIs
+    #: Resource IDs of the attached UAMIs, spelled as they were given when attached: ARM's
+    #: ``identity.userAssignedIdentities`` keys keep that casing (docs/protocol.md#resources-and-bodies).
+    user_assigned: list[str] = field(default_factory=list)
+    admin_username: str = "azureuser"
+    #: ``securityProfile.securityType`` in ARM and in instance metadata (``TrustedLaunch``, ``Standard``…).
+    security_type: str = "TrustedLaunch"
+    #: Counts changes to the VM: ARM's ``etag`` is ``"<revision>"``.
+    revision: int = 1
 
     @property
     def resource_id(self) -> str:
@@ -166,6 +151,74 @@ class VirtualMachine:
     @property
     def has_system_identity(self) -> bool:
         return self.system_identity is not None and self.system_identity.enabled
+
+    @property
+    def linux(self) -> bool:
+        return self.os_type.lower() == "linux"
+
+    @property
+    def image(self) -> VmImage:
+        """The marketplace image the VM was created from (Ubuntu 22.04 or Windows Server 2022)."""
+        return _LINUX_IMAGE if self.linux else _WINDOWS_IMAGE
+
+    @property
+    def os_disk_name(self) -> str:
+        """``<vm>_OsDisk_1_<32 hex>``: the managed OS disk's name as Compute makes it (stable per VM)."""
+        return f"{self.name}_OsDisk_1_{_disk_suffix(self.vm_id)}"
+
+    @property
+    def os_disk_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Compute/disks/{self.os_disk_name}"
+        )
+
+    @property
+    def ssh_public_key(self) -> str | None:
+        """The admin's SSH public key (Linux VMs, password sign-in disabled): the same in ARM and IMDS.
+
+        A well-formed ``ssh-ed25519`` key derived from the VM ID, so every run shows the same one. It is a
+        public key of no private key anyone holds.
+        """
+        if not self.linux:
+            return None
+        return f"ssh-ed25519 {_ssh_key_blob(self.vm_id)} {self.admin_username}@{self.name}"
+
+    @property
+    def ssh_key_path(self) -> str:
+        return f"/home/{self.admin_username}/.ssh/authorized_keys"
+
+
+@functools.lru_cache(maxsize=256)
+def _disk_suffix(vm_id: str) -> str:
+    return uuid.uuid5(uuid.NAMESPACE_OID, vm_id).hex
+
+
+@functools.lru_cache(maxsize=256)
+def _ssh_key_blob(vm_id: str) -> str:
+    algo = b"ssh-ed25519"
+    blob = uuid.uuid5(uuid.NAMESPACE_OID, "ssh:" + vm_id).bytes * 2
+    wire = len(algo).to_bytes(4, "big") + algo + len(blob).to_bytes(4, "big") + blob
+    return base64.b64encode(wire).decode()
+
+
+@dataclass(frozen=True)
+class VmImage:
+    """A marketplace image reference (what ARM's ``imageReference`` and IMDS's offer/sku/version report)."""
+
+    publisher: str
+    offer: str
+    sku: str
+    version: str
+    exact_version: str
+
+
+_LINUX_IMAGE = VmImage(
+    "Canonical", "0001-com-ubuntu-server-jammy", "22_04-lts-gen2", "latest", "22.04.202411010"
+)
+_WINDOWS_IMAGE = VmImage(
+    "MicrosoftWindowsServer", "WindowsServer", "2022-datacenter-g2", "latest", "20348.2849.241106"
+)
 
 
 @dataclass
@@ -191,13 +244,18 @@ class GenericResource:
 
 @dataclass
 class RoleAssignment:
-    """A role (Reader, Contributor, Owner) granted to a principal at a scope."""
+    """A built-in role (by ``roleName``) granted to a principal at a scope.
+
+    ``created_by`` is the object ID of whoever created it: ARM reports it as ``createdBy``/``updatedBy`` of an
+    existing assignment (docs/protocol.md#role-assignments-and-definitions).
+    """
 
     principal_id: str
     role: str
     scope: str
     id: str = ""
     principal_type: str = "ServicePrincipal"
+    created_by: str = ""
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -205,13 +263,30 @@ class RoleAssignment:
             self.id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
 
     @property
+    def definition(self) -> RoleDefinition:
+        return BUILTIN_ROLES[self.role]
+
+    @property
     def role_definition_guid(self) -> str:
-        return str(BUILTIN_ROLES[self.role]["id"])
+        return self.definition.id
 
     @property
     def resource_id(self) -> str:
         scope = self.scope.rstrip("/")
         return f"{scope}/providers/Microsoft.Authorization/roleAssignments/{self.id}"
+
+
+@dataclass(frozen=True)
+class Application:
+    """An application registered in the tenant (a custom API): the resources a token may be asked for.
+
+    A token request names it by its application ID (``app_id``) or one of its ``identifier_uris``
+    (``api://<app_id>``…), as Entra resolves a ``resource`` (docs/protocol.md#audiences-and-clouds).
+    """
+
+    name: str
+    app_id: str
+    identifier_uris: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -312,6 +387,7 @@ class WorldParts(NamedTuple):
     role_assignments: list[RoleAssignment]
     host_vm: str
     az_environment: str
+    applications: list[Application]
 
 
 def parse_world(data: dict[str, Any]) -> WorldParts:
@@ -365,6 +441,7 @@ def parse_world(data: dict[str, Any]) -> WorldParts:
         for r in data.get("resources", [])
     ]
     ras = [_role_assignment(a) for a in data.get("role_assignments", [])]
+    apps = [_application(a) for a in data.get("applications", [])]
     host = data.get("host_vm")
     if isinstance(host, dict):
         host = host.get("resource_id") or host.get("name")
@@ -382,6 +459,7 @@ def parse_world(data: dict[str, Any]) -> WorldParts:
         ras,
         str(host),
         str(data.get("az_environment", "AzurePublicCloud")),
+        apps,
     )
 
 
@@ -395,7 +473,8 @@ def _vm(v: dict[str, Any], subscription_id: str, uamis: list[UserAssignedIdentit
         ua = find_uami(uamis, str(ref))
         if ua is None:
             raise InputError("world.virtual_machines.user_assigned", f"unknown identity {ref!r}", ref)
-        attached.append(ua.resource_id)
+        # A full resource ID keeps the casing it was written with (ARM echoes it as attached).
+        attached.append(str(ref).strip() if str(ref).strip().startswith("/") else ua.resource_id)
     return VirtualMachine(
         subscription_id,
         str(v["resource_group"]),
@@ -407,19 +486,34 @@ def _vm(v: dict[str, Any], subscription_id: str, uamis: list[UserAssignedIdentit
         _str_map(v.get("tags"), "tags"),
         system,
         attached,
+        str(v.get("admin_username", "azureuser")),
+        str(v.get("security_type", "TrustedLaunch")),
     )
 
 
 def _role_assignment(a: dict[str, Any]) -> RoleAssignment:
-    role = str(a["role"])
-    if role not in BUILTIN_ROLES:
+    role = find_role(str(a["role"]))
+    if role is None:
         raise InputError(
-            "world.role_assignments.role", f"unknown role {role!r} (allowed: {', '.join(BUILTIN_ROLES)})"
+            "world.role_assignments.role",
+            f"unknown role {a['role']!r} (allowed: {', '.join(BUILTIN_ROLES)})",
         )
     return RoleAssignment(
         str(a["principal_id"]),
-        role,
+        role.name,
         str(a["scope"]),
         str(a.get("id", "")),
         str(a.get("principal_type", "ServicePrincipal")),
+        str(a.get("created_by") or ""),
     )
+
+
+def _application(a: dict[str, Any]) -> Application:
+    if not isinstance(a, dict) or not a.get("app_id"):
+        raise InputError("world.applications", "each application needs an app_id (a GUID)", a)
+    uris = a.get("identifier_uris") or []
+    if isinstance(uris, str) or not all(isinstance(u, str) for u in uris):
+        raise InputError(
+            "world.applications.identifier_uris", "must be a list of URIs such as api://<app_id>", uris
+        )
+    return Application(str(a.get("name") or a["app_id"]), str(a["app_id"]), tuple(uris))

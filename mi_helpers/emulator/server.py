@@ -84,7 +84,7 @@ class Emulator:
         backend = self.backend
         self._imds_layer = ImdsLayer(backend)
         self._admin_layer = AdminLayer(backend, self.endpoints)
-        arm_layer = ArmLayer(backend)
+        arm_layer = ArmLayer(backend, self.endpoints)
         proxy_layer = ProxyLayer(backend, self.endpoints)
         self._imds = self._listener(
             self._imds_layer, imds_port, route=self._imds_route, server_header=IMDS_SERVER_HEADER
@@ -130,6 +130,10 @@ class Emulator:
                 self._graph.open()
                 self._admin.open()
                 self._arm.open()
+                # The emulated services are resources a token may be asked for: az uses its cloud's Graph
+                # base URL as the Graph token's resource, and its ARM URL for some calls.
+                self.backend.directory.register_service(self.arm_url)
+                self.backend.directory.register_service(self.endpoints().graph_url)
                 self._started = True
                 self.backend.rearm()  # listeners as the scenario says, faults armed afresh
             except BaseException:

@@ -100,9 +100,19 @@ class TokenIssuer:
             self._cache.clear()
 
     def issue(
-        self, principal: Principal, resource: str, now: float | None = None, bypass_cache: bool = False
+        self,
+        principal: Principal,
+        resource: str,
+        now: float | None = None,
+        bypass_cache: bool = False,
+        *,
+        first_party: bool = True,
     ) -> IssuedToken:
-        """A token for ``principal`` and ``resource``: the cached one while it has enough life left."""
+        """A token for ``principal`` and ``resource``: the cached one while it has enough life left.
+
+        ``first_party`` is False for a resource that is an application of the tenant (a custom API): Entra
+        puts ``xms_mirid`` only into tokens for Microsoft's own services (docs/protocol.md#access-tokens).
+        """
         t = time.time() if now is None else now
         key = (principal.principal_id.lower(), resource)
         with self._lock:
@@ -113,14 +123,14 @@ class TokenIssuer:
                 return IssuedToken(
                     cached.access_token, cached.iat, cached.nbf, cached.exp, cached.lifetime, True
                 )
-        fresh = self._sign(principal, resource, int(t))
+        fresh = self._sign(principal, resource, int(t), first_party)
         with self._lock:
             self._cache[key] = fresh
         return fresh
 
-    def _sign(self, p: Principal, resource: str, iat: int) -> IssuedToken:
+    def _sign(self, p: Principal, resource: str, iat: int, first_party: bool = True) -> IssuedToken:
         exp = iat + self.lifetime
-        claims = {
+        claims: dict[str, Any] = {
             "aud": resource,
             "iss": self.issuer,
             "iat": iat,
@@ -137,8 +147,9 @@ class TokenIssuer:
             "tid": p.tenant_id,
             "uti": secrets.token_urlsafe(16)[:22],
             "ver": "1.0",
-            "xms_mirid": p.mirid,
         }
+        if first_party:
+            claims["xms_mirid"] = p.mirid
         # Header order as in real tokens: typ, alg, x5t, kid.
         header = {"x5t": self.kid, "kid": self.kid}
         token = jwt.encode(claims, self._key, algorithm="RS256", headers=header, sort_headers=False)

@@ -22,6 +22,7 @@ import yaml
 
 from mi_helpers.emulator.model import (
     BUILTIN_ROLES,
+    Application,
     GenericResource,
     IdentitySelectionError,
     Principal,
@@ -40,10 +41,12 @@ from mi_helpers.emulator.model import (
     parse_world,
     scope_within,
 )
+from mi_helpers.emulator.rbac import RoleDefinition, find_role
 from mi_helpers.validate import InputError
 
 __all__ = [
     "BUILTIN_ROLES",
+    "Application",
     "GenericResource",
     "IdentitySelectionError",
     "Principal",
@@ -58,7 +61,9 @@ __all__ = [
     "scope_within",
 ]
 
-_ROLE_BY_ID = {v["id"]: k for k, v in BUILTIN_ROLES.items()}
+#: Who created the role assignments of a world file that names no ``created_by``: one stable object ID per
+#: tenant ("the administrator who set the estate up"), reported as ``createdBy``/``updatedBy``.
+_SETUP_NAMESPACE = uuid.UUID("6f1c3a5e-2b4d-4e8f-9a0b-1c2d3e4f5a6b")
 
 
 class World:
@@ -75,6 +80,7 @@ class World:
         role_assignments: list[RoleAssignment],
         host_vm: str,
         az_environment: str = "AzurePublicCloud",
+        applications: list[Application] | None = None,
     ) -> None:
         self.lock = threading.RLock()
         self.tenant = tenant
@@ -85,6 +91,10 @@ class World:
         self.resources = resources
         self.role_assignments = role_assignments
         self.az_environment = az_environment
+        self.applications = list(applications or [])
+        self.setup_principal = str(uuid.uuid5(_SETUP_NAMESPACE, tenant.id.lower()))
+        for a in self.role_assignments:
+            a.created_by = a.created_by or self.setup_principal
         self._host_vm_id = ""
         vm = self._find_vm_by_ref(host_vm)
         if vm is None:
@@ -205,8 +215,13 @@ class World:
                         "role_definition_id": a.role_definition_guid,
                         "scope": a.scope,
                         "resource_id": a.resource_id,
+                        "created_by": a.created_by,
                     }
                     for a in self.role_assignments
+                ],
+                "applications": [
+                    {"name": p.name, "app_id": p.app_id, "identifier_uris": list(p.identifier_uris)}
+                    for p in self.applications
                 ],
                 "host_vm": {"name": host.name, "resource_id": host.resource_id},
             }
@@ -227,6 +242,8 @@ class World:
             if si is None
             else {"enabled": si.enabled, "principal_id": si.principal_id, "client_id": si.client_id},
             "user_assigned": list(v.user_assigned),
+            "admin_username": v.admin_username,
+            "security_type": v.security_type,
         }
 
     def copy(self) -> World:
@@ -316,12 +333,16 @@ class World:
 
     def attached_identities(self, vm: VirtualMachine) -> list[UserAssignedIdentity]:
         """UAMIs attached to ``vm``, in attachment order."""
+        return [u for _, u in self.attachments(vm)]
+
+    def attachments(self, vm: VirtualMachine) -> list[tuple[str, UserAssignedIdentity]]:
+        """(resource ID as it was given when attached, UAMI) for each UAMI attached to ``vm``, in order."""
         with self.lock:
             out = []
             for rid in vm.user_assigned:
                 u = self.uami_by_id(rid)
                 if u is not None:
-                    out.append(u)
+                    out.append((rid, u))
             return out
 
     # ----------------------------------------------------------------- identity selection (IMDS rule)
@@ -382,12 +403,35 @@ class World:
         with self.lock:
             return [a for a in self.role_assignments if a.principal_id.lower() == principal_id.lower()]
 
-    def can_read(self, principal_id: str, scope: str) -> bool:
-        """True when one of the principal's roles (all of which include ``*/read``) covers ``scope``."""
-        return any(scope_within(scope, a.scope) for a in self.assignments_for(principal_id))
+    def roles_covering(self, principal_id: str, scope: str) -> list[RoleDefinition]:
+        """The role definitions the principal holds at ``scope`` or above it (inherited downwards)."""
+        target = norm_scope(scope)
+        return [
+            a.definition
+            for a in self.assignments_for(principal_id)
+            if (s := norm_scope(a.scope)) == "/" or target == s or target.startswith(s + "/")
+        ]
+
+    def allowed(self, principal_id: str, action: str, scope: str, *, data: bool = False) -> bool:
+        """May the principal perform ``action`` (a data action when ``data``) over ``scope``?
+
+        Azure RBAC (docs/protocol.md#role-assignments-and-definitions): some role assigned at the scope or
+        above it allows the action (matched by one of its (data) actions, not by its not-(data) actions).
+        """
+        return any(d.allows(action, data=data) for d in self.roles_covering(principal_id, scope))
+
+    def allowed_within(self, principal_id: str, action: str, scope: str, *, data: bool = False) -> bool:
+        """Like :meth:`allowed`, for an assignment at, above or anywhere below ``scope`` (what a list of
+        ``scope`` can show some of)."""
+        return any(
+            (scope_within(scope, a.scope) or scope_within(a.scope, scope))
+            and a.definition.allows(action, data=data)
+            for a in self.assignments_for(principal_id)
+        )
 
     def has_access_in(self, principal_id: str, scope: str) -> bool:
-        """True when the principal holds an assignment at, above or anywhere below ``scope``."""
+        """True when the principal holds any assignment at, above or below ``scope`` (``GET /subscriptions``
+        lists the subscriptions where that is so)."""
         return any(
             scope_within(scope, a.scope) or scope_within(a.scope, scope)
             for a in self.assignments_for(principal_id)
@@ -402,6 +446,7 @@ class World:
             elif vm.system_identity.enabled:
                 return f"system-assigned identity of {vm.name} was already enabled"
             vm.system_identity.enabled = True
+            vm.revision += 1
             pid = vm.system_identity.principal_id
             return f"enabled the system-assigned identity of {vm.name} (principal {pid})"
 
@@ -412,6 +457,7 @@ class World:
                 return f"system-assigned identity of {vm.name} was already disabled"
             assert vm.system_identity is not None
             vm.system_identity.enabled = False
+            vm.revision += 1
             return f"disabled the system-assigned identity of {vm.name}"
 
     def _uami_from_kw(
@@ -438,7 +484,9 @@ class World:
             vm = self.host_vm
             if self._attached(vm, u):
                 return f"{u.name} was already attached to {vm.name}"
-            vm.user_assigned.append(u.resource_id)
+            given = (resource_id or "").strip()
+            vm.user_assigned.append(given if given.startswith("/") else u.resource_id)
+            vm.revision += 1
             return f"attached {u.name} (client id {u.client_id}) to {vm.name}"
 
     def detach_user_identity(
@@ -451,13 +499,14 @@ class World:
             vm.user_assigned = [x for x in vm.user_assigned if norm_scope(x) != norm_scope(u.resource_id)]
             if len(vm.user_assigned) == before:
                 return f"{u.name} was not attached to {vm.name}"
+            vm.revision += 1
             return f"detached {u.name} from {vm.name}"
 
     def _check_role(self, role: str) -> str:
-        for known in BUILTIN_ROLES:
-            if known.lower() == str(role).lower() or BUILTIN_ROLES[known]["id"] == str(role).lower():
-                return known
-        raise InputError("role", f"unknown role {role!r} (allowed: {', '.join(BUILTIN_ROLES)})", role)
+        found = find_role(str(role))
+        if found is None:
+            raise InputError("role", f"unknown role {role!r} (allowed: {', '.join(BUILTIN_ROLES)})", role)
+        return found.name
 
     def _check_scope(self, scope: str) -> str:
         s = str(scope).strip()
@@ -481,7 +530,7 @@ class World:
                 for a in self.role_assignments
             ):
                 return f"{pid} already holds {r} at {sc}"
-            self.role_assignments.append(RoleAssignment(pid, r, sc))
+            self.role_assignments.append(RoleAssignment(pid, r, sc, created_by=self.setup_principal))
             return f"granted {r} to {pid} at {sc}"
 
     def remove_role_assignment(
@@ -523,4 +572,5 @@ class World:
             ) from exc
 
     def role_name(self, role_definition_guid: str) -> str | None:
-        return _ROLE_BY_ID.get(role_definition_guid.lower())
+        role = find_role(role_definition_guid)
+        return role.name if role is not None and role.id == role_definition_guid.lower() else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.emulator import VM_PATH, ManualClock, arm_error, json_of, wsgi_request
+from support.emulator import VM_PATH, ManualClock, arm_error, client_api_version, json_of, wsgi_request
 from support.world import (
     RG,
     RG_SCOPE,
@@ -48,7 +48,7 @@ def _token(backend: Backend, resource: str = Arm.RESOURCE, **selector: str) -> s
 
 def _get(layer: ArmLayer, path: str, token: str | None = None, **query: str) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    query.setdefault("api-version", "2024-07-01")
+    query.setdefault("api-version", client_api_version(path))
     return layer.handle(wsgi_request(path, query=query, headers=headers, base_url=BASE))
 
 
@@ -160,26 +160,29 @@ def test_role_assignments_at_a_scope(layer: ArmLayer, backend: Backend) -> None:
     assert bad.status_code == 400 and arm_error(bad)[0] == "InvalidFilterInQueryString"
 
 
-def test_unknown_paths_and_writes_get_arm_errors(layer: ArmLayer, backend: Backend) -> None:
+def test_unknown_types_and_writes_get_arm_errors(layer: ArmLayer, backend: Backend) -> None:
     token = _token(backend)
-    assert (
-        arm_error(_get(layer, f"/subscriptions/{SUB}/providers/Microsoft.Nothing/x", token))[0] == "NotFound"
-    )
+    unknown = _get(layer, f"/subscriptions/{SUB}/providers/Microsoft.Nothing/x", token)
+    assert unknown.status_code == 400 and arm_error(unknown)[0] == "InvalidResourceType"
+    off_arm = _get(layer, "/nothing/here", token)
+    assert off_arm.status_code == 404 and arm_error(off_arm)[0] == "NotFound"
     put = layer.handle(
         wsgi_request(
             VM_PATH,
             method="PUT",
-            query={"api-version": "1"},
+            query={"api-version": "2024-11-01"},
             headers={"Authorization": f"Bearer {token}"},
             base_url=BASE,
         )
     )
-    assert put.status_code == 405 and arm_error(put)[0] == "MethodNotAllowed"
+    code, message = arm_error(put)
+    assert put.status_code == 403 and code == "AuthorizationFailed"  # the VM's identity is a Reader
+    assert "'Microsoft.Compute/virtualMachines/write'" in message
     head = layer.handle(
         wsgi_request(
             f"/subscriptions/{SUB}/resourceGroups/rg-nope",
             method="HEAD",
-            query={"api-version": "1"},
+            query={"api-version": "2025-04-01"},
             headers={"Authorization": f"Bearer {token}"},
             base_url=BASE,
         )

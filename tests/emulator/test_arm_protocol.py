@@ -112,9 +112,16 @@ def test_missing_api_version(arm, token):
     assert code
 
 
-@pytest.mark.parametrize("version", ["2022-12-01", "2024-11-01", "2026-04-01", "2015-06-15"])
-def test_any_api_version_is_accepted(arm, token, version):
+@pytest.mark.parametrize("version", ["2024-11-01", "2025-04-01", "2026-04-01", "2015-06-15"])
+def test_compute_api_versions_are_accepted(arm, token, version):
     assert arm.get(VM_PATH, token=token, api_version=version).status_code == 200
+
+
+def test_an_api_version_of_another_type_is_refused(arm, token):
+    """2022-12-01 is a Microsoft.Resources version (subscriptions), not a Compute one."""
+    r = arm.get(VM_PATH, token=token, api_version="2022-12-01")
+    assert r.status_code == 400
+    assert arm_error(r)[0] == "NoRegisteredProviderFound"
 
 
 # --- not found (404) and authorization (403), in ARM's order ------------------------------------------

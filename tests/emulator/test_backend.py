@@ -77,7 +77,9 @@ def test_clear_faults_brings_imds_back_and_keeps_the_world(backend: Backend) -> 
     assert backend.layout().imds_listening is True and backend.faults_cleared
     backend.set_scenario("no-role-assignment")
     backend.apply_fix("clear-faults")
-    assert not backend.world.can_read(SYS_PRINCIPAL, backend.world.resource_group_scope())
+    assert not backend.world.allowed(
+        SYS_PRINCIPAL, "Microsoft.Compute/virtualMachines/read", backend.world.resource_group_scope()
+    )
 
 
 def test_reset_keeps_the_overridden_parameters(backend: Backend) -> None:
@@ -125,7 +127,9 @@ def test_fixes_change_the_live_world(backend: Backend) -> None:
     backend.apply_fix("attach-user-identity", name=UAMI_DEPLOY)
     assert UAMI_DEPLOY in [u.name for u in backend.world.attached_identities(backend.world.host_vm)]
     backend.apply_fix("add-role-assignment", principal_id=UAMI_DEPLOY_PRINCIPAL, role="Owner", scope="/")
-    assert backend.world.can_read(UAMI_DEPLOY_PRINCIPAL, "/subscriptions/x")
+    assert backend.world.allowed(
+        UAMI_DEPLOY_PRINCIPAL, "Microsoft.Compute/virtualMachines/write", "/subscriptions/x"
+    )
     assert backend.apply_fix("remove-role-assignment", principal_id=UAMI_DEPLOY_PRINCIPAL, role="Owner")[
         "message"
     ] == ("removed 1 role assignment(s)")

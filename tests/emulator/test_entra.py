@@ -658,3 +658,47 @@ def test_any_request_gets_an_answer_below_500(
         "/" + "/".join(parts), method=method, body=urlencode(form).encode(), headers=headers, base_url=BASE
     )
     assert layer.handle(request).status_code < 500
+
+
+# ------------------------------------------------------------------ one directory for IMDS, Entra and ARM
+def test_the_vm_identity_gets_a_graph_token_and_then_graphs_own_403(emu: Any) -> None:
+    """az asks IMDS for a token whose resource is its cloud's Graph base URL: the emulator's Graph listener
+    is a known resource, so the VM identity gets a token and Graph itself refuses (no AADSTS500011)."""
+    token = requests.get(
+        f"{emu.imds_url}/metadata/identity/oauth2/token",
+        params={"api-version": "2018-02-01", "resource": emu.graph_url + "/"},
+        headers={"Metadata": "true"},
+        timeout=10,
+    )
+    assert token.status_code == 200, token.text
+    r = requests.get(
+        f"{emu.graph_url}/v1.0/servicePrincipals",
+        headers={"Authorization": "Bearer " + token.json()["access_token"]},
+        verify=emu.ca_bundle,
+        timeout=10,
+    )
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "Authorization_RequestDenied"
+
+
+def test_the_operator_gets_a_token_for_an_application_the_world_declares(emu: Any) -> None:
+    """Entra resolves a resource through the same tenant directory IMDS uses: the world's applications."""
+    app = next(a for a in emu.world_dict()["applications"] if a["name"] == "mi-tutorial-api")
+    token = _credential(emu).get_token(f"api://{app['app_id']}/.default")
+    assert unverified_claims(token.token)["aud"] == f"api://{app['app_id']}"
+    with pytest.raises(Exception, match="AADSTS500011"):
+        _credential(emu).get_token("api://00000000-1111-2222-3333-444444444444/.default")
+
+
+def test_cloud_metadata_names_the_emulators_own_entra_and_graph(emu: Any) -> None:
+    """`az cloud register --endpoint-resource-manager` alone must set up a cloud that stays on loopback."""
+    r = requests.get(
+        f"{emu.arm_url}/metadata/endpoints",
+        params={"api-version": "2022-09-01"},
+        verify=emu.ca_bundle,
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["authentication"]["loginEndpoint"] == emu.entra_url + "/"
+    assert body["microsoftGraphResourceId"] == emu.graph_url + "/"

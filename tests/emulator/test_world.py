@@ -60,11 +60,17 @@ def test_the_token_form_of_resource_ids_is_lower_case_resourcegroups(world: Worl
     assert system.client_id == SYS_CLIENT and system.tenant_id == TENANT
 
 
+VM_READ = "Microsoft.Compute/virtualMachines/read"
+VM_WRITE = "Microsoft.Compute/virtualMachines/write"
+
+
 def test_rbac_covers_a_scope_and_everything_below_it(world: World) -> None:
-    assert world.can_read(SYS_PRINCIPAL, VM_RESOURCE_ID)
-    assert world.can_read(SYS_PRINCIPAL, RG_SCOPE.upper())  # ARM compares IDs case-insensitively
-    assert not world.can_read(SYS_PRINCIPAL, SUB_SCOPE)
-    assert world.has_access_in(SYS_PRINCIPAL, SUB_SCOPE)  # something inside it is readable
+    assert world.allowed(SYS_PRINCIPAL, VM_READ, VM_RESOURCE_ID)
+    assert world.allowed(SYS_PRINCIPAL, VM_READ, RG_SCOPE.upper())  # ARM compares IDs case-insensitively
+    assert not world.allowed(SYS_PRINCIPAL, VM_READ, SUB_SCOPE)
+    assert world.allowed_within(SYS_PRINCIPAL, VM_READ, SUB_SCOPE)  # something inside it is readable
+    assert world.has_access_in(SYS_PRINCIPAL, SUB_SCOPE)
+    assert not world.allowed(SYS_PRINCIPAL, VM_WRITE, VM_RESOURCE_ID)  # Reader: */read only
     assert scope_within(f"{RG_SCOPE}/", RG_SCOPE) and not scope_within(RG_SCOPE + "x", RG_SCOPE)
     assert scope_within("/anything", "/")
 
@@ -72,7 +78,7 @@ def test_rbac_covers_a_scope_and_everything_below_it(world: World) -> None:
 def test_role_fixes_and_their_validation(world: World) -> None:
     assert world.add_role_assignment(SYS_PRINCIPAL, "owner", SUB_SCOPE).startswith("granted Owner")
     assert "already holds" in world.add_role_assignment(SYS_PRINCIPAL, Roles.OWNER, SUB_SCOPE + "/")
-    assert world.can_read(SYS_PRINCIPAL, SUB_SCOPE)
+    assert world.allowed(SYS_PRINCIPAL, VM_WRITE, SUB_SCOPE)
     assert world.remove_role_assignment(SYS_PRINCIPAL, role="Owner") == "removed 1 role assignment(s)"
     with pytest.raises(InputError) as info:
         world.add_role_assignment(SYS_PRINCIPAL, "Overlord")
@@ -83,11 +89,11 @@ def test_role_fixes_and_their_validation(world: World) -> None:
 
 
 def test_builtin_roles_take_their_ids_from_the_constants(world: World) -> None:
-    assert {k: v["id"] for k, v in BUILTIN_ROLES.items()} == {
-        "Reader": Roles.READER,
-        "Contributor": Roles.CONTRIBUTOR,
-        "Owner": Roles.OWNER,
-    }
+    ids = {k: v.id for k, v in BUILTIN_ROLES.items()}
+    for name, role_id in Roles.BY_NAME.items():
+        if name in ids:
+            assert ids[name] == role_id, name
+    assert {"Reader", "Contributor", "Owner", "User Access Administrator"} <= set(ids)
     assert world.role_name(Roles.READER) == "Reader" and world.role_name("nope") is None
 
 

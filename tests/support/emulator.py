@@ -125,8 +125,34 @@ class RawImds:
         return str(r.json()["access_token"])
 
 
+#: The api-version the pinned SDKs send per resource type (azure-mgmt-compute 39, -msi 7.1, -authorization
+#: 4, -resource 26; the Azure CLI for subscriptions): what a raw request in a test sends unless it says.
+CLIENT_API_VERSIONS = {
+    "microsoft.compute/": "2026-04-01",
+    "microsoft.managedidentity/": "2024-11-30",
+    "microsoft.authorization/roleassignments": "2022-04-01",
+    "microsoft.authorization/roledefinitions": "2022-04-01",
+}
+CORE_API_VERSION = "2025-04-01"
+
+
+def client_api_version(path: str) -> str:
+    """The api-version a real client sends for ``path`` (by its last provider namespace and type)."""
+    low = path.lower()
+    if "/providers/" in low:
+        tail = low.rsplit("/providers/", 1)[1]
+        for prefix, version in CLIENT_API_VERSIONS.items():
+            if tail.startswith(prefix):
+                return version
+    return CORE_API_VERSION
+
+
 class RawArm:
-    """Raw ARM requests (TLS verified against the emulator CA bundle) on one keep-alive session."""
+    """Raw ARM requests (TLS verified against the emulator CA bundle) on one keep-alive session.
+
+    Without ``api_version`` a request carries the version real clients send for its type
+    (:func:`client_api_version`); ``api_version=None`` sends none.
+    """
 
     def __init__(self, base: str, ca: str) -> None:
         self.base = base
@@ -137,7 +163,7 @@ class RawArm:
         self,
         path: str,
         token: str | None = None,
-        api_version: str | None = "2026-04-01",
+        api_version: str | None = "auto",
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         method: str = "GET",
@@ -146,6 +172,8 @@ class RawArm:
         if token is not None:
             hdrs["Authorization"] = f"Bearer {token}"
         query = dict(params or {})
+        if api_version == "auto":
+            api_version = client_api_version(path)
         if api_version is not None:
             query["api-version"] = api_version
         return self.session.request(

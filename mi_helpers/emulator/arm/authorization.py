@@ -2,22 +2,27 @@
 
 Reads only (docs/protocol.md#role-assignments-and-definitions). Role assignments are listed at, above and
 below a scope (``atScope()`` keeps those at or above); a caller without read access to the whole scope sees
-the assignments it could read one by one. Role definitions are readable by any authenticated principal (the
-built-in roles).
+the assignments it could read one by one. Role definitions are the built-in ones of
+:mod:`mi_helpers.emulator.rbac`, readable by any authenticated principal, filtered by ``roleName`` or
+``type``. Bodies keep the recorded key order (``properties`` first) and ``createdBy``/``updatedBy`` of an
+existing assignment name its creator.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.wrappers import Response
 
-from mi_helpers.emulator.arm.call import Call, Route, arm_json
-from mi_helpers.emulator.errors import ArmError
-from mi_helpers.emulator.world import BUILTIN_ROLES, RoleAssignment, scope_within
+from mi_helpers.emulator.arm.apiversions import AUTHORIZATION_ROLE_ASSIGNMENTS, AUTHORIZATION_ROLE_DEFINITIONS
+from mi_helpers.emulator.arm.call import Call, Route, arm_json, paged
+from mi_helpers.emulator.errors import ArmError, arm_invalid_filter, arm_invalid_resource_type
+from mi_helpers.emulator.rbac import BUILTIN_ROLE_DEFINITIONS, RoleDefinition
+from mi_helpers.emulator.world import RoleAssignment, scope_within
 
-__all__ = ["KEYWORDS", "ROUTES", "get_role_assignment", "get_role_definition"]
+__all__ = ["KEYWORDS", "ROUTES", "get_at", "get_role_assignment", "get_role_definition", "list_at"]
 
 KEYWORDS = ("Microsoft.Authorization", "roleAssignments", "roleDefinitions")
 _READ = "Microsoft.Authorization/roleAssignments/read"
@@ -30,9 +35,6 @@ def _ra_json(call: Call, a: RoleAssignment) -> dict[str, Any]:
     m = _SUB.match(a.scope)
     sub = m.group(1) if m else call.world.default_subscription.id
     return {
-        "id": a.resource_id,
-        "name": a.id,
-        "type": "Microsoft.Authorization/roleAssignments",
         "properties": {
             "roleDefinitionId": f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/"
             f"{a.role_definition_guid}",
@@ -43,35 +45,38 @@ def _ra_json(call: Call, a: RoleAssignment) -> dict[str, Any]:
             "conditionVersion": None,
             "createdOn": _STAMP,
             "updatedOn": _STAMP,
-            "createdBy": None,
-            "updatedBy": "00000000-0000-0000-0000-000000000000",
+            "createdBy": a.created_by or None,
+            "updatedBy": a.created_by or None,
             "delegatedManagedIdentityResourceId": None,
             "description": None,
         },
+        "id": a.resource_id,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "name": a.id,
     }
 
 
-def _rd_json(role: str, prefix: str) -> dict[str, Any]:
-    d = BUILTIN_ROLES[role]
+def _rd_json(d: RoleDefinition, prefix: str) -> dict[str, Any]:
     return {
-        "id": f"{prefix}/providers/Microsoft.Authorization/roleDefinitions/{d['id']}",
-        "name": d["id"],
+        "id": f"{prefix}/providers/Microsoft.Authorization/roleDefinitions/{d.id}",
+        "name": d.id,
         "type": "Microsoft.Authorization/roleDefinitions",
         "properties": {
-            "roleName": role,
-            "type": "BuiltInRole",
-            "description": d["description"],
-            "assignableScopes": ["/"],
+            "roleName": d.name,
+            "type": d.role_type,
+            "description": d.description,
+            "assignableScopes": list(d.assignable_scopes),
             "permissions": [
                 {
-                    "actions": list(d["actions"]),
-                    "notActions": list(d["not_actions"]),
-                    "dataActions": [],
-                    "notDataActions": [],
+                    "actions": list(p.actions),
+                    "notActions": list(p.not_actions),
+                    "dataActions": list(p.data_actions),
+                    "notDataActions": list(p.not_data_actions),
                 }
+                for p in d.permissions
             ],
-            "createdOn": "2015-02-02T21:55:09.8806423Z",
-            "updatedOn": "2021-11-11T20:13:47.8628684Z",
+            "createdOn": d.created_on,
+            "updatedOn": d.updated_on,
             "createdBy": None,
             "updatedBy": None,
         },
@@ -97,12 +102,7 @@ def _assignment_filter(flt: str) -> tuple[bool, str | None]:
                     "Use 'atScope() and assignedTo(...)'.",
                 )
         else:
-            raise ArmError(
-                400,
-                "InvalidFilterInQueryString",
-                f"Invalid $filter '{flt}' specified in the query string. Supported: atScope(), "
-                "principalId eq '…', assignedTo('…').",
-            )
+            raise arm_invalid_filter(flt)
     return at_scope, principal
 
 
@@ -110,7 +110,7 @@ def _list_assignments(call: Call, scope: str = "") -> Response:
     scope, full = call.scope_checks(scope, _READ, listing=True)
     at_scope, principal = _assignment_filter((call.request.args.get("$filter") or "").strip())
     world = call.world
-    mine = world.assignments_for(call.oid)
+    readers = [x for x in world.assignments_for(call.oid) if x.definition.allows(_READ)]
     with world.lock:
         out = []
         for a in world.role_assignments:
@@ -120,12 +120,13 @@ def _list_assignments(call: Call, scope: str = "") -> Response:
                 continue
             if principal is not None and a.principal_id.lower() != principal.lower():
                 continue
-            if not full and not (
-                world.can_read(call.oid, a.scope) or any(scope_within(x.scope, a.scope) for x in mine)
+            # Visible: readable where it is, or inherited by a scope where the caller may read assignments.
+            if not full and not any(
+                scope_within(a.scope, x.scope) or scope_within(x.scope, a.scope) for x in readers
             ):
                 continue
             out.append(_ra_json(call, a))
-    return arm_json({"value": out})
+    return paged(call.request, out)
 
 
 def get_role_assignment(call: Call, scope: str, name: str) -> Response:
@@ -147,41 +148,75 @@ def _role_prefix(call: Call, scope: str) -> str:
     return ""
 
 
+def _definition_filter(flt: str) -> Callable[[RoleDefinition], bool]:
+    """``roleName eq '…'`` or ``type eq 'BuiltInRole'|'CustomRole'`` (what ``az role definition list`` and
+    ``az role assignment create --role <name>`` send)."""
+    m = re.fullmatch(r"\s*roleName\s+eq\s+'((?:[^']|'')*)'\s*", flt, re.IGNORECASE)
+    if m:
+        wanted = m.group(1).replace("''", "'").lower()
+        return lambda d: d.name.lower() == wanted
+    m = re.fullmatch(r"\s*type\s+eq\s+'(BuiltInRole|CustomRole)'\s*", flt, re.IGNORECASE)
+    if m:
+        kind = m.group(1).lower()
+        return lambda d: d.role_type.lower() == kind
+    raise arm_invalid_filter(flt)
+
+
 def _list_definitions(call: Call, scope: str = "") -> Response:
     prefix = _role_prefix(call, scope)
     flt = (call.request.args.get("$filter") or "").strip()
-    wanted = None
-    if flt:
-        m = re.fullmatch(r"roleName\s+eq\s+'([^']*)'", flt, re.IGNORECASE)
-        if m is None and not re.fullmatch(r"type\s+eq\s+'BuiltInRole'", flt, re.IGNORECASE):
-            raise ArmError(
-                400, "InvalidFilterInQueryString", f"Invalid $filter '{flt}' specified in the query string."
-            )
-        wanted = m.group(1).lower() if m else None
-    roles = [r for r in BUILTIN_ROLES if wanted is None or r.lower() == wanted]
-    return arm_json({"value": [_rd_json(r, prefix) for r in roles]})
+    keep = _definition_filter(flt) if flt else (lambda d: True)
+    return paged(call.request, [_rd_json(d, prefix) for d in BUILTIN_ROLE_DEFINITIONS if keep(d)])
 
 
 def get_role_definition(call: Call, name: str, scope: str = "") -> Response:
     """One built-in role definition by its GUID (any authenticated principal may read it)."""
     prefix = _role_prefix(call, scope)
-    role = call.world.role_name(name)
-    if role is None:
+    found = next((d for d in BUILTIN_ROLE_DEFINITIONS if d.id == name.lower()), None)
+    if found is None:
         raise ArmError(
             404,
             "RoleDefinitionDoesNotExist",
             f"The specified role definition with ID '{name}' does not exist.",
         )
-    return arm_json(_rd_json(role, prefix))
+    return arm_json(_rd_json(found, prefix))
+
+
+def list_at(call: Call, scope: str, rtype: str) -> Response:
+    """``…/providers/Microsoft.Authorization/<rtype>`` at ``scope`` (when a generic route matched first)."""
+    if rtype.lower() == "roleassignments":
+        call.check_api_version(AUTHORIZATION_ROLE_ASSIGNMENTS)
+        return _list_assignments(call, scope)
+    if rtype.lower() == "roledefinitions":
+        call.check_api_version(AUTHORIZATION_ROLE_DEFINITIONS)
+        return _list_definitions(call, scope)
+    raise arm_invalid_resource_type(
+        rtype, "Microsoft.Authorization", call.request.args.get("api-version", "")
+    )
+
+
+def get_at(call: Call, scope: str, rtype: str, name: str) -> Response:
+    """One role assignment or definition at ``scope`` (when a generic route matched first)."""
+    if rtype.lower() == "roleassignments":
+        call.check_api_version(AUTHORIZATION_ROLE_ASSIGNMENTS)
+        return get_role_assignment(call, scope, name)
+    if rtype.lower() == "roledefinitions":
+        call.check_api_version(AUTHORIZATION_ROLE_DEFINITIONS)
+        return get_role_definition(call, name, scope)
+    raise arm_invalid_resource_type(
+        rtype, "Microsoft.Authorization", call.request.args.get("api-version", "")
+    )
 
 
 _P = "providers/microsoft.authorization"
+_RA = {"api": AUTHORIZATION_ROLE_ASSIGNMENTS}
+_RD = {"api": AUTHORIZATION_ROLE_DEFINITIONS}
 ROUTES: list[Route] = [
-    (f"/{_P}/roleassignments", _list_assignments, {}),
-    (f"/<path:scope>/{_P}/roleassignments", _list_assignments, {}),
-    (f"/<path:scope>/{_P}/roleassignments/<name>", get_role_assignment, {}),
-    (f"/{_P}/roledefinitions", _list_definitions, {}),
-    (f"/{_P}/roledefinitions/<name>", get_role_definition, {}),
-    (f"/<path:scope>/{_P}/roledefinitions", _list_definitions, {}),
-    (f"/<path:scope>/{_P}/roledefinitions/<name>", get_role_definition, {}),
+    (f"/{_P}/roleassignments", _list_assignments, _RA),
+    (f"/<path:scope>/{_P}/roleassignments", _list_assignments, _RA),
+    (f"/<path:scope>/{_P}/roleassignments/<name>", get_role_assignment, _RA),
+    (f"/{_P}/roledefinitions", _list_definitions, _RD),
+    (f"/{_P}/roledefinitions/<name>", get_role_definition, _RD),
+    (f"/<path:scope>/{_P}/roledefinitions", _list_definitions, _RD),
+    (f"/<path:scope>/{_P}/roledefinitions/<name>", get_role_definition, _RD),
 ]

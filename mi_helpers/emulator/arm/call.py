@@ -7,23 +7,27 @@ backend, the world, the caller's object ID and the checks of docs/protocol.md#re
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from werkzeug.wrappers import Request, Response
 
+from mi_helpers.emulator.arm.apiversions import TypeVersions
 from mi_helpers.emulator.backend import Backend
 from mi_helpers.emulator.errors import (
     ARM_CONTENT_TYPE,
+    ArmError,
     arm_authorization_failed,
     arm_resource_group_not_found,
     arm_subscription_not_found,
 )
 from mi_helpers.emulator.world import World
 
-__all__ = ["Call", "Handler", "Route", "arm_json", "in_group"]
+__all__ = ["PAGE_SIZE", "Call", "Handler", "Route", "arm_json", "in_group", "paged"]
 
 #: A route handler: the request's :class:`Call` and the route's arguments, to the reply.
 Handler = Callable[..., Response]
@@ -31,6 +35,8 @@ Handler = Callable[..., Response]
 Route = tuple[str, Handler, dict[str, Any]]
 
 _SCOPE = re.compile(r"^/subscriptions/([^/]+)(?:/resourcegroups/([^/]+))?", re.IGNORECASE)
+#: Items per page of a list when the caller gives no ``$top`` (ARM's lists page at 1000).
+PAGE_SIZE = 1000
 
 
 def arm_json(body: Any, status: int = 200) -> Response:
@@ -57,6 +63,31 @@ class Call:
         self._rbac_denied: bool | None = None
 
     # ------------------------------------------------------------------ checks, in ARM's order
+    def check_api_version(self, api: TypeVersions) -> None:
+        """400 unless the type ``api`` has the request's api-version (docs/protocol.md, request checks).
+
+        A provider's refusal names a location: the resource group's of the path when the world has it, else
+        the host VM's (where the emulated estate lives).
+        """
+        version = self.request.args.get("api-version", "")
+        if not api.accepts(version):
+            raise api.refusal(version, self.location_of_path())
+
+    def spelled(self, segment: str) -> str:
+        """``segment`` as the request spelled it (routes see fixed keywords in lower case)."""
+        for part in self.request.path.split("/"):
+            if part.lower() == segment.lower():
+                return part
+        return segment
+
+    def location_of_path(self) -> str:
+        m = _SCOPE.match("/" + self.request.path.strip("/"))
+        if m is not None and m.group(2):
+            rg = self.world.resource_group(m.group(1), m.group(2))
+            if rg is not None:
+                return rg.location
+        return self.world.host_vm.location
+
     def rbac_denied(self) -> bool:
         """Consult the fault engine once per request (``role-propagating`` denies while its window lasts)."""
         if self._rbac_denied is None:
@@ -73,18 +104,23 @@ class Call:
             raise arm_subscription_not_found(sub)
         return s.id
 
+    def allowed(self, action: str, scope: str) -> bool:
+        """May the caller perform ``action`` over ``scope`` (RBAC; a ``role-propagating`` fault denies)?"""
+        return not self.rbac_denied() and self.world.allowed(self.oid, action, scope)
+
     def authorize(self, scope: str, action: str) -> None:
-        """403 unless the caller may read ``scope`` (an assignment at it or above it)."""
-        if self.rbac_denied() or not self.world.can_read(self.oid, scope):
+        """403 ``AuthorizationFailed`` unless a role of the caller at ``scope`` or above allows ``action``."""
+        if not self.allowed(action, scope):
             raise arm_authorization_failed(self.oid, action, scope)
 
     def list_access(self, scope: str, action: str) -> bool:
-        """For lists: True = whole scope readable; False = filter per item; 403 if nothing inside is."""
+        """For lists: True = ``action`` allowed on the whole scope; False = filter per item; 403 if no role
+        anywhere inside the scope allows it."""
         if self.rbac_denied():
             raise arm_authorization_failed(self.oid, action, scope)
-        if self.world.can_read(self.oid, scope):
+        if self.world.allowed(self.oid, action, scope):
             return True
-        if self.world.has_access_in(self.oid, scope):
+        if self.world.allowed_within(self.oid, action, scope):
             return False
         raise arm_authorization_failed(self.oid, action, scope)
 
@@ -100,7 +136,7 @@ class Call:
         scope = "/" + scope.strip("/")
         m = _SCOPE.match(scope)
         if m is None:
-            if self.rbac_denied() or not self.world.can_read(self.oid, "/"):
+            if not self.allowed(action, "/"):
                 raise arm_authorization_failed(self.oid, action, scope)
             return scope, True
         sub, rg = m.group(1), m.group(2)
@@ -113,3 +149,37 @@ class Call:
         if rg is not None:
             self.resource_group(sub, rg)
         return scope, full
+
+
+def _page_bounds(request: Request) -> tuple[int, int]:
+    """(offset, page size) of a list request: ``$skiptoken`` (ours, opaque) and ``$top``."""
+    top_text = request.args.get("$top")
+    size = PAGE_SIZE
+    if top_text is not None:
+        if not top_text.strip().isdigit() or int(top_text) < 1:
+            raise ArmError(
+                400, "InvalidTopInQueryString", f"Invalid $top '{top_text}' specified in the query string."
+            )
+        size = min(int(top_text), PAGE_SIZE)
+    token = request.args.get("$skiptoken")
+    if token is None:
+        return 0, size
+    try:
+        offset = int(base64.urlsafe_b64decode(token.encode() + b"==").decode().removeprefix("offset:"))
+    except (ValueError, UnicodeDecodeError):
+        raise ArmError(400, "InvalidSkipToken", f"The skip token '{token[:64]}' is invalid.") from None
+    return max(offset, 0), size
+
+
+def paged(request: Request, items: Sequence[Any], extra: dict[str, Any] | None = None) -> Response:
+    """A list reply: one page of ``items`` and, when more follow, ``nextLink`` (``$top`` kept, ``$skiptoken``
+    added), as ARM pages its lists; the SDK pagers and the CLI follow it
+    (docs/protocol.md#resources-and-bodies)."""
+    offset, size = _page_bounds(request)
+    body: dict[str, Any] = {"value": list(items[offset : offset + size]), **(extra or {})}
+    if offset + size < len(items):
+        query = [(k, v) for k, v in request.args.items(multi=True) if k != "$skiptoken"]
+        token = base64.urlsafe_b64encode(f"offset:{offset + size}".encode()).decode().rstrip("=")
+        query.append(("$skiptoken", token))
+        body["nextLink"] = f"https://{request.host}{request.path}?{urlencode(query)}"
+    return arm_json(body)

@@ -14,7 +14,8 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from mi_helpers.emulator.arm.call import Call, Route, arm_json, in_group
+from mi_helpers.emulator.arm.apiversions import TypeVersions
+from mi_helpers.emulator.arm.call import Call, Route, arm_json, in_group, paged
 from mi_helpers.emulator.errors import arm_resource_not_found
 from mi_helpers.emulator.world import World
 
@@ -33,6 +34,10 @@ class ResourceKind:
     render: Callable[[Call, Any], dict[str, Any]]
     #: The entry of a ``/resources`` list (id, name, type, location, tags and what the type adds).
     summary: Callable[[Call, Any], dict[str, Any]]
+    #: The api-versions the type's provider accepts (checked before the handler runs).
+    api: TypeVersions
+    #: Extra headers of a GET of one resource (Compute's ``ETag``), from the rendered body.
+    headers: Callable[[dict[str, Any]], dict[str, str]] | None = None
 
     @property
     def namespace(self) -> str:
@@ -54,8 +59,8 @@ def _list_in_subscription(call: Call, sub: str, kind: ResourceKind) -> Response:
     full = call.list_access(f"/subscriptions/{sub}", f"{kind.type}/read")
     with world.lock:
         found = [x for x in kind.items(world) if x.subscription_id.lower() == sub.lower()]
-        found = [x for x in found if full or world.can_read(call.oid, x.resource_id)]
-        return arm_json({"value": [kind.render(call, x) for x in found]})
+        found = [x for x in found if full or world.allowed(call.oid, f"{kind.type}/read", x.resource_id)]
+        return paged(call.request, [kind.render(call, x) for x in found])
 
 
 def _list_in_group(call: Call, sub: str, rg: str, kind: ResourceKind) -> Response:
@@ -64,7 +69,7 @@ def _list_in_group(call: Call, sub: str, rg: str, kind: ResourceKind) -> Respons
     call.authorize(f"/subscriptions/{sub}/resourceGroups/{rg}", f"{kind.type}/read")
     call.resource_group(sub, rg)
     with world.lock:
-        return arm_json({"value": [kind.render(call, x) for x in kind.items(world) if in_group(x, sub, rg)]})
+        return paged(call.request, [kind.render(call, x) for x in kind.items(world) if in_group(x, sub, rg)])
 
 
 def _get(call: Call, sub: str, rg: str, name: str, kind: ResourceKind) -> Response:
@@ -80,13 +85,17 @@ def _get(call: Call, sub: str, rg: str, name: str, kind: ResourceKind) -> Respon
         )
         if found is None:
             raise arm_resource_not_found(kind.type, name, rg_name)
-        return arm_json(kind.render(call, found))
+        body = kind.render(call, found)
+    reply = arm_json(body)
+    for key, value in (kind.headers(body) if kind.headers else {}).items():
+        reply.headers[key] = value
+    return reply
 
 
 def routes(kind: ResourceKind) -> list[Route]:
     """The read routes of ``kind`` (paths in canonical, lower-case-keyword form)."""
     provider = f"providers/{kind.namespace.lower()}/{kind.collection.lower()}"
-    args = {"kind": kind}
+    args = {"kind": kind, "api": kind.api}
     return [
         (f"/subscriptions/<sub>/{provider}", _list_in_subscription, args),
         (f"/subscriptions/<sub>/resourcegroups/<rg>/{provider}", _list_in_group, args),

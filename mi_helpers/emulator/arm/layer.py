@@ -1,11 +1,15 @@
-"""The ARM HTTP layer (read-only subset): canonical path → api-version → token → faults → route → handler.
+"""The ARM HTTP layer: canonical path → api-version → token → faults → route → type's api-versions → handler.
 
 Paths are case-insensitive in their fixed keywords and ``//`` collapses (the az CLI asks for
 ``//metadata/endpoints``). The checks and their order follow docs/protocol.md#request-checks-and-their-order:
 a missing ``api-version`` is refused first, then the bearer token (signature, issuer, one of the four ARM
-audiences, ``exp`` against ARM's clock, which a scenario may skew), then subscription existence, RBAC (403
-``AuthorizationFailed`` at the requested scope), resource-group existence and finally the resource; the
-handlers of the provider modules run the last three through :class:`~mi_helpers.emulator.arm.call.Call`.
+audiences, ``exp`` against ARM's clock, which a scenario may skew), the route (a type nothing serves is
+``InvalidResourceType``), the api-versions of the route's type (``arm/apiversions.py``), then subscription
+existence, RBAC (403 ``AuthorizationFailed`` naming the action at the requested scope), resource-group
+existence and finally the resource; the handlers of the provider modules run the last four through
+:class:`~mi_helpers.emulator.arm.call.Call`. A write (``PUT``/``PATCH``/``DELETE``/``POST``) is checked the
+same way for the action it needs (``arm/writes.py``); one that RBAC allows gets the documented 405, as the
+emulated ARM carries out no write yet.
 
 Routes come from the provider modules (``resources``, ``compute``, ``msi``, ``authorization``): a new
 provider is a new module with its ``ROUTES`` (and ``KEYWORDS``), added to ``_PROVIDERS`` below.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.exceptions import HTTPException
@@ -28,7 +33,9 @@ import mi_helpers.emulator.arm.metadata as metadata
 import mi_helpers.emulator.arm.msi as msi
 import mi_helpers.emulator.arm.resources as resources
 from mi_helpers.emulator.arm.call import Call, Route
+from mi_helpers.emulator.arm.writes import write_target
 from mi_helpers.emulator.backend import Backend
+from mi_helpers.emulator.endpoints import Endpoints
 from mi_helpers.emulator.errors import (
     ARM_BODY_LIMIT,
     ArmError,
@@ -42,6 +49,7 @@ from mi_helpers.emulator.errors import (
     arm_missing_authorization,
     arm_not_yet_valid,
     arm_throttled,
+    arm_write_not_emulated,
 )
 from mi_helpers.emulator.faults import TokenBucket
 from mi_helpers.emulator.layer import Layer
@@ -90,8 +98,9 @@ class ArmLayer(Layer):
     name = "arm"
     body_limit = ARM_BODY_LIMIT
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, endpoints: Callable[[], Endpoints] | None = None) -> None:
         super().__init__(backend)
+        self.endpoints = endpoints
         # What the x-ms-ratelimit-remaining-* headers count down (ARM's documented read budget).
         self.reads = TokenBucket(250, 25)
 
@@ -102,7 +111,7 @@ class ArmLayer(Layer):
         backend = self.backend
         path = canonical_path(request.path)
         if path == metadata.PATH:
-            return metadata.endpoints(request)
+            return metadata.endpoints(request, self.endpoints() if self.endpoints else None)
         if not request.args.get("api-version", "").strip():
             raise arm_missing_api_version()
         claims = self._authenticate(request)
@@ -119,22 +128,42 @@ class ArmLayer(Layer):
             if fault.status == 429:
                 raise arm_throttled(sub, oid, int(fault.headers.get("Retry-After", "1")))
             raise WireError(fault.status, fault.body, content_type=fault.content_type, headers=fault.headers)
+        call = Call(request, backend, claims)
+        args: dict[str, Any]
         try:
-            handler, args = _ADAPTER.match(path, method="GET")
+            handler, matched = _ADAPTER.match(path, method="GET")
+            args = dict(matched)
         except HTTPException:
+            handler, args = None, {}
+        api = args.pop("api", None)
+        if api is not None:
+            call.check_api_version(api)
+        if request.method not in ("GET", "HEAD"):
+            return self._write(call)
+        if handler is None:
+            resources.unmodelled(call, request.path)
             raise ArmError(
                 404,
                 "NotFound",
                 f"The requested path '{request.path}' is not served by the emulated Azure Resource Manager.",
-            ) from None
-        if request.method not in ("GET", "HEAD"):
-            raise ArmError(
-                405,
-                "MethodNotAllowed",
-                f"The emulated Azure Resource Manager is read-only; '{request.method}' is not supported.",
             )
-        result: Response = handler(Call(request, backend, claims), **args)
+        result: Response = handler(call, **args)
         return result
+
+    def _write(self, call: Call) -> Response:
+        """RBAC for the write's action (403 naming it), then the emulator's "not carried out yet" 405."""
+        request = call.request
+        target = write_target(request.path, request.method)
+        if target is None:
+            raise ArmError(
+                404,
+                "NotFound",
+                f"The requested path '{request.path}' is not served by the emulated Azure Resource Manager.",
+            )
+        scope, action = target
+        call.subscription(scope.split("/")[2])
+        call.authorize(scope, action)
+        raise arm_write_not_emulated(request.method, action, scope)
 
     def _authenticate(self, request: Request) -> dict[str, Any]:
         header = request.headers.get("Authorization")
@@ -160,6 +189,8 @@ class ArmLayer(Layer):
         now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         h = response.headers
         h["Cache-Control"] = "no-cache"
+        h.add("Pragma", "no-cache")  # no layer sets these two: add, not set (cheaper)
+        h.add("Expires", "-1")
         h["x-ms-request-id"] = rid
         h["x-ms-correlation-request-id"] = request.headers.get(
             "x-ms-correlation-request-id"

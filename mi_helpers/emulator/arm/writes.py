@@ -1,0 +1,47 @@
+"""What a write asks ARM for: the action RBAC checks and the scope it is checked over.
+
+ARM names the operation of a ``PUT``/``PATCH`` ``<type>/write``, of a ``DELETE`` ``<type>/delete`` and of a
+``POST`` to ``…/<name>/<verb>`` ``<type>/<verb>/action``, where ``<type>`` is the namespace and the type
+segments of the path (``Microsoft.Compute/virtualMachines/extensions``; ARM's own types are
+``Microsoft.Resources/subscriptions/resourcegroups``…). A principal without that action at the scope gets
+403 ``AuthorizationFailed`` naming it (docs/protocol.md#errors-1); the emulated ARM carries out no write yet,
+so a principal who holds it gets the documented 405 of docs/protocol.md#known-differences.
+"""
+
+from __future__ import annotations
+
+__all__ = ["write_target"]
+
+_VERBS = {"PUT": "write", "PATCH": "write", "DELETE": "delete"}
+
+
+def write_target(path: str, method: str) -> tuple[str, str] | None:
+    """(scope, action) of a write to ``path``, or None when it is not an ARM resource path."""
+    parts = [p for p in path.split("/") if p]
+    lowered = [p.lower() for p in parts]
+    if len(parts) < 2 or lowered[0] != "subscriptions":
+        return None
+    if "providers" in lowered[2:]:
+        at = len(lowered) - 1 - lowered[::-1].index("providers")
+        if at + 1 >= len(parts):
+            return None
+        prefix, namespace, rest = parts[: at + 2], parts[at + 1], parts[at + 2 :]
+    else:
+        # ARM's own types: keywords lower-case, as ARM's texts spell them ("…/resourcegroups/write").
+        prefix, namespace, rest = (
+            [],
+            "Microsoft.Resources",
+            [p if i % 2 else p.lower() for i, p in enumerate(parts)],
+        )
+    verb = _VERBS.get(method.upper())
+    scope_parts = parts
+    if verb is None:  # POST: …/<name>/<verb> is "<type>/<verb>/action"
+        if len(rest) % 2 == 1:
+            verb, rest, scope_parts = f"{rest[-1]}/action", rest[:-1], parts[:-1]
+        else:
+            verb = "action"
+    types = rest[0::2]
+    if not types and not prefix:
+        return None
+    action = "/".join([namespace, *types, verb])
+    return "/" + "/".join(scope_parts), action
