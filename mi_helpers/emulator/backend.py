@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from mi_helpers.emulator.scenarios import (
     build_faults,
     build_world,
     get_scenario,
+    new_assignment_faults,
     resolve_params,
 )
 from mi_helpers.emulator.tls import SigningMaterial, ensure_signing_key
@@ -204,6 +206,8 @@ class Backend:
         self.engine.replace(build_faults(self._scenario, self._params))
         #: Per-run client secrets of the world's applications (the operator's): never in the world or the log.
         self.secrets = ClientSecrets()
+        #: ARM's long-running operations (Compute's operation status records), by operation ID.
+        self.operations = Operations()
 
     def __repr__(self) -> str:
         return f"<Backend scenario={self.scenario!r}>"
@@ -345,3 +349,46 @@ class Backend:
     def _scrubbed(self, entry: dict[str, Any]) -> dict[str, Any]:
         """A log entry in which no client secret appears (a client may put one in a query string)."""
         return {k: self.secrets.scrub(v) if isinstance(v, str) else v for k, v in entry.items()}
+
+    # ------------------------------------------------------------------ ARM writes (protocol.md#arm-writes)
+    def role_assignment_created(self, principal_id: str) -> None:
+        """A role assignment was created through ARM: start what the scenario says about its propagation."""
+        with self.lock:
+            if self._faults_cleared:
+                return
+            for fault in new_assignment_faults(self._scenario, self._params, principal_id):
+                self.engine.add(fault)
+
+
+class Operations:
+    """Status records of ARM's long-running operations, as a provider's operations URL reports them.
+
+    The emulator carries a write out at once, so an operation is ``Succeeded`` from the start; the record
+    exists so that clients poll the documented way (``Azure-AsyncOperation``) and get the documented body.
+    The newest ``size`` are kept.
+    """
+
+    def __init__(self, size: int = 1000) -> None:
+        self._records: dict[str, dict[str, Any]] = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def start(self, subscription: str, stamp: str) -> str:
+        """Record a finished operation of ``subscription``; its ID (a GUID)."""
+        op = str(uuid.uuid4())
+        with self._lock:
+            self._records[op] = {
+                "subscription": subscription.lower(),
+                "body": {"startTime": stamp, "endTime": stamp, "status": "Succeeded", "name": op},
+            }
+            while len(self._records) > self._size:
+                self._records.pop(next(iter(self._records)))
+        return op
+
+    def status(self, subscription: str, op: str) -> dict[str, Any] | None:
+        """The status body of operation ``op`` of ``subscription``, or None when there is none."""
+        with self._lock:
+            rec = self._records.get(op.lower())
+            if rec is None or rec["subscription"] != subscription.lower():
+                return None
+            return dict(rec["body"])

@@ -33,15 +33,26 @@ __all__ = [
     "arm_authorization_failed",
     "arm_expired_token",
     "arm_framing_error",
+    "arm_identity_not_found",
     "arm_invalid_api_version",
     "arm_invalid_audience",
     "arm_invalid_filter",
+    "arm_invalid_parameter",
+    "arm_invalid_request_content",
     "arm_invalid_resource_type",
+    "arm_linked_authorization_failed",
+    "arm_location_required",
     "arm_no_registered_provider",
+    "arm_principal_not_found",
     "arm_resource_group_not_found",
     "arm_resource_not_found",
+    "arm_role_assignment_exists",
+    "arm_role_assignment_update_not_permitted",
+    "arm_role_definition_not_found",
     "arm_subscription_not_found",
     "arm_throttled",
+    "arm_unmatched_principal_type",
+    "arm_unsupported_media_type",
     "arm_write_not_emulated",
     "entra_invalid_resource",
     "imds_api_version",
@@ -283,15 +294,19 @@ _ABAC_ACTIONS = frozenset(
 
 
 def arm_write_not_emulated(method: str, action: str, scope: str) -> ArmError:
-    """405: a write the caller may perform, which the emulated ARM does not carry out yet.
+    """405: a write the caller may perform to a type the emulated ARM does not write (creating a VM, a VM
+    extension, any unmodelled resource).
 
-    The RBAC check has passed, so the text says so; docs/protocol.md#known-differences lists it.
+    The RBAC check has passed, so the text says so; docs/protocol.md#known-differences lists what is written
+    (docs/protocol.md#arm-writes).
     """
     return ArmError(
         405,
         "MethodNotAllowed",
-        f"The emulated Azure Resource Manager does not carry out writes yet: '{method}' over scope '{scope}' "
-        f"needs '{action}', which the caller holds. See docs/protocol.md#known-differences.",
+        f"The emulated Azure Resource Manager does not carry out this write: '{method}' over scope '{scope}' "
+        f"needs '{action}', which the caller holds, but it only writes virtual machine identities, "
+        "user-assigned identities, role assignments and resource groups. See "
+        "docs/protocol.md#known-differences.",
     )
 
 
@@ -414,3 +429,136 @@ def proxy_framing_error(status: int, detail: str) -> WireError:
         "<p>The proxy could not read the request.</p><hr><address>corporate-proxy</address></body></html>\n"
     )
     return WireError(status, html, content_type="text/html; charset=UTF-8")
+
+
+# ------------------------------------------------------------------------------------------- ARM writes
+# The refusals of the writes ARM carries out (arm/*_writes.py; docs/protocol.md#arm-writes).
+
+
+def arm_invalid_request_content(detail: str) -> ArmError:
+    """400 ``InvalidRequestContent``: a write body that is not JSON, or not of the shape the type takes.
+
+    ARM's text wraps the deserializer's message (Json.NET's in real replies: "Unexpected character
+    encountered while parsing value …"); the emulator's deserializer words its own ``detail``.
+    """
+    return ArmError(
+        400,
+        "InvalidRequestContent",
+        f"The request content was invalid and could not be deserialized: '{detail[:300]}'.",
+    )
+
+
+def arm_unsupported_media_type(content_type: str) -> ArmError:
+    """415 ``UnsupportedMediaType``: a write body that is not ``application/json``."""
+    return ArmError(
+        415,
+        "UnsupportedMediaType",
+        f"The content media type '{content_type[:100]}' is not supported. Only 'application/json' is "
+        "supported.",
+    )
+
+
+def arm_linked_authorization_failed(oid: str, action: str, scope: str, linked: list[str]) -> ArmError:
+    """403 ``LinkedAuthorizationFailed``: the caller may write the VM but not assign the identities it links.
+
+    Attaching a user-assigned identity needs
+    ``Microsoft.ManagedIdentity/userAssignedIdentities/assign/action`` on each one (Azure/aad-pod-identity
+    #443 and #636 quote the text; several scopes are comma-joined, #339).
+    """
+    return ArmError(
+        403,
+        "LinkedAuthorizationFailed",
+        f"The client '{oid}' with object id '{oid}' has permission to perform action '{action}' on scope "
+        f"'{scope}'; however, it does not have permission to perform action "
+        "'Microsoft.ManagedIdentity/userAssignedIdentities/assign/action' on the linked scope(s) "
+        f"'{','.join(linked)}' or the linked scope(s) are invalid.",
+    )
+
+
+def arm_role_assignment_exists(existing_id: str) -> ArmError:
+    """409 ``RoleAssignmentExists``: the same (scope, principal, role) is already assigned under another name.
+
+    The text names the existing assignment's name without dashes, as 2025-2026 replies do (older replies
+    stop after the first sentence).
+    """
+    return ArmError(
+        409,
+        "RoleAssignmentExists",
+        f"The role assignment already exists. The ID of the existing role assignment is "
+        f"{existing_id.replace('-', '')}.",
+    )
+
+
+def arm_principal_not_found(principal_id: str, tenant_id: str) -> ArmError:
+    """400 ``PrincipalNotFound``: no ``principalType`` given and the directory has no such principal.
+
+    The two spaces before "See" are ARM's (public deployment-error captures, e.g. Azure/avdaccelerator#99).
+    """
+    return ArmError(
+        400,
+        "PrincipalNotFound",
+        f"Principal {principal_id.replace('-', '')} does not exist in the directory {tenant_id}. Check that "
+        "you have the correct principal ID. If you are creating this principal and then immediately "
+        "assigning a role, this error might be related to a replication delay. In this case, set the role "
+        "assignment principalType property to a value, such as ServicePrincipal, User, or Group.  See "
+        "https://aka.ms/docs-principaltype",
+    )
+
+
+def arm_unmatched_principal_type(principal_id: str, actual: str, given: str) -> ArmError:
+    """400 ``UnmatchedPrincipalType``: ``principalType`` says otherwise than the directory (the Python SDK's
+    ``RoleAssignmentCreateParameters`` defaults to ``User``). Spacing and "PrinciaplType" are ARM's own
+    (Azure/modern-web-app-pattern-dotnet#129)."""
+    return ArmError(
+        400,
+        "UnmatchedPrincipalType",
+        f"The PrincipalId '{principal_id.replace('-', '')}' has type '{actual}' , which is different from "
+        f"specified PrinciaplType '{given}'.",
+    )
+
+
+def arm_role_definition_not_found(definition_id: str) -> ArmError:
+    """400 ``RoleDefinitionDoesNotExist``: a role assignment naming a role definition that does not exist."""
+    return ArmError(
+        400,
+        "RoleDefinitionDoesNotExist",
+        f"The specified role definition with ID '{definition_id}' does not exist.",
+    )
+
+
+def arm_role_assignment_update_not_permitted() -> ArmError:
+    """400 ``RoleAssignmentUpdateNotPermitted``: a PUT of an existing assignment's name with other values."""
+    return ArmError(
+        400,
+        "RoleAssignmentUpdateNotPermitted",
+        "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
+    )
+
+
+def arm_invalid_parameter(message: str, target: str) -> ArmError:
+    """400 ``InvalidParameter`` of Compute, with the parameter named (Compute adds ``target``)."""
+    err = ArmError(400, "InvalidParameter", message)
+    err.body["error"]["target"] = target
+    return err
+
+
+def arm_identity_not_found(vm_id: str, identity_id: str) -> ArmError:
+    """400 ``FailedIdentityOperation``: a VM write that links a user-assigned identity that does not exist.
+
+    The inner reply is Microsoft.ManagedIdentity's "Resource '…' was not found." (Azure/azure-policy#1311).
+    """
+    inner = json.dumps(
+        {"error": {"code": "BadRequest", "message": f"Resource '{identity_id}' was not found."}},
+        separators=(",", ":"),
+    )
+    return ArmError(
+        400,
+        "FailedIdentityOperation",
+        f"Identity operation for resource '{vm_id}' failed with error 'Failed to perform resource identity "
+        f"operation. Status: 'BadRequest'. Response: '{inner}'.'.",
+    )
+
+
+def arm_location_required() -> ArmError:
+    """400 ``LocationRequired``: a tracked resource (resource group, identity) created without a location."""
+    return ArmError(400, "LocationRequired", "The location property is required for this definition.")

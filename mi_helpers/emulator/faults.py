@@ -94,6 +94,9 @@ class Fault:
     bucket: TokenBucket | None = None
     label: str = ""
     reason: str = ""  # HTTP reason phrase, when the status line itself carries the message
+    #: Only this principal's requests match (object ID; None: everyone's). A role assignment created through
+    #: ARM in ``role-propagating`` scripts such a fault for its principal (docs/protocol.md#arm-writes).
+    principal: str | None = None
 
 
 class FaultEngine:
@@ -124,14 +127,25 @@ class FaultEngine:
     def release(self) -> None:
         self.released.set()
 
-    def check(self, target: FaultTarget, now: float | None = None) -> Fault | None:
-        """The terminal fault for this request at ``target`` (sleeping through latency faults first)."""
+    def add(self, fault: Fault) -> None:
+        """Start one more fault next to the scenario's (until the next :meth:`replace`)."""
+        with self._lock:
+            self.faults.append(fault)
+
+    def check(
+        self, target: FaultTarget, now: float | None = None, *, principal: str | None = None
+    ) -> Fault | None:
+        """The terminal fault for this request at ``target`` (sleeping through latency faults first).
+
+        ``principal`` is the caller's object ID: a fault for one principal matches only its requests.
+        """
         t = self.clock() if now is None else now
         delay = 0.0
         hit: Fault | None = None
+        who = (principal or "").lower()
         with self._lock:
             for f in self.faults:
-                if f.target != target:
+                if f.target != target or (f.principal is not None and f.principal.lower() != who):
                     continue
                 if f.kind == "latency":
                     if f.window.take(t):

@@ -30,6 +30,7 @@ __all__ = [
     "build_faults",
     "build_world",
     "get_scenario",
+    "new_assignment_faults",
     "resolve_params",
 ]
 
@@ -520,3 +521,18 @@ def build_world(scenario: Scenario, base: World, params: dict[str, Any]) -> Worl
         with w.lock:
             scenario.edit(w, params)
     return w
+
+
+# --------------------------------------------------------------------------------------------- ARM writes
+def new_assignment_faults(scenario: Scenario, params: dict[str, Any], principal_id: str) -> list[Fault]:
+    """What a role assignment created through ARM starts in ``scenario`` (docs/protocol.md#arm-writes).
+
+    In ``role-propagating`` a new assignment takes the scenario's window to be honoured: ARM's RBAC denies its
+    principal for the next ``n`` of its requests (or ``t`` seconds from the first one). Elsewhere it applies
+    at once.
+    """
+    if scenario.faults is not _role_propagating:
+        return []
+    return [
+        Fault("arm-rbac", "deny", window=_window(params), label="role-propagating", principal=principal_id)
+    ]

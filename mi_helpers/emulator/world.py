@@ -574,3 +574,111 @@ class World:
     def role_name(self, role_definition_guid: str) -> str | None:
         role = find_role(role_definition_guid)
         return role.name if role is not None and role.id == role_definition_guid.lower() else None
+
+    # ----------------------------------------------------------------- ARM writes (protocol.md#arm-writes)
+    # What ARM's writes change (arm/*_writes.py check the request, the caller's rights and the body first).
+    # A write changes this world only: each emulator has its own, and a scenario switch rebuilds it.
+
+    def set_vm_identity(self, vm: VirtualMachine, *, system: bool, user_assigned: list[str]) -> None:
+        """Give ``vm`` the identity block an ARM write asked for.
+
+        ``system`` switches the system-assigned identity: turning it on when it is off creates a **new**
+        service principal (new principal and client IDs), as Azure does, so role assignments made for an
+        earlier one no longer apply to the VM; turning it off deletes it. ``user_assigned`` are the attached
+        identities' resource IDs, spelled as the request gave them (ARM echoes that spelling).
+        """
+        with self.lock:
+            if system and not vm.has_system_identity:
+                vm.system_identity = SystemIdentity(str(uuid.uuid4()), str(uuid.uuid4()), True)
+            elif not system:
+                vm.system_identity = None
+            vm.user_assigned = list(user_assigned)
+            vm.revision += 1
+
+    def put_user_assigned_identity(
+        self, sub: str, rg: str, name: str, location: str, tags: dict[str, str] | None
+    ) -> tuple[UserAssignedIdentity, bool]:
+        """Create (new client and principal IDs) or update (tags) a user-assigned identity; (it, created)."""
+        with self.lock:
+            found = self.uami(sub, rg, name)
+            if found is not None:
+                if tags is not None:
+                    found.tags = dict(tags)
+                return found, False
+            group = self.resource_group(sub, rg)
+            assert group is not None
+            u = UserAssignedIdentity(
+                group.subscription_id,
+                group.name,
+                name,
+                str(uuid.uuid4()),
+                str(uuid.uuid4()),
+                location,
+                dict(tags or {}),
+            )
+            self.identities.append(u)
+            return u, True
+
+    def delete_user_assigned_identity(self, sub: str, rg: str, name: str) -> bool:
+        """Delete the identity (VMs keep a dangling reference, as on Azure); False if there was none."""
+        with self.lock:
+            found = self.uami(sub, rg, name)
+            if found is None:
+                return False
+            self.identities.remove(found)
+            return True
+
+    def role_assignment_named(self, scope: str, name: str) -> RoleAssignment | None:
+        """The assignment called ``name`` at exactly ``scope``."""
+        with self.lock:
+            return next(
+                (
+                    a
+                    for a in self.role_assignments
+                    if a.id.lower() == name.lower() and norm_scope(a.scope) == norm_scope(scope)
+                ),
+                None,
+            )
+
+    def same_role_assignment(self, scope: str, principal_id: str, role: str) -> RoleAssignment | None:
+        """An assignment of ``role`` to ``principal_id`` at exactly ``scope`` (ARM keeps these unique)."""
+        with self.lock:
+            return next(
+                (
+                    a
+                    for a in self.role_assignments
+                    if a.principal_id.lower() == principal_id.lower()
+                    and a.role == role
+                    and norm_scope(a.scope) == norm_scope(scope)
+                ),
+                None,
+            )
+
+    def put_role_assignment(self, assignment: RoleAssignment) -> None:
+        """Add an assignment ARM has checked (unique name at its scope, unique role for its principal)."""
+        with self.lock:
+            self.role_assignments.append(assignment)
+
+    def delete_role_assignment(self, scope: str, name: str) -> RoleAssignment | None:
+        """Remove the assignment called ``name`` at ``scope``; the removed one, or None."""
+        with self.lock:
+            found = self.role_assignment_named(scope, name)
+            if found is not None:
+                self.role_assignments.remove(found)
+            return found
+
+    def put_resource_group(
+        self, sub: str, name: str, location: str, tags: dict[str, str] | None
+    ) -> tuple[ResourceGroup, bool]:
+        """Create or update (tags) a resource group; (it, created)."""
+        with self.lock:
+            found = self.resource_group(sub, name)
+            if found is not None:
+                if tags is not None:
+                    found.tags = dict(tags)
+                return found, False
+            s = self.subscription(sub)
+            assert s is not None
+            group = ResourceGroup(s.id, name, location, dict(tags or {}))
+            self.resource_groups.append(group)
+            return group, True

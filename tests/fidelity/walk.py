@@ -206,12 +206,19 @@ ARM_PROBES: tuple[Probe, ...] = (
     ),
     _p("write as a Reader", f"{_COMPUTE}/{VM}", status=403, method="PATCH", api_version="2024-11-01"),
     _p(
-        "write as an Owner",
+        "write without a body as an Owner",  # allowed, then refused for the body (protocol.md#arm-writes)
         f"{_COMPUTE}/{VM}",
-        status=405,
+        status=400,
         method="PATCH",
         api_version="2024-11-01",
         fix=_OWNER_FIX,
+    ),
+    _p(
+        "operation status of an unknown operation",  # the route a write's poller reads
+        f"/subscriptions/{SUB}/providers/Microsoft.Compute/locations/westeurope/operations/"
+        "6a1f0c9e-0000-4000-8000-000000000003",
+        status=404,
+        api_version="2024-11-01",
     ),
     _p(
         "role assignment write as a Reader",

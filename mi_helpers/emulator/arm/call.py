@@ -91,7 +91,7 @@ class Call:
     def rbac_denied(self) -> bool:
         """Consult the fault engine once per request (``role-propagating`` denies while its window lasts)."""
         if self._rbac_denied is None:
-            fault = self.backend.engine.check("arm-rbac")
+            fault = self.backend.engine.check("arm-rbac", principal=self.oid)
             if fault is not None:
                 self.request.environ["mi.fault"] = fault.label
             self._rbac_denied = fault is not None

@@ -8,8 +8,9 @@ audiences, ``exp`` against ARM's clock, which a scenario may skew), the route (a
 existence, RBAC (403 ``AuthorizationFailed`` naming the action at the requested scope), resource-group
 existence and finally the resource; the handlers of the provider modules run the last four through
 :class:`~mi_helpers.emulator.arm.call.Call`. A write (``PUT``/``PATCH``/``DELETE``/``POST``) is checked the
-same way for the action it needs (``arm/writes.py``); one that RBAC allows gets the documented 405, as the
-emulated ARM carries out no write yet.
+same way for the action it needs; the writes the emulator carries out (VM identity, user-assigned
+identities, role assignments, resource groups: docs/protocol.md#arm-writes) are routed by ``arm/writes.py``,
+any other one that RBAC allows gets the documented 405.
 
 Routes come from the provider modules (``resources``, ``compute``, ``msi``, ``authorization``): a new
 provider is a new module with its ``ROUTES`` (and ``KEYWORDS``), added to ``_PROVIDERS`` below.
@@ -29,11 +30,12 @@ from werkzeug.wrappers import Request, Response
 
 import mi_helpers.emulator.arm.authorization as authorization
 import mi_helpers.emulator.arm.compute as compute
+import mi_helpers.emulator.arm.compute_writes as compute_writes
 import mi_helpers.emulator.arm.metadata as metadata
 import mi_helpers.emulator.arm.msi as msi
 import mi_helpers.emulator.arm.resources as resources
 from mi_helpers.emulator.arm.call import Call, Route
-from mi_helpers.emulator.arm.writes import write_target
+from mi_helpers.emulator.arm.writes import write_handler, write_target
 from mi_helpers.emulator.backend import Backend
 from mi_helpers.emulator.endpoints import Endpoints
 from mi_helpers.emulator.errors import (
@@ -67,6 +69,7 @@ _ROUTES: list[Route] = [
     *compute.ROUTES,
     *msi.ROUTES,
     *authorization.ROUTES,
+    *compute_writes.READ_ROUTES,  # the operation status a write's poller reads
 ]
 _KEYWORDS = {
     k.lower(): k.lower()
@@ -75,6 +78,7 @@ _KEYWORDS = {
         *authorization.KEYWORDS,
         *compute.VIRTUAL_MACHINES.keywords,
         *msi.USER_ASSIGNED_IDENTITIES.keywords,
+        *compute_writes.KEYWORDS,
     )
 }
 _URLS = Map(
@@ -139,7 +143,7 @@ class ArmLayer(Layer):
         if api is not None:
             call.check_api_version(api)
         if request.method not in ("GET", "HEAD"):
-            return self._write(call)
+            return self._write(call, path)
         if handler is None:
             resources.unmodelled(call, request.path)
             raise ArmError(
@@ -150,9 +154,14 @@ class ArmLayer(Layer):
         result: Response = handler(call, **args)
         return result
 
-    def _write(self, call: Call) -> Response:
-        """RBAC for the write's action (403 naming it), then the emulator's "not carried out yet" 405."""
+    def _write(self, call: Call, path: str) -> Response:
+        """A write the emulator carries out (``arm/writes.py``), or RBAC for its action then the 405."""
         request = call.request
+        routed = write_handler(path, request.method)
+        if routed is not None:
+            handler, args = routed
+            result: Response = handler(call, **args)
+            return result
         target = write_target(request.path, request.method)
         if target is None:
             raise ArmError(
