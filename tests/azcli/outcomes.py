@@ -2,7 +2,7 @@
 
 ``commands.yaml`` lists each command key (``command``, see :mod:`azcli.printed`) with exactly one of:
 
-* ``runs``: runs against the emulator now, each ``{scenario, params, login, setup, append,
+* ``runs``: runs against the emulator now, each ``{scenario, params, login, grant, setup, append,
   time_compressed, expect}``; ``expect`` holds ``exit`` (default 0) and any of ``stdout`` (exact),
   ``stdout_re`` (full match), ``json`` (the parsed stdout contains this), ``stderr`` (substrings), ``paths``
   (``"METHOD /path"`` prefixes the emulator must have seen, in order);
@@ -66,6 +66,9 @@ class Run:
     scenario: str = "healthy"
     params: dict[str, Any] = field(default_factory=dict)
     login: str = "system"
+    #: Role assignments made before the run, through the emulator's admin API (set-up, not the lesson):
+    #: ``{principal_id, role, scope}`` each.
+    grant: list[dict[str, str]] = field(default_factory=list)
     setup: list[str] = field(default_factory=list)
     append: str = ""
     time_compressed: bool = False

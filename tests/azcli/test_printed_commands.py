@@ -3,8 +3,10 @@
 The commands come from the README, docs/snippets.md, the notebooks and the diagnosis/fix catalogue
 (:mod:`azcli.printed`); their outcomes are recorded in ``commands.yaml`` (:mod:`azcli.outcomes`). A printed
 command without a recorded outcome fails, and so does a recorded one that is no longer printed: nothing
-printed goes untested. Commands the emulator does not serve yet (ARM writes, Microsoft Graph) are checked
-for the requests they send, and their future outcome is recorded beside them.
+printed goes untested. The writes run too (docs/protocol.md#arm-writes): as the VM's identity they get ARM's
+403, as the operator they succeed and the VM's identity sees the effect next. A command the emulator does not
+serve yet (a VM extension's delete) is checked for the requests it sends, and its future outcome is recorded
+beside it.
 """
 
 from __future__ import annotations
@@ -71,15 +73,18 @@ def _script(printed: Printed, run: outcomes.Run) -> str:
     parts += list(printed.context)
     parts.append(fill(printed.printed))
     if run.append:
-        parts.append(run.append)
+        parts.append(fill(run.append))
     return "\n".join(parts)
 
 
 def _prepare(
     run: outcomes.Run, session_for: Callable[[str], AzSession], emulator: Any, tmp_path: Path
 ) -> AzSession:
-    emulator.set_scenario(run.scenario, **run.params)
+    # The session first: signing in for the first time switches the emulator to healthy.
     session = session_for(run.login).clone(tmp_path / f"run-{len(list(tmp_path.iterdir()))}")
+    emulator.set_scenario(run.scenario, **run.params)
+    for grant in run.grant:
+        emulator.apply_fix("add-role-assignment", **outcomes.fill_tokens(grant, {}))
     for line in run.setup:
         done = session.run(fill(line))
         assert done.returncode == 0, "set-up failed:\n" + done.describe()
