@@ -19,6 +19,7 @@ from mi_helpers.diagnosis.context import DiagnosisContext, input_error, scope_co
 from mi_helpers.diagnosis.facts import collect
 from mi_helpers.diagnosis.render import Diagnosis, evidence_of
 from mi_helpers.diagnosis.rules import classify
+from mi_helpers.diagnosis.stale import deleted_principal_ids
 from mi_helpers.diagnosis.traps import Trap, environment_traps
 from mi_helpers.redaction import redact_text
 
@@ -27,6 +28,7 @@ __all__ = [
     "Diagnosis",
     "DiagnosisContext",
     "Trap",
+    "deleted_principal_ids",
     "diagnose",
     "diagnosis_for",
     "environment_traps",

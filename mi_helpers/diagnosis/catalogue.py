@@ -277,6 +277,21 @@ def _cmd_role_propagating(p: Placeholders) -> dict[str, str]:
     }
 
 
+# --- stale-principal-assignment (issue 11: a system identity switched off and on) ---------------------------
+def _cmd_stale_principal(p: Placeholders) -> dict[str, str]:
+    return {
+        "portal": "VM → Identity → System assigned: note the Object (principal) ID, which is new. Scope → "
+        "Access control (IAM) → Role assignments: the old assignment shows 'Identity not found'; remove it, "
+        "then + Add → Add role assignment → Reader → Managed identity → the VM → Review + assign.",
+        "az": f"az vm identity show -g {p.rg} -n {p.vm} --query principalId -o tsv\n"
+        f"az role assignment create --assignee-object-id {p.principal} "
+        f"--assignee-principal-type ServicePrincipal --role Reader --scope {p.scope}",
+        "powershell": f"(Get-AzVM -ResourceGroupName {p.rg} -Name {p.vm}).Identity.PrincipalId\n"
+        f"Get-AzRoleAssignment -ResourceGroupName {p.rg}   # the old one: ObjectType Unknown\n"
+        f"New-AzRoleAssignment -ObjectId {p.principal} -RoleDefinitionName Reader -Scope {p.scope}",
+    }
+
+
 def _cmd_audience(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "No portal change: request the token for the right resource.",
@@ -556,6 +571,19 @@ CATALOGUE: dict[str, Recipe] = {
         DOC_RBAC_TROUBLESHOOT,
         _cmd_role_propagating,
         transient=True,
+    ),
+    "stale-principal-assignment": Recipe(
+        "The role was granted to the identity's old principal",
+        "The VM's system-assigned identity was switched off and on again. Switching it on creates a new "
+        "service principal with a new principal (object) ID; the role assignment made earlier still names "
+        "the old, deleted principal, so it grants the VM nothing and ARM answers 403.",
+        (
+            "Grant the role again to the identity's current principal ID (az vm identity show shows it).",
+            "Remove the old assignment: it names a principal that no longer exists ('Identity not found').",
+            "Prefer a user-assigned identity when the identity must outlive changes to the VM.",
+        ),
+        DOC_RBAC_TROUBLESHOOT,
+        _cmd_stale_principal,
     ),
     "arm-wrong-audience": Recipe(
         "The token was issued for the wrong audience",

@@ -26,6 +26,9 @@ class DiagnosisContext:
     ``attempts``: the request history, each with ``status`` (``None`` = no HTTP answer) and optionally
     ``time`` and ``retry_after``. ``target``: ``"azure"`` or ``"emulator"`` (or a Target object).
     ``stage``: ``"imds"`` or ``"arm"`` when the caller knows which service failed.
+    ``deleted_principal_ids``: principals that role assignments still name but the directory no longer has
+    (a system identity switched off; the portal shows "Identity not found", ``Get-AzRoleAssignment``
+    ``ObjectType Unknown``): an assignment of one of them at the scope is a stale one.
     """
 
     subscription_id: str | None = None
@@ -46,6 +49,7 @@ class DiagnosisContext:
     role_assignments: tuple[Any, ...] | None = None
     attempts: tuple[Any, ...] | None = None
     environ: Mapping[str, str] | None = None
+    deleted_principal_ids: tuple[str, ...] | None = None
 
     @classmethod
     def coerce(cls, value: DiagnosisContext | Mapping[str, Any] | None) -> DiagnosisContext:
@@ -68,7 +72,7 @@ class DiagnosisContext:
                 kw["emulator"] = getattr(target, "emulator", None) is not None or kw["target"] == "emulator"
             kw.setdefault("imds_url", getattr(target, "imds_url", None))
             kw.setdefault("arm_url", getattr(target, "arm_url", None))
-        for key in ("role_assignments", "attempts"):
+        for key in ("role_assignments", "attempts", "deleted_principal_ids"):
             if kw.get(key) is not None:
                 try:
                     kw[key] = tuple(kw[key])
@@ -105,6 +109,22 @@ class DiagnosisContext:
             if str(pid).lower() != self.principal_id.lower() or not ra_scope:
                 continue
             if not self.scope or scope_covers(str(ra_scope), self.scope):
+                return True
+        return False
+
+    def stale_assignment(self) -> bool:
+        """True when an assignment at or above ``scope`` names a deleted principal and none names this one."""
+        if not self.deleted_principal_ids or self.role_assignments is None or self.role_exists():
+            return False
+        deleted = {str(d).lower() for d in self.deleted_principal_ids}
+        for ra in self.role_assignments:
+            pid = get_field(ra, "principal_id") or get_field(ra, "principalId")
+            ra_scope = get_field(ra, "scope")
+            if (
+                str(pid).lower() in deleted
+                and ra_scope
+                and (not self.scope or scope_covers(str(ra_scope), self.scope))
+            ):
                 return True
         return False
 

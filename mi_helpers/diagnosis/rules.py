@@ -351,6 +351,8 @@ def refine(did: str, facts: Facts, ctx: DiagnosisContext) -> str:
         facts.has(*_PROPAGATION_TEXTS) or ctx.role_exists() or _retried_then_succeeded(facts)
     ):
         return "role-propagating"
+    if did == "arm-authorization-failed" and ctx.stale_assignment():
+        return "stale-principal-assignment"
     if did in ("imds-unreachable", "imds-timeout") and _off_azure(ctx):
         return "not-on-azure"
     if did == "non-imds-response" and _proxy_covers_imds(ctx):

@@ -748,3 +748,36 @@ def test_writes_stay_in_this_emulator_and_a_scenario_switch_resets_them(emu: Any
     assert not any(u.name == "uami-new" for u in World.default().identities)
     emu.set_scenario("healthy")
     assert not any(u["name"] == "uami-new" for u in emu.world_dict()["user_assigned_identities"])
+
+
+# --- diagnose() explains a stale assignment ---
+
+
+def test_off_then_on_is_diagnosed_as_a_stale_principal_assignment(emu: Any) -> None:
+    """The issue's "Done means": new principalId, the old assignment no longer grants, diagnose() says why."""
+    import mi_helpers as mi
+    from mi_helpers.diagnosis import deleted_principal_ids
+
+    compute = _compute(emu, _operator(emu)).virtual_machines
+    compute.begin_update(RG, VM, _identity_update("UserAssigned", {UAMI_READER_RESOURCE_ID: {}})).result()
+    on = compute.begin_update(RG, VM, _identity_update("SystemAssigned, UserAssigned")).result()
+    new_principal = on.identity.principal_id
+    with pytest.raises(HttpResponseError) as info:
+        _compute(emu, mi_credential()).virtual_machines.get(RG, VM)
+    world = emu.world_dict()
+    assert deleted_principal_ids(world) == (SYS_PRINCIPAL,)
+    context = {
+        "subscription_id": SUB,
+        "resource_group": RG,
+        "vm_name": VM,
+        "principal_id": new_principal,
+        "scope": VM_RESOURCE_ID,
+        "role_assignments": world["role_assignments"],
+        "deleted_principal_ids": deleted_principal_ids(world),
+    }
+    found = mi.diagnose(info.value, context=context)
+    assert found.id == "stale-principal-assignment"
+    assert f"--assignee-object-id {new_principal}" in found.commands["az"]
+    # Without the deleted principals, the same 403 is the plain "no role" diagnosis.
+    del context["deleted_principal_ids"]
+    assert mi.diagnose(info.value, context=context).id == "arm-authorization-failed"

@@ -535,6 +535,14 @@ ONE_PER_ID: dict[str, tuple[Any, dict[str, Any]]] = {
         "(AuthorizationFailed) x\nCode: AuthorizationFailed",
         {"role_assignment_exists": True},
     ),
+    "stale-principal-assignment": (
+        "(AuthorizationFailed) x\nCode: AuthorizationFailed",
+        {
+            "principal_id": "0a0a0a0a-1111-4222-8333-444455556666",
+            "role_assignments": [{"principal_id": SYS_PRINCIPAL, "scope": "/subscriptions/s"}],
+            "deleted_principal_ids": [SYS_PRINCIPAL],
+        },
+    ),
     "arm-wrong-audience": (
         "(InvalidAuthenticationTokenAudience) x\nCode: InvalidAuthenticationTokenAudience",
         {},
@@ -605,3 +613,36 @@ def test_token_info_with_recovered_attempts() -> None:
     d = diagnose(tok)
     assert d.id == "imds-updating"
     assert FAKE_JWT not in str(d) and FAKE_JWT not in json.dumps(d.to_dict())
+
+
+def test_stale_principal_assignment_needs_a_deleted_principal_at_the_scope() -> None:
+    """A system identity switched off and on: the 403 names the new principal, the assignment the old one."""
+    from mi_helpers.diagnosis import deleted_principal_ids
+
+    new, old = "0a0a0a0a-1111-4222-8333-444455556666", SYS_PRINCIPAL
+    scope = f"/subscriptions/{SUB}/resourceGroups/{RG}"
+    exc = "(AuthorizationFailed) The client 'x' with object id 'x' does not have authorization to perform"
+    stale = [{"principal_id": old, "scope": scope}]
+    ctx = {"principal_id": new, "scope": f"{scope}/providers/Microsoft.Compute/virtualMachines/{VM}"}
+    assert diagnose(exc, context={**ctx, "role_assignments": stale, "deleted_principal_ids": [old]}).id == (
+        "stale-principal-assignment"
+    )
+    # not deleted, not at the scope, or the new principal has a role: something else
+    assert diagnose(exc, context={**ctx, "role_assignments": stale, "deleted_principal_ids": []}).id == (
+        "arm-authorization-failed"
+    )
+    elsewhere = [{"principal_id": old, "scope": f"/subscriptions/{SUB}/resourceGroups/other"}]
+    assert diagnose(
+        exc, context={**ctx, "role_assignments": elsewhere, "deleted_principal_ids": [old]}
+    ).id == ("arm-authorization-failed")
+    granted = [*stale, {"principal_id": new, "scope": scope}]
+    assert diagnose(exc, context={**ctx, "role_assignments": granted, "deleted_principal_ids": [old]}).id == (
+        "role-propagating"
+    )
+    world = {
+        "service_principals": [],
+        "user_assigned_identities": [],
+        "virtual_machines": [{"system_identity": {"enabled": True, "principal_id": new}}],
+        "role_assignments": [*stale, {"principal_id": new, "scope": scope}],
+    }
+    assert deleted_principal_ids(world) == (old,)
