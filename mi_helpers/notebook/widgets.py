@@ -11,7 +11,7 @@ test (or a notebook run unattended) can set ``.value`` and call ``.click()`` or 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import ipywidgets as w
 
@@ -21,7 +21,6 @@ from mi_helpers.validate import InputError
 if TYPE_CHECKING:
     from mi_helpers.checklist import DoctorReport
     from mi_helpers.notebook.error_lab import ErrorLab, ErrorLabRun
-    from mi_helpers.notebook.quiz import Question
     from mi_helpers.token_info import TokenInfo
 
 __all__ = [
@@ -503,6 +502,19 @@ class DoctorView(View):
 # --------------------------------------------------------------------------------------------------
 # every notebook: check your understanding
 # --------------------------------------------------------------------------------------------------
+
+
+class Question(Protocol):
+    """What the quiz view needs of a question (:class:`mi_helpers.notebook.quiz.Question`)."""
+
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def choices(self) -> tuple[str, ...]: ...
+    @property
+    def why(self) -> str: ...
+    @property
+    def right(self) -> str: ...
 
 
 class QuizView(View):
