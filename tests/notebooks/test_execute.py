@@ -171,3 +171,12 @@ def test_every_table_puts_its_verdict_first_and_no_sdk_log_reaches_a_cell(execut
                 heads = re.findall(r"<th[^>]*>([^<]*)</th>", markup.split("</thead>")[0])
                 verdicts = [h for h in heads if h.lower() in VERDICT_COLUMNS]
                 assert not verdicts or heads[0] == verdicts[0], (cell.get("id"), heads)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_no_research_notes_or_admin_urls_a_learner_could_read(executed, name):
+    nb = executed(name)
+    shown = "\n".join(cell_text(nb, c.id) for c in nb.cells if c.cell_type == "code")
+    shown += "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for text in ("UNCONFIRMED", "third-party", "/_emulator", "Traceback"):
+        assert text not in shown, (name, text)
