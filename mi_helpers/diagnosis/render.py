@@ -90,7 +90,8 @@ class Diagnosis:
         ev = "".join(f"<li>{e(x)}</li>" for x in self._evidence_lines())
         steps = "".join(f"<li>{e(s)}</li>" for s in self.fix)
         cmds = "".join(
-            f"<p><strong>{e(label)}:</strong></p><pre style='white-space:pre-wrap;overflow-wrap:anywhere;"
+            f"<p><strong>{e(label)}:</strong></p><pre style='white-space:pre-wrap;word-break:normal;"
+            "overflow-wrap:anywhere;"
             "margin:0 0 0.5em 1em'>"
             f"{e(self.commands[key])}</pre>"
             for key, label in _COMMAND_LABELS

@@ -62,7 +62,8 @@ class ErrorText:
         return (
             '<div class="mi-error" style="border-left:4px solid #b00020;padding:4px 8px;margin:4px 0">'
             f"<strong>{html.escape(self.heading)}</strong>"
-            f'<pre style="white-space:pre-wrap;margin:4px 0">{html.escape(self.text)}</pre></div>'
+            f'<pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;margin:4px 0">'
+            f"{html.escape(self.text)}</pre></div>"
         )
 
 

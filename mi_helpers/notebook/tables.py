@@ -40,6 +40,7 @@ __all__ = [
 VERDICT_COLUMNS = ("result", "verdict", "status", "ok", "fixed", "match", "matches")
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_LABELLED_GUID = re.compile(r"^(?P<label>[\w.-]+=)(?P<guid>[0-9a-fA-F-]{36})$")
 _RESOURCE_ID = re.compile(r"^/subscriptions/[^\s]+/[^/\s]+$", re.IGNORECASE)
 _TABLE = "border-collapse:collapse;margin:0.25em 0;max-width:100%;font-size:var(--jp-ui-font-size1,13px)"
 _CELL = (
@@ -47,7 +48,7 @@ _CELL = (
     "border-bottom:1px solid var(--jp-border-color2,#ddd)"
 )
 _HEAD = _CELL + ";font-weight:bold;border-bottom:1px solid var(--jp-border-color1,#999)"
-_VERDICT = _CELL + ";white-space:nowrap;font-weight:bold"
+_VERDICT = _CELL + ";overflow-wrap:normal;min-width:6em;font-weight:bold"
 _CLIP = "display:inline-block;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;vertical-align:bottom"
 #: Visible width of a GUID cell: its first 8 characters and the ellipsis.
 _GUID_WIDTH = "9.6ch"
@@ -70,6 +71,13 @@ def _cell_html(value: Any) -> str:
     full = html.escape(text)
     if _GUID.match(text):
         return f'<code title="{full}" style="{_CLIP};max-width:{_GUID_WIDTH}">{full}</code>'
+    labelled = _LABELLED_GUID.match(text)
+    if labelled and _GUID.match(labelled.group("guid")):  # client_id=<GUID>: the label, a short GUID
+        guid = html.escape(labelled.group("guid"))
+        return (
+            f'<span title="{full}">{html.escape(labelled.group("label"))}'
+            f'<code style="{_CLIP};max-width:{_GUID_WIDTH}">{guid}</code></span>'
+        )
     if _RESOURCE_ID.match(text):
         head, _, tail = text.rpartition("/")
         return (

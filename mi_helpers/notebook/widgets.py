@@ -528,19 +528,18 @@ class QuizView(View):
         self.feedback: list[w.HTML] = []
         rows: list[w.Widget] = []
         for number, q in enumerate(self.questions, 1):
-            radio = w.RadioButtons(
-                options=list(q.choices),
-                value=None,
-                description=f"Question {number}",
-                style={"description_width": "0px"},
-                layout=w.Layout(width="auto", max_width="100%"),
+            radio = w.RadioButtons(  # each choice is the label of its own radio button
+                options=list(q.choices), value=None, layout=w.Layout(width="auto", max_width="100%")
             )
             feedback = w.HTML(value="")
             self.choices.append(radio)
             self.feedback.append(feedback)
             rows += [w.HTML(f"<b>{number}. {html.escape(q.prompt)}</b>"), radio, feedback]
-        self.check_button = w.Button(description="Check my answers", button_style="primary", icon="check")
-        self.reveal_button = w.Button(description="Show the answers", icon="eye")
+        wide = w.Layout(width="max-content")  # the default width cuts the label short
+        self.check_button = w.Button(
+            description="Check my answers", button_style="primary", icon="check", layout=wide
+        )
+        self.reveal_button = w.Button(description="Show the answers", icon="eye", layout=wide)
         self.check_button.on_click(self.check)
         self.reveal_button.on_click(self.reveal)
         self.output = w.Output()
