@@ -118,17 +118,16 @@ def explain(
     """The displayables for an exception: a one-line notice for bad input, else raw text + diagnosis card.
 
     Two layers only: the SDK's own text (for a helper's ``SignInError``, that of the SDK exception it wraps;
-    the helper's retries are the card's evidence), then the card. ``context`` goes to :func:`diagnose`;
-    without one, :func:`mi_helpers.notebook.enrich.context_for` looks up what settles the diagnosis.
+    the helper's retries are the card's evidence), then the card. ``context`` (what the caller knows: names,
+    IDs) goes to :func:`diagnose` with what :func:`mi_helpers.notebook.enrich.context_for` looks up.
     """
     from mi_helpers.diagnosis import diagnose
     from mi_helpers.notebook.enrich import context_for
 
     if isinstance(exc, InputError):
         return [Notice(f"InputError: {exc}", "✗")]
-    if context is None:
-        context = context_for(exc)
-    return [ErrorText(sdk_error_text(exc)), DiagnosisCard(diagnose(exc, context=context))]
+    known = {**(context_for(exc) or {}), **(context or {})}  # what the caller knows wins
+    return [ErrorText(sdk_error_text(exc)), DiagnosisCard(diagnose(exc, context=known or None))]
 
 
 @dataclass

@@ -81,9 +81,10 @@ class View:
         """Append one line of text to the output."""
         self.output.append_stdout(text.rstrip("\n") + "\n")
 
-    def show_error(self, exc: BaseException) -> Caught:
-        """One line for bad input; otherwise the raw error text and the diagnosis card."""
-        seen = caught(exc)
+    def show_error(self, exc: BaseException, context: dict[str, Any] | None = None) -> Caught:
+        """One line for bad input; otherwise the raw error text and the diagnosis card (``context``: what
+        the view knows for the card's commands, e.g. the names in its fields)."""
+        seen = caught(exc, context)
         for item in seen.shown:
             if isinstance(item, Notice):
                 self.say(str(item))
@@ -91,12 +92,14 @@ class View:
                 self.show(item)
         return seen
 
-    def call(self, fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
+    def call(
+        self, fn: Callable[[], Any], context: dict[str, Any] | None = None
+    ) -> tuple[Any, BaseException | None]:
         """Run ``fn``; on failure render the error (never a traceback) and return it."""
         try:
             return fn(), None
         except Exception as exc:  # every failure becomes text + diagnosis in the output
-            self.show_error(exc)
+            self.show_error(exc, context)
             return None, exc
 
     def texts(self) -> str:
@@ -203,7 +206,10 @@ class VmIdentityView(View):
             return None
         sub, rg, name = where
         self.say(f"GET virtualMachines/{_short(name)} in {_short(rg)} (subscription {sub}) …")
-        vm, exc = self.call(lambda: mi_helpers.get_vm(subscription_id=sub, resource_group=rg, vm_name=name))
+        vm, exc = self.call(
+            lambda: mi_helpers.get_vm(subscription_id=sub, resource_group=rg, vm_name=name),
+            {"subscription_id": sub, "resource_group": rg, "vm_name": name},
+        )
         if exc is not None:
             return None
         self.principal_id = vm_principal(vm)

@@ -339,3 +339,12 @@ def test_quiz_view_checks_and_reveals():
     assert quiz.texts().splitlines()[1].startswith(f"Answer: {second.right}")
     with pytest.raises(InputError, match=r"^notebook: '99' has no quiz"):
         check_understanding("99")
+
+
+def test_vm_view_cards_name_what_the_fields_say(healthy):
+    view = VmIdentityView()
+    view.vm_name.value = "vm-nope"
+    view.lookup()
+    card = view.output.outputs[-1]["data"]["text/plain"]
+    assert f"az vm list -g {RG} -o table" in card and "az resource list -n vm-nope -o table" in card
+    assert "<rg>" not in card and "<vm>" not in card

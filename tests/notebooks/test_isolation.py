@@ -18,9 +18,9 @@ import nbformat
 import pytest
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
-from traitlets.config import Config
 from support.notebooks import NOTEBOOKS_DIR, cell_text, kernel_env
 from support.world import SYS_PRINCIPAL, UAMI_READER_PRINCIPAL
+from traitlets.config import Config
 
 from mi_helpers.emulator import Emulator
 
