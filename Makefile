@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh Debian machine with Python 3.11:
-#   make lab    JupyterLab over notebooks/ with the local Azure emulator beside it (the main job)
+#   make lab    JupyterLab over your working copies of notebooks/ (in work/) with the local Azure emulator
+#               beside it and az in its terminals (the main job)
 #   make test   the full suite: lint, types, unit, emulator conformance, notebooks, browser (CI runs this)
 # `make tour` is the headless twin of `make lab`: it executes every notebook and prints a table.
 #
@@ -41,7 +42,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[lab,test,dev]'
 	@touch $(STAMP)
 
-lab: $(STAMP)
+# Lab's terminals have the real az CLI (its own .venv-az, installed on the first run, about a minute).
+lab: $(STAMP) azure-cli
 	$(BIN)/mi-helpers lab
 
 tour: $(STAMP)

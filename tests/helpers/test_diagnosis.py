@@ -524,6 +524,16 @@ ONE_PER_ID: dict[str, tuple[Any, dict[str, Any]]] = {
         {},
     ),
     "identity-propagating": ("ERROR: Identity not found", {"identity_attached": True}),
+    "principal-id-as-client-id": (
+        "ERROR: Identity not found",
+        {"client_id": PID, "known_identities": [{"name": "uami-x", "principal_id": PID, "client_id": CID}]},
+    ),
+    "arm-scope-not-visible": (
+        "(AuthorizationFailed) The client 'x' with object id 'x' does not have authorization to perform "
+        f"action 'Microsoft.Compute/virtualMachines/read' over scope '/subscriptions/{SUB}/resourceGroups/"
+        "rg-nope/providers/Microsoft.Compute/virtualMachines/vm' or the scope is invalid.",
+        {"visible_resource_groups": [RG]},
+    ),
     "imds-updating": ({"attempts": [{"status": 410, "kind": "imds-updating"}]}, {}),
     "imds-throttled": ({"attempts": [{"status": 429, "kind": "throttled"}]}, {}),
     "imds-server-error": ({"attempts": [{"status": 500, "kind": "server-error"}]}, {}),
@@ -551,7 +561,7 @@ ONE_PER_ID: dict[str, tuple[Any, dict[str, Any]]] = {
 
 
 def test_one_input_per_id() -> None:
-    assert set(ONE_PER_ID) | {"wrong-identity"} == set(DIAGNOSIS_IDS)
+    assert set(ONE_PER_ID) | {"wrong-identity", "vm-without-identity"} == set(DIAGNOSIS_IDS)
     for did, (subject, ctx) in ONE_PER_ID.items():
         assert diagnose(subject, context=ctx).id == did, did
 
