@@ -350,6 +350,27 @@ def _cmd_audience(p: Placeholders) -> dict[str, str]:
     }
 
 
+def _cmd_unknown_resource(p: Placeholders) -> dict[str, str]:
+    return {
+        "portal": "No portal change for an Azure service: copy its resource ID from Microsoft Learn's "
+        "list of services that support Entra authentication. Your own API: Microsoft Entra ID → "
+        "App registrations → the app → Expose an API → Application ID URI.",
+        "az": "az account get-access-token --resource https://management.azure.com/\n"
+        '# Python: mi.audiences() lists the documented IDs; mi.scope_for("arm") gives ARM\'s scope',
+        "powershell": "Get-AzAccessToken -ResourceUrl https://management.azure.com/",
+    }
+
+
+def _cmd_api_version(p: Placeholders) -> dict[str, str]:
+    return {
+        "portal": "No portal change: the request names an api-version the resource type does not have.",
+        "az": "# az and the SDK clients send a supported api-version themselves: drop a hand-written\n"
+        "# api_version= / ?api-version=, or take one from the list in the error message",
+        "powershell": "# the Az cmdlets send a supported api-version themselves; in Invoke-AzRestMethod\n"
+        "# take one from the list in the error message",
+    }
+
+
 def _cmd_expired(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "No portal change: check the machine's clock.",
@@ -677,6 +698,32 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_HOWTO_VM,
         _cmd_audience,
+    ),
+    "token-unknown-resource": Recipe(
+        "Entra ID knows no application with this resource ID (AADSTS500011)",
+        "The token request named a resource that no application in the tenant has as its ID: usually a "
+        "typo (https://managements.azure.com), a delegated scope (User.Read, api://app/scope) where a "
+        "managed identity can only ask for '<resource>/.default', or an app registered in another tenant. "
+        "IMDS passes Entra ID's 400 invalid_resource on unchanged; retrying cannot help.",
+        (
+            "Compare the resource ID character by character with the documented one (mi.audiences()).",
+            "Ask for '<resource ID>/.default' only: one scope per request, no delegated permissions.",
+            "For your own API: use its Application ID URI or client ID, from the app's tenant.",
+        ),
+        DOC_CLAIMS,
+        _cmd_unknown_resource,
+    ),
+    "arm-api-version-unsupported": Recipe(
+        "ARM has no such api-version for this resource type",
+        "Each resource type answers a fixed list of api-versions; ARM refuses any other one with 400 "
+        "NoRegisteredProviderFound (the message lists the supported versions) or InvalidApiVersionParameter. "
+        "A hand-written URL or an old SDK pinned to a retired version are the usual causes.",
+        (
+            "Pick an api-version from the list in the error message (the newest non-preview one).",
+            "With an SDK, let the client choose: do not pass api_version unless you must.",
+        ),
+        DOC_NOT_FOUND,
+        _cmd_api_version,
     ),
     "arm-token-expired": Recipe(
         "ARM says the token has expired",

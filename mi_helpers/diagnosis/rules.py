@@ -133,6 +133,9 @@ _ARM_CODES = {
     "SubscriptionNotFound": "arm-subscription-not-found",
     "SubscriptionRequestsThrottled": "arm-throttled",
     "TooManyRequests": "arm-throttled",
+    "NoRegisteredProviderFound": "arm-api-version-unsupported",
+    "InvalidApiVersionParameter": "arm-api-version-unsupported",
+    "InvalidResourceType": "arm-resource-not-found",
 }
 _PROPAGATION_TEXTS = (
     "observe propagation time",
@@ -157,13 +160,18 @@ def _arm(s: Seen) -> str | None:
     return arm_id
 
 
+#: Entra ID's "no application has this resource ID" (a typo, a delegated scope, an app of another tenant).
+_UNKNOWN_RESOURCE_TEXTS = ("AADSTS500011", "AADSTS50001:", "resource principal named")
+
 _AUDIENCE_TEXTS = (
     "wrong audience",
-    "AADSTS500011",
-    "AADSTS50001",
     "requires exactly one scope",
     "does not accept client id as a user-provided scope",
 )
+
+
+def _unknown_resource(s: Seen) -> str | None:
+    return "token-unknown-resource" if s.facts.has(*_UNKNOWN_RESOURCE_TEXTS) else None
 
 
 def _audience(s: Seen) -> str | None:
@@ -316,6 +324,7 @@ RULES: tuple[Rule, ...] = (
     _selector,
     _proxy_text,
     _arm,
+    _unknown_resource,
     _audience,
     _expired,
     _identity,

@@ -550,6 +550,8 @@ ONE_PER_ID: dict[str, tuple[Any, dict[str, Any]]] = {
         {},
     ),
     "arm-token-expired": ("(ExpiredAuthenticationToken) x\nCode: ExpiredAuthenticationToken", {}),
+    "token-unknown-resource": ("(invalid_resource) AADSTS500011: The resource principal named x was …", {}),
+    "arm-api-version-unsupported": ("(NoRegisteredProviderFound) x\nCode: NoRegisteredProviderFound", {}),
     "arm-invalid-token": ("(InvalidAuthenticationToken) The access token is invalid.", {}),
     "arm-resource-not-found": ("(ResourceNotFound) x\nCode: ResourceNotFound", {}),
     "arm-resource-group-not-found": ("(ResourceGroupNotFound) x\nCode: ResourceGroupNotFound", {}),
@@ -615,3 +617,31 @@ def test_token_info_with_recovered_attempts() -> None:
     d = diagnose(tok)
     assert d.id == "imds-updating"
     assert FAKE_JWT not in str(d) and FAKE_JWT not in json.dumps(d.to_dict())
+
+
+# ------------------------------------------------ the emulator's refusals, through the real clients
+
+
+def test_mistyped_resource_is_an_unknown_resource_not_a_wrong_audience(emu: Any) -> None:
+    """IMDS passes on Entra ID's 400 invalid_resource (AADSTS500011) for a resource no application has."""
+    import mi_helpers as mi
+
+    with pytest.raises(Exception) as info:
+        mi.get_token("https://managements.azure.com/.default")
+    assert "AADSTS500011" in str(info.value)
+    d = diagnose(info.value)
+    assert d.id == "token-unknown-resource"
+    assert "mi.audiences()" in d.commands["az"]
+
+
+def test_unsupported_api_version_names_the_supported_ones(emu: Any) -> None:
+    """ARM's 400 NoRegisteredProviderFound, raised by the real azure-mgmt-compute client."""
+    from azure.core.exceptions import HttpResponseError
+
+    from mi_helpers.arm import compute_client
+
+    with pytest.raises(HttpResponseError) as info:
+        compute_client(SUB).virtual_machines.get(RG, VM, api_version="2015-01-01")
+    assert info.value.error is not None and info.value.error.code == "NoRegisteredProviderFound"
+    assert "The supported api-versions are" in str(info.value)
+    assert diagnose(info.value).id == "arm-api-version-unsupported"

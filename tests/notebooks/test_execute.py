@@ -92,6 +92,9 @@ def test_03_audience_table_token_and_wrong_audience(executed):
     wrong = cell_text(nb, "nb03-wrong-audience")
     assert "InvalidAuthenticationTokenAudience" in wrong
     assert "[arm-wrong-audience]" in wrong
+    typo = cell_text(nb, "nb03-typo")
+    assert "AADSTS500011: The resource principal named https://managements.azure.com" in typo
+    assert "[token-unknown-resource]" in typo and "expected the diagnosis" not in typo
 
 
 def test_04_selection_rules(executed):
