@@ -26,6 +26,10 @@ class DiagnosisContext:
     ``attempts``: the request history, each with ``status`` (``None`` = no HTTP answer) and optionally
     ``time`` and ``retry_after``. ``target``: ``"azure"`` or ``"emulator"`` (or a Target object).
     ``stage``: ``"imds"`` or ``"arm"`` when the caller knows which service failed.
+    ``visible_resource_groups``: the resource groups the identity can list (ARM answers 403, not 404, for a
+    group it cannot see, so a misspelt name looks like a missing role). ``known_identities``: identities
+    the caller could look up (dicts/objects with ``name``, ``principal_id``, ``client_id``), to recognise an
+    ID of the wrong kind.
     ``deleted_principal_ids``: principals that role assignments still name but the directory no longer has
     (a system identity switched off; the portal shows "Identity not found", ``Get-AzRoleAssignment``
     ``ObjectType Unknown``): an assignment of one of them at the scope is a stale one.
@@ -49,6 +53,8 @@ class DiagnosisContext:
     role_assignments: tuple[Any, ...] | None = None
     attempts: tuple[Any, ...] | None = None
     environ: Mapping[str, str] | None = None
+    visible_resource_groups: tuple[str, ...] | None = None
+    known_identities: tuple[Any, ...] | None = None
     deleted_principal_ids: tuple[str, ...] | None = None
 
     @classmethod
@@ -72,8 +78,16 @@ class DiagnosisContext:
                 kw["emulator"] = getattr(target, "emulator", None) is not None or kw["target"] == "emulator"
             kw.setdefault("imds_url", getattr(target, "imds_url", None))
             kw.setdefault("arm_url", getattr(target, "arm_url", None))
-        for key in ("role_assignments", "attempts", "deleted_principal_ids"):
+        for key in (
+            "role_assignments",
+            "attempts",
+            "visible_resource_groups",
+            "known_identities",
+            "deleted_principal_ids",
+        ):
             if kw.get(key) is not None:
+                if isinstance(kw[key], (str, bytes)):
+                    raise input_error(f"context.{key}", "a list (or tuple), not a string", kw[key])
                 try:
                     kw[key] = tuple(kw[key])
                 except TypeError:
