@@ -35,6 +35,7 @@ from mi_helpers.constants import (
 from mi_helpers.constants import EnvironmentVariables as Env
 from mi_helpers.environ import patched_environ
 from mi_helpers.logs import quiet_sdk_logs
+from mi_helpers.notebook.arm_fixes import ARM_ACTIONS, OperatorFixes
 from mi_helpers.notebook.display import DiagnosisCard, ErrorText, error_text
 from mi_helpers.notebook.error_lab_scenarios import (
     ERROR_LAB_SCENARIOS,
@@ -167,6 +168,8 @@ class ErrorLab:
             self.emulator.start()
             # stopped with the lab, or at the latest when the kernel exits
             self._finalizer = weakref.finalize(self, self.emulator.stop)
+        #: "Apply the fix" as the operator would do it, through ARM (on Azure: you, signed in with az login).
+        self.operator = OperatorFixes(self.emulator)
         self.current: ErrorLabScenario = self.scenarios[0]
         self.client = _Client()
         self.select(self.current.name)
@@ -384,11 +387,16 @@ class ErrorLab:
         return s.fix_text  # RetryFix: the fix is retry_until_green itself
 
     def _apply_emulator_fix(self, fix: EmulatorFix, text: str) -> str:
+        """An ARM-expressible fix is carried out as the operator, through the same ARM call as the card's
+        command (:mod:`mi_helpers.notebook.arm_fixes`); only the emulator's own controls (stopping its
+        scripted faults) go through its admin API, as ARM has no call for them."""
         params = dict(fix.params)
         if fix.action == "add-role-assignment":
             world = self._world()
             params.setdefault("principal_id", world.principal(self.client.client_id))
             params.setdefault("scope", world.resource_group_scope)
+        if fix.action in ARM_ACTIONS:
+            return f"{text} — as the operator, through ARM: {self.operator.apply(fix.action, **params)}"
         done = self.emulator.apply_fix(fix.action, **params)
         message = done.get("message") if isinstance(done, dict) else done
         return f"{text} — emulator: {message}" if message else text

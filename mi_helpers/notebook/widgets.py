@@ -333,7 +333,12 @@ class TokenForServiceView(View):
 
 
 class ErrorLabView(View):
-    """Scenario dropdown, Run, Apply the fix, Reset; raw error → diagnosis card → fix → retry until green.
+    """Scenario dropdown, Run, Apply the fix, Check again, Reset; raw error → diagnosis card → fix → green.
+
+    The card shows the exact command of the fix. Run it yourself (a Lab terminal, signed in as the operator
+    the card names; on Azure you would be signed in as yourself in Cloud Shell or a terminal), then press
+    "Check again": it runs the same program again in the current state, without fixing anything. "Apply the
+    fix" is the shortcut that makes the same ARM call for you (:mod:`mi_helpers.notebook.arm_fixes`).
 
     All logic lives in :class:`mi_helpers.notebook.error_lab.ErrorLab`; this view only wires buttons to it.
     The log reads top to bottom and the status line sits under it, so the verdict is always about the last
@@ -361,6 +366,12 @@ class ErrorLabView(View):
             disabled=True,
             tooltip="Run first: the fix follows the diagnosis",
         )
+        self.check_button = w.Button(
+            description="Check again",
+            icon="refresh",
+            disabled=True,
+            tooltip="Run the same program again, after you fixed it yourself (terminal or Python cell)",
+        )
         self.reset_button = w.Button(description="Reset", icon="undo")
         self.progress = w.FloatProgress(
             value=0.0,
@@ -376,12 +387,13 @@ class ErrorLabView(View):
         self.last: ErrorLabRun | None = None
         self.run_button.on_click(self.run)
         self.fix_button.on_click(self.apply_fix)
+        self.check_button.on_click(self.check_again)
         self.reset_button.on_click(self.reset)
         self.scenario.observe(self._selected, names="value")
         self.root = w.VBox(
             [
                 self.scenario,
-                w.HBox([self.run_button, self.fix_button, self.reset_button]),
+                w.HBox([self.run_button, self.fix_button, self.check_button, self.reset_button]),
                 self.output,
                 self.progress,
                 self.status,
@@ -415,6 +427,7 @@ class ErrorLabView(View):
         self.clear()
         self._hide_progress()
         self.fix_button.disabled = True
+        self.check_button.disabled = True
         self.last = None
         _, exc = self.call(lambda: self.lab.select(self.scenario.value))
         if exc is None:
@@ -428,12 +441,18 @@ class ErrorLabView(View):
             self.say(f"✓ {attempt.summary}")
             self._set_status(True, attempt.summary)
             self.fix_button.disabled = True
+            self.check_button.disabled = True
         else:
             self.show(attempt.error_display)
             if attempt.diagnosis is not None:
                 self.show(DiagnosisCard(attempt.diagnosis))
-            self._set_status(False, f"diagnosis {attempt.diagnosis_id}; press “Apply the fix”")
+            self._set_status(
+                False,
+                f"diagnosis {attempt.diagnosis_id}: run the card's command, then “Check again”; "
+                "or press “Apply the fix”",
+            )
             self.fix_button.disabled = False
+            self.check_button.disabled = False
 
     def run(self, _button: Any = None) -> ErrorLabRun | None:
         """Run the program (sign in + ARM query) in the selected scenario and show what happened."""
@@ -442,6 +461,15 @@ class ErrorLabView(View):
         self.say(
             f"Running: sign in with the managed identity, then read the VM from ARM ({self.lab.current.name})"
         )
+        attempt, _ = self.call(self.lab.run)
+        if attempt is not None:
+            self.last = attempt
+            self._show_attempt(attempt)
+        return self.last
+
+    def check_again(self, _button: Any = None) -> ErrorLabRun | None:
+        """Run the failing program again as things are now (after a fix made in a terminal or a cell)."""
+        self.say("Checking again: the same program, in the current state")
         attempt, _ = self.call(self.lab.run)
         if attempt is not None:
             self.last = attempt

@@ -104,7 +104,8 @@ def test_the_card_grants_where_apply_the_fix_grants(lab: ErrorLab) -> None:
     )
     scope = grant.split("--scope ", 1)[1].split()[0]
     done = lab.apply_fix()
-    assert done.endswith(f"at {scope}"), (done, scope)  # the emulator's own report of the assignment
+    assert f"at {scope}: az role assignment create" in done, (done, scope)  # ARM's write, the card's command
+    assert "as the operator, through ARM" in done
     assert scope.lower().endswith("/resourcegroups/rg-mi-tutorial")
     assert lab.retry_until_green(progress=False).ok
 
@@ -117,3 +118,19 @@ def test_compressed_waits_say_so(lab: ErrorLab) -> None:
     shown = lab.catalogue().set_index("scenario")["what happens"]
     for name, note in notes.items():
         assert (note in shown[name]) if note else "time compressed" not in shown[name], name
+
+
+def test_apply_the_fix_makes_the_arm_calls_of_the_card_as_the_operator(lab: ErrorLab) -> None:
+    """no-identity: the fix is ``az vm identity assign … --role Reader --scope …`` as ARM writes, not the
+    emulator's admin API; the new system identity is a new principal, so it needs the role too."""
+    run = lab.run("no-identity")
+    assert not run.ok and run.diagnosis is not None
+    assert "az vm identity assign -g rg-mi-tutorial -n vm-mi-tutorial" in run.diagnosis.commands["az"]
+    lab.emulator.clear_log()
+    done = lab.apply_fix()
+    assert "as the operator, through ARM" in done and "az vm identity assign" in done, done
+    writes = [(e["method"], e["path"].rsplit("/", 2)[-2]) for e in lab.emulator.request_log()
+              if e["listener"] == "arm" and e["method"] != "GET"]  # fmt: skip
+    assert writes == [("PATCH", "virtualMachines"), ("PUT", "roleAssignments")], writes
+    assert not any(e["listener"] == "admin" for e in lab.emulator.request_log())
+    assert lab.retry_until_green(progress=False).ok

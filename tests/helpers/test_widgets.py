@@ -348,3 +348,47 @@ def test_vm_view_cards_name_what_the_fields_say(healthy):
     card = view.output.outputs[-1]["data"]["text/plain"]
     assert f"az vm list -g {RG} -o table" in card and "az resource list -n vm-nope -o table" in card
     assert "<rg>" not in card and "<vm>" not in card
+
+
+def test_lab_view_check_again_after_fixing_it_yourself_as_the_operator(lab):
+    """The learner makes the fix (here: the Python SDK as the operator), then presses "Check again"."""
+    from azure.identity import ClientSecretCredential
+    from azure.mgmt.authorization import AuthorizationManagementClient
+    from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
+
+    from mi_helpers.constants import EnvironmentVariables as Env
+
+    view = ErrorLabView(lab, scenario="no-role-assignment")
+    assert view.check_button.disabled
+    view.run_button.click()
+    assert not view.last.ok and not view.check_button.disabled
+    view.check_button.click()
+    assert not view.last.ok  # nothing fixed yet: the same 403
+    env = lab.emulator.environment()
+    operator = ClientSecretCredential(
+        env[Env.MI_HELPERS_TENANT_ID],
+        env[Env.MI_HELPERS_OPERATOR_CLIENT_ID],
+        env[Env.MI_HELPERS_OPERATOR_CLIENT_SECRET],
+        authority=env[Env.MI_HELPERS_ENTRA_URL],
+        disable_instance_discovery=True,
+        connection_verify=lab.emulator.ca_bundle,
+    )
+    world = lab.emulator.world_dict()
+    host = next(v for v in world["virtual_machines"] if v["name"] == world["host_vm"]["name"])
+    sub, rg = host["subscription_id"], host["resource_group"]
+    client = AuthorizationManagementClient(
+        operator, sub, base_url=lab.emulator.arm_url, connection_verify=lab.emulator.ca_bundle
+    )
+    client.role_assignments.create(
+        f"/subscriptions/{sub}/resourceGroups/{rg}",
+        "6a1f0c9e-0000-4000-8000-0000000000c1",
+        RoleAssignmentCreateParameters(
+            role_definition_id=f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/"
+            "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+            principal_id=host["system_identity"]["principal_id"],
+            principal_type="ServicePrincipal",
+        ),
+    )
+    view.check_button.click()
+    assert view.last.ok, view.texts()
+    assert view.check_button.disabled and view.status_text.startswith("✓ OK")
