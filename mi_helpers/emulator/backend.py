@@ -204,6 +204,9 @@ class Backend:
         self.engine.replace(build_faults(self._scenario, self._params))
         #: Per-run client secrets of the world's applications (the operator's): never in the world or the log.
         self.secrets = ClientSecrets()
+        #: Base URLs of the data-plane listeners (``keyvault``, ``blob``), set by the server facade when it
+        #: opens them: ARM's vault and storage-account bodies name them (``vaultUri``, ``primaryEndpoints``).
+        self.data_plane_urls: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"<Backend scenario={self.scenario!r}>"
