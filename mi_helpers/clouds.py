@@ -16,7 +16,17 @@ from mi_helpers.validate import InputError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CLOUDS", "SERVICES", "Cloud", "Service", "audiences", "cloud_info", "resource_for", "scope_for"]
+__all__ = [
+    "CLOUDS",
+    "SERVICES",
+    "Cloud",
+    "Service",
+    "audiences",
+    "cloud_info",
+    "resource_for",
+    "scope_for",
+    "services_in",
+]
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,12 @@ def cloud_info(cloud: str = "public") -> Cloud:
 
 @dataclass(frozen=True)
 class Service:
-    """One row of the audience table: resource IDs per cloud (None where no ID is documented)."""
+    """One row of the audience table: the resource ID per cloud (None: no resource ID is documented there).
+
+    ``note`` is a fact that holds in every cloud the service is offered in; ``source`` is where the IDs are
+    documented (a Microsoft Learn page, or the Azure CLI's cloud table ``azure/cli/core/cloud.py`` for the
+    sovereign IDs it carries).
+    """
 
     name: str
     aliases: tuple[str, ...]
@@ -112,15 +127,20 @@ class Service:
     usgov: str | None
     china: str | None
     note: str = ""
+    source: str = ""
 
     def resource_id(self, cloud: str) -> str | None:
         return getattr(self, cloud_info(cloud).name)
 
+    def offered_in(self, cloud: str) -> bool:
+        """True when a resource ID of this service is documented for ``cloud``."""
+        return self.resource_id(cloud) is not None
 
-_ARM_NOTE = (
-    "ARM also accepts https://management.core.windows.net/ (the az CLI's audience), with or without the "
-    "trailing slash"
-)
+
+_LEARN = "https://learn.microsoft.com/"
+_CLI_CLOUDS = "the Azure CLI's cloud table (azure/cli/core/cloud.py)"
+#: The per-cloud Storage and Cosmos DB audiences of the Azure SDK (Azure.Data.Tables, TableAudience.cs).
+_SDK_AUDIENCES = _LEARN + "dotnet/api/azure.data.tables.tableaudience"
 SERVICES: tuple[Service, ...] = (
     Service(
         "Azure Resource Manager",
@@ -128,7 +148,8 @@ SERVICES: tuple[Service, ...] = (
         CLOUDS["public"].arm_scope.removesuffix(".default"),
         CLOUDS["usgov"].arm_scope.removesuffix(".default"),
         CLOUDS["china"].arm_scope.removesuffix(".default"),
-        _ARM_NOTE,
+        "ARM also accepts the az CLI's audience (management.core…), with or without the trailing slash",
+        "docs/protocol.md#audiences-and-clouds",
     ),
     Service(
         "Key Vault",
@@ -136,14 +157,17 @@ SERVICES: tuple[Service, ...] = (
         "https://vault.azure.net",
         "https://vault.usgovcloudapi.net",
         "https://vault.azure.cn",
+        "",
+        _LEARN + "azure/azure-government/compare-azure-government-global-azure",
     ),
     Service(
         "Storage",
         ("storage", "blob", "queue", "table", "file", "files", "adls", "data lake storage"),
         "https://storage.azure.com/",
-        "https://storage.azure.com/",
-        "https://storage.azure.com/",
-        "an account URL such as https://<account>.blob.core.windows.net also works",
+        "https://storage.azure.us/",
+        "https://storage.azure.cn/",
+        "an account URL (https://<account>.blob.<the cloud's storage suffix>) also works",
+        _LEARN + "azure/storage/blobs/authorize-access-azure-active-directory; " + _SDK_AUDIENCES,
     ),
     Service(
         "Azure SQL",
@@ -151,6 +175,8 @@ SERVICES: tuple[Service, ...] = (
         "https://database.windows.net/",
         "https://database.usgovcloudapi.net/",
         "https://database.chinacloudapi.cn/",
+        "",
+        _LEARN + "azure/azure-sql/database/authentication-aad-overview",
     ),
     Service(
         "Microsoft Graph",
@@ -158,6 +184,35 @@ SERVICES: tuple[Service, ...] = (
         "https://graph.microsoft.com",
         "https://graph.microsoft.us/",
         "https://microsoftgraph.chinacloudapi.cn",
+        "",
+        _LEARN + "graph/deployments",
+    ),
+    Service(
+        "Batch",
+        ("batch", "azure batch"),
+        "https://batch.core.windows.net/",
+        "https://batch.core.usgovcloudapi.net/",
+        "https://batch.chinacloudapi.cn/",
+        "",
+        _LEARN + "azure/batch/batch-aad-auth; " + _CLI_CLOUDS,
+    ),
+    Service(
+        "Log Analytics",
+        ("log analytics", "loganalytics", "monitor logs", "la"),
+        "https://api.loganalytics.io",
+        "https://api.loganalytics.us",
+        "https://api.loganalytics.azure.cn",
+        "",
+        _LEARN + "azure/azure-monitor/logs/api/access-api; " + _CLI_CLOUDS,
+    ),
+    Service(
+        "Azure Database for PostgreSQL/MySQL",
+        ("postgresql", "postgres", "mysql", "ossrdbms"),
+        "https://ossrdbms-aad.database.windows.net",
+        "https://ossrdbms-aad.database.usgovcloudapi.net",
+        "https://ossrdbms-aad.database.chinacloudapi.cn",
+        "",
+        _LEARN + "azure/postgresql/flexible-server/how-to-connect-with-managed-identity; " + _CLI_CLOUDS,
     ),
     Service(
         "Service Bus",
@@ -165,7 +220,8 @@ SERVICES: tuple[Service, ...] = (
         "https://servicebus.azure.net",
         None,
         None,
-        "US Gov: available, resource ID not listed",
+        "",
+        _LEARN + "azure/service-bus-messaging/service-bus-managed-service-identity",
     ),
     Service(
         "Event Hubs",
@@ -173,15 +229,17 @@ SERVICES: tuple[Service, ...] = (
         "https://eventhubs.azure.net",
         None,
         None,
+        "",
+        _LEARN + "azure/event-hubs/authenticate-managed-identity",
     ),
     Service(
         "Cosmos DB",
         ("cosmos db", "cosmosdb", "cosmos"),
         "https://cosmos.azure.com",
-        None,
-        None,
-        "the SDK tries the account scope https://<account>.documents.azure.com first; "
-        "sovereign IDs UNCONFIRMED",
+        "https://cosmos.azure.us",
+        "https://cosmos.azure.cn",
+        "the SDK asks for the account scope https://<account>.documents.azure.com first",
+        _LEARN + "azure/cosmos-db/how-to-setup-rbac; " + _SDK_AUDIENCES,
     ),
     Service(
         "Container Registry",
@@ -189,7 +247,8 @@ SERVICES: tuple[Service, ...] = (
         "https://containerregistry.azure.net",
         None,
         None,
-        "token exchange itself uses the ARM audience",
+        "docker login exchanges an ARM token for a registry token",
+        _LEARN + "azure/container-registry/container-registry-authentication-managed-identity",
     ),
     Service(
         "Azure Data Explorer",
@@ -197,14 +256,18 @@ SERVICES: tuple[Service, ...] = (
         "https://kusto.kusto.windows.net",
         None,
         None,
-        "default; a cluster may advertise its own resource at <cluster>/v1/rest/auth/metadata",
+        "a cluster may also accept its own URL as the resource",
+        _LEARN + "kusto/api/rest/authentication",
     ),
     Service(
-        "Data Lake (Gen1)",
+        "Data Lake Storage Gen1",
         ("data lake", "datalake", "adls gen1", "adl"),
         "https://datalake.azure.net/",
         None,
         None,
+        "Gen1 was retired in February 2024; Data Lake Storage Gen2 uses the Storage audience",
+        _LEARN
+        + "azure/data-lake-store/data-lake-store-service-to-service-authenticate-using-active-directory",
     ),
     Service(
         "App Configuration",
@@ -212,29 +275,17 @@ SERVICES: tuple[Service, ...] = (
         "https://azconfig.io",
         None,
         None,
+        "",
+        _LEARN + "azure/azure-app-configuration/howto-integrate-azure-managed-service-identity",
     ),
     Service(
-        "Log Analytics",
-        ("log analytics", "loganalytics", "monitor logs", "la"),
-        "https://api.loganalytics.io",
-        None,
-        None,
-    ),
-    Service(
-        "Azure Database for PostgreSQL/MySQL",
-        ("postgresql", "postgres", "mysql", "ossrdbms"),
-        "https://ossrdbms-aad.database.windows.net",
-        None,
-        None,
-    ),
-    Service("Batch", ("batch", "azure batch"), "https://batch.core.windows.net/", None, None),
-    Service(
-        "Cognitive Services / Azure AI",
-        ("cognitive services", "cognitiveservices", "azure ai", "ai", "openai", "azure openai"),
+        "Azure AI services (Cognitive Services)",
+        ("azure ai", "ai", "cognitive services", "cognitiveservices", "openai", "azure openai"),
         "https://cognitiveservices.azure.com",
         None,
         None,
-        "UNCONFIRMED: from a third-party list, not a primary source",
+        "",
+        _LEARN + "azure/ai-services/authentication",
     ),
 )
 
@@ -260,17 +311,23 @@ def _service(service: object) -> Service:
     return svc
 
 
+def services_in(cloud: str = "public") -> tuple[Service, ...]:
+    """The services with a documented resource ID in ``cloud`` (what a form may offer for that cloud)."""
+    info = cloud_info(cloud)
+    return tuple(s for s in SERVICES if s.offered_in(info.name))
+
+
 def resource_for(service: str, cloud: str = "public") -> str:
     """Resource ID (token audience) of ``service`` in ``cloud``; aliases are matched case-insensitively."""
     svc = _service(service)
     info = cloud_info(cloud)
     rid = svc.resource_id(info.name)
     if rid is None:
+        offered = ", ".join(s.aliases[0] for s in services_in(info.name))
         raise InputError(
             "service",
-            f"no resource ID is documented for {svc.name} in the {info.display_name} ({svc.note})".replace(
-                " ()", ""
-            ),
+            f"{svc.name} has no documented resource ID in the {info.display_name} "
+            f"(documented there: {offered})",
             service,
         )
     return rid
@@ -286,22 +343,19 @@ def scope_for(service: str, cloud: str = "public") -> str:
 
 
 def audiences(cloud: str = "public") -> pd.DataFrame:
-    """The audience table for one cloud as a DataFrame: service, resource_id, scope, cloud, note."""
+    """The audience table of one cloud: service, resource_id, scope, note; only the services whose resource
+    ID is documented in that cloud (:func:`services_in`)."""
     import pandas as pd
 
-    info = cloud_info(cloud)
     rows = []
-    for svc in SERVICES:
-        rid = svc.resource_id(info.name)
+    for svc in services_in(cloud):
+        rid = svc.resource_id(cloud) or ""
         rows.append(
             {
                 "service": svc.name,
-                "resource_id": rid or "",
-                "scope": (rid.rstrip("/") + "/.default") if rid else "",
-                "cloud": info.name,
-                "note": svc.note
-                if rid
-                else "; ".join(filter(None, ("no resource ID documented for this cloud", svc.note))),
+                "resource_id": rid,
+                "scope": rid.rstrip("/") + "/.default",
+                "note": svc.note,
             }
         )
-    return pd.DataFrame(rows, columns=["service", "resource_id", "scope", "cloud", "note"])
+    return pd.DataFrame(rows, columns=["service", "resource_id", "scope", "note"])

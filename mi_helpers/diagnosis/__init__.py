@@ -18,7 +18,7 @@ from mi_helpers.diagnosis import catalogue
 from mi_helpers.diagnosis.context import DiagnosisContext, input_error, scope_covers
 from mi_helpers.diagnosis.facts import collect
 from mi_helpers.diagnosis.render import Diagnosis, evidence_of
-from mi_helpers.diagnosis.rules import classify
+from mi_helpers.diagnosis.rules import classify, findings
 from mi_helpers.diagnosis.traps import Trap, environment_traps
 from mi_helpers.redaction import redact_text
 
@@ -67,7 +67,9 @@ def diagnose(
         return exc_or_result
     ctx = DiagnosisContext.coerce(context)
     facts = collect(exc_or_result, ctx)
-    return _build(classify(facts, ctx), ctx, evidence_of(facts, exc_or_result))
+    did = classify(facts, ctx)
+    extra, ctx = findings(did, facts, ctx)
+    return _build(did, ctx, {**extra, **evidence_of(facts, exc_or_result)})
 
 
 def diagnosis_for(

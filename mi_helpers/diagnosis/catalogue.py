@@ -106,11 +106,36 @@ def _curl(p: Placeholders, extra: str = "") -> str:
     return f'curl -s {extra}--noproxy "*" -H "Metadata: true" "{p.token_url_with_selector}"'
 
 
-def _irm(p: Placeholders, extra: str = "") -> str:
+#: Windows PowerShell 5.1, the default shell of a Windows VM, has neither ``-NoProxy`` nor
+#: ``-ResponseHeadersVariable`` (both are PowerShell 6+; Invoke-RestMethod's page on Microsoft Learn): there
+#: a call fails with "A parameter cannot be found that matches parameter name 'NoProxy'". A web session
+#: whose proxy is an empty ``WebProxy`` (``WebRequestSession.Proxy``) connects directly instead.
+PS51_SESSION = (
+    "$s = New-Object Microsoft.PowerShell.Commands.WebRequestSession; "
+    "$s.Proxy = New-Object System.Net.WebProxy"
+)
+PS7_HEADING = "# PowerShell 7 (pwsh): -NoProxy needs PowerShell 6 or later"
+PS51_HEADING = "# Windows PowerShell 5.1 (the Windows default, no -NoProxy): a session without proxy"
+
+
+def _irm(p: Placeholders, extra: str = "", *, session: bool = False) -> str:
+    """``Invoke-RestMethod`` of the token URL, bypassing proxies (``-NoProxy``, or the 5.1 session ``$s``)."""
+    bypass = "-WebSession $s " if session else "-NoProxy "
     return (
-        f'Invoke-RestMethod -NoProxy {extra}-Headers @{{Metadata="true"}} -Method GET '
+        f'Invoke-RestMethod {bypass}{extra}-Headers @{{Metadata="true"}} -Method GET '
         f'-Uri "{p.token_url_with_selector}"'
     )
+
+
+def _ps_forms(seven: str, fifty_one: str, before: str = "") -> str:
+    """The same PowerShell twice: for PowerShell 7, then for Windows PowerShell 5.1 (with its session)."""
+    head = f"{before}\n" if before else ""
+    return f"{head}{PS7_HEADING}\n{seven}\n{PS51_HEADING}\n{PS51_SESSION}\n{fifty_one}"
+
+
+def _ps_irm(p: Placeholders, extra: str = "", template: str = "{}", before: str = "") -> str:
+    """An IMDS call (``template`` around it, e.g. a retry loop) in its PowerShell 7 and 5.1 forms."""
+    return _ps_forms(template.format(_irm(p, extra)), template.format(_irm(p, extra, session=True)), before)
 
 
 def _cmd_not_on_azure(p: Placeholders) -> dict[str, str]:
@@ -133,8 +158,8 @@ def _cmd_unreachable(p: Placeholders) -> dict[str, str]:
         f"or a route to {Imds.ADDRESS}).",
         "az": _curl(p, "--connect-timeout 3 ") + "\n"
         "# in a container: docker run --network host …   or   ip route | grep 169.254",
-        "powershell": _irm(p, "-TimeoutSec 5 ") + "\n"
-        f"route print {Imds.ADDRESS}    # Windows containers need a route to IMDS",
+        "powershell": _ps_irm(p, "-TimeoutSec 5 ")
+        + f"\nroute print {Imds.ADDRESS}    # Windows containers need a route to IMDS",
     }
 
 
@@ -143,7 +168,7 @@ def _cmd_timeout(p: Placeholders) -> dict[str, str]:
         "portal": "VM → Help → Resource health: check the VM and its agent are healthy.",
         "az": _curl(p, "--max-time 5 ") + "\n"
         "# Python: ManagedIdentityCredential(read_timeout=5, retry_total=2)",
-        "powershell": _irm(p, "-TimeoutSec 5 "),
+        "powershell": _ps_irm(p, "-TimeoutSec 5 "),
     }
 
 
@@ -151,20 +176,26 @@ def _cmd_header(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "No portal change: the request itself lacks the header.",
         "az": _curl(p),
-        "powershell": _irm(p),
+        "powershell": _ps_irm(p),
+    }
+
+
+def _cmd_enable(p: Placeholders) -> dict[str, str]:
+    """Switch the VM's system-assigned identity on (and look at it)."""
+    return {
+        "portal": f"Virtual machines → {p.vm} → Identity → System assigned → Status: On → Save → Yes.",
+        "az": f"az vm identity assign -g {p.rg} -n {p.vm}\naz vm identity show -g {p.rg} -n {p.vm}",
+        "powershell": f"$vm = Get-AzVM -ResourceGroupName {p.rg} -Name {p.vm}\n"
+        f"Update-AzVM -ResourceGroupName {p.rg} -VM $vm -IdentityType SystemAssigned\n"
+        f"(Get-AzVM -ResourceGroupName {p.rg} -Name {p.vm}).Identity",
     }
 
 
 def _cmd_assign(p: Placeholders) -> dict[str, str]:
-    az = f"az vm identity assign -g {p.rg} -n {p.vm}\naz vm identity show -g {p.rg} -n {p.vm}"
-    ps = (
-        f"$vm = Get-AzVM -ResourceGroupName {p.rg} -Name {p.vm}\n"
-        f"Update-AzVM -ResourceGroupName {p.rg} -VM $vm -IdentityType SystemAssigned\n"
-        f"(Get-AzVM -ResourceGroupName {p.rg} -Name {p.vm}).Identity"
-    )
-    portal = (
-        f"Virtual machines → {p.vm} → Identity → System assigned → Status: On → Save → Yes "
-        "(for a user-assigned identity: User assigned → + Add → pick it → Add)."
+    enable = _cmd_enable(p)
+    az, ps = enable["az"], enable["powershell"]
+    portal = enable["portal"].removesuffix(".") + (
+        " (for a user-assigned identity: User assigned → + Add → pick it → Add)."
     )
     if not p.client.startswith("<"):
         az += (
@@ -177,7 +208,31 @@ def _cmd_assign(p: Placeholders) -> dict[str, str]:
             f"Where-Object ClientId -eq '{p.client}'\n"
             f"Update-AzVM -ResourceGroupName {p.rg} -VM $vm -IdentityType UserAssigned -IdentityId $id.Id"
         )
+    az += "\n# then, on the VM, ask IMDS itself: 200 with a token, or 400 'Identity not found'\n" + _curl(p)
+    ps += "\n" + _ps_irm(p, before="# then, on the VM, ask IMDS itself")
     return {"portal": portal, "az": az, "powershell": ps}
+
+
+def _cmd_principal_as_client(p: Placeholders) -> dict[str, str]:
+    return {
+        "portal": f"Virtual machines → {p.vm} → Identity → User assigned: open the identity; its Client ID "
+        "(not its Object (principal) ID) is what client_id wants.",
+        "az": f"az vm identity show -g {p.rg} -n {p.vm} --query userAssignedIdentities\n"
+        f"az login --identity --client-id {p.client}\n" + _curl(p),
+        "powershell": f"(Get-AzVM -ResourceGroupName {p.rg} -Name {p.vm}).Identity.UserAssignedIdentities\n"
+        f"Connect-AzAccount -Identity -AccountId {p.client}",
+    }
+
+
+def _cmd_scope_not_visible(p: Placeholders) -> dict[str, str]:
+    grant = _cmd_grant(p)
+    return {
+        "portal": "Search bar → Resource groups: compare the exact name (and the subscription filter); "
+        "if the name is right: " + grant["portal"],
+        "az": f"az group list -o table --subscription {p.sub}    # as a user who can see the subscription\n"
+        "# the name is right? then grant a role there:\n" + grant["az"],
+        "powershell": f"Set-AzContext -Subscription {p.sub}\nGet-AzResourceGroup\n" + grant["powershell"],
+    }
 
 
 def _cmd_selector(p: Placeholders) -> dict[str, str]:
@@ -196,8 +251,11 @@ def _cmd_identity_propagating(p: Placeholders) -> dict[str, str]:
         "portal": f"Virtual machines → {p.vm} → Identity: the identity shows as assigned; wait a minute.",
         "az": f"az vm identity show -g {p.rg} -n {p.vm}\n"
         f"for i in 1 2 3 4 5 6; do {_curl(p, '-f ')} && break; sleep 10; done",
-        "powershell": f"(Get-AzVM -ResourceGroupName {p.rg} -Name {p.vm}).Identity\n"
-        f"foreach ($i in 1..6) {{ try {{ {_irm(p)}; break }} catch {{ Start-Sleep 10 }} }}",
+        "powershell": _ps_irm(
+            p,
+            template="foreach ($i in 1..6) {{ try {{ {}; break }} catch {{ Start-Sleep 10 }} }}",
+            before=f"(Get-AzVM -ResourceGroupName {p.rg} -Name {p.vm}).Identity",
+        ),
     }
 
 
@@ -205,8 +263,11 @@ def _cmd_retry(p: Placeholders, sleep: int) -> dict[str, str]:
     return {
         "portal": "VM → Help → Resource health: check for a platform event; then just retry.",
         "az": f"for i in 1 2 3 4 5 6; do {_curl(p, '-f ')} && break; sleep {sleep}; done",
-        "powershell": (
-            f"foreach ($i in 1..6) {{ try {{ {_irm(p)}; break }} catch {{ Start-Sleep {sleep} }} }}"
+        "powershell": _ps_irm(
+            p,
+            template="foreach ($i in 1..6) {{ try {{ {}; break }} catch {{ Start-Sleep "
+            + str(sleep)
+            + " }} }}",
         ),
     }
 
@@ -216,7 +277,10 @@ def _cmd_throttled(p: Placeholders) -> dict[str, str]:
         "portal": "No portal change: reduce the request rate (one credential per process, cached tokens).",
         "az": _curl(p, "-i ") + "    # read the Retry-After header\n"
         "# Python: create ONE ManagedIdentityCredential per process and reuse it",
-        "powershell": _irm(p, "-ResponseHeadersVariable h ") + "; $h['Retry-After']",
+        "powershell": _ps_forms(
+            _irm(p, "-ResponseHeadersVariable h ") + "; $h['Retry-After']",
+            f"try {{ {_irm(p, session=True)} }} catch {{ $_.Exception.Response.Headers['Retry-After'] }}",
+        ),
     }
 
 
@@ -226,7 +290,7 @@ def _cmd_non_imds(p: Placeholders) -> dict[str, str]:
         f"{Imds.ADDRESS}.",
         "az": _curl(p, "-i ") + "    # who answers? (expect JSON, not HTML)\n"
         "export AZURE_TOKEN_CREDENTIALS=dev    # off Azure: let DefaultAzureCredential skip managed identity",
-        "powershell": _irm(p) + '\n$env:AZURE_TOKEN_CREDENTIALS = "dev"',
+        "powershell": _ps_irm(p) + '\n$env:AZURE_TOKEN_CREDENTIALS = "dev"',
     }
 
 
@@ -235,7 +299,7 @@ def _cmd_proxy(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "No portal change: the proxy setting lives on the machine (environment variables).",
         "az": f"export NO_PROXY={hosts} no_proxy={hosts}\n" + _curl(p),
-        "powershell": f'$env:NO_PROXY = "{hosts}"\n' + _irm(p),
+        "powershell": _ps_irm(p, before=f'$env:NO_PROXY = "{hosts}"'),
     }
 
 
@@ -248,7 +312,7 @@ def _cmd_legacy(p: Placeholders) -> dict[str, str]:
         "az login --identity    # not --msi; add --client-id <clientId> for a user-assigned identity\n"
         + _curl(p),
         "powershell": "Remove-Item Env:MSI_ENDPOINT, Env:MSI_SECRET -ErrorAction SilentlyContinue\n"
-        "Connect-AzAccount -Identity\n" + _irm(p),
+        + _ps_irm(p, before="Connect-AzAccount -Identity"),
     }
 
 
@@ -283,6 +347,27 @@ def _cmd_audience(p: Placeholders) -> dict[str, str]:
         "az": "az account get-access-token --resource https://management.azure.com/\n"
         '# Python: credential.get_token("https://management.azure.com/.default")   # exactly one scope',
         "powershell": "Get-AzAccessToken -ResourceUrl https://management.azure.com/",
+    }
+
+
+def _cmd_unknown_resource(p: Placeholders) -> dict[str, str]:
+    return {
+        "portal": "No portal change for an Azure service: copy its resource ID from Microsoft Learn's "
+        "list of services that support Entra authentication. Your own API: Microsoft Entra ID → "
+        "App registrations → the app → Expose an API → Application ID URI.",
+        "az": "az account get-access-token --resource https://management.azure.com/\n"
+        '# Python: mi.audiences() lists the documented IDs; mi.scope_for("arm") gives ARM\'s scope',
+        "powershell": "Get-AzAccessToken -ResourceUrl https://management.azure.com/",
+    }
+
+
+def _cmd_api_version(p: Placeholders) -> dict[str, str]:
+    return {
+        "portal": "No portal change: the request names an api-version the resource type does not have.",
+        "az": "# az and the SDK clients send a supported api-version themselves: drop a hand-written\n"
+        "# api_version= / ?api-version=, or take one from the list in the error message",
+        "powershell": "# the Az cmdlets send a supported api-version themselves; in Invoke-AzRestMethod\n"
+        "# take one from the list in the error message",
     }
 
 
@@ -341,7 +426,7 @@ def _cmd_invalid_token(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "No portal change: fetch a fresh token from IMDS and send it unchanged.",
         "az": _curl(p),
-        "powershell": _irm(p),
+        "powershell": _ps_irm(p),
     }
 
 
@@ -361,7 +446,7 @@ def _cmd_unknown(p: Placeholders) -> dict[str, str]:
         "portal": f"Virtual machines → {p.vm} → Identity: check which identities are on.",
         "az": _curl(p, "-i ") + "\n"
         '# Python: logging.getLogger("azure.identity").setLevel(logging.INFO) shows the credential used',
-        "powershell": _irm(p),
+        "powershell": _ps_irm(p),
     }
 
 
@@ -428,10 +513,38 @@ CATALOGUE: dict[str, Recipe] = {
         (
             "Enable the VM's system-assigned identity, or attach the user-assigned identity to the VM.",
             "If you pass an ID, pass the identity's client ID as client_id (object ID only as object_id).",
-            "Check from the VM with curl (command below).",
+            "Then ask IMDS from the VM itself with curl or Invoke-RestMethod (the last commands below).",
         ),
         DOC_CONFIGURE_VM,
         _cmd_assign,
+    ),
+    "vm-without-identity": Recipe(
+        "The VM has no managed identity",
+        "ARM returned the VM, and its identity block is empty: no system-assigned identity is switched on "
+        "and no user-assigned identity is attached. Code on that VM gets 400 'Identity not found' from "
+        "IMDS for every token request.",
+        (
+            "Switch the system-assigned identity on (az vm identity assign, below), or attach a "
+            "user-assigned identity.",
+            "Then give the new identity a role where it needs one (its principal ID is in az vm identity "
+            "show).",
+        ),
+        DOC_CONFIGURE_VM,
+        _cmd_enable,
+    ),
+    "principal-id-as-client-id": Recipe(
+        "A principal (object) ID was passed as client_id",
+        "The GUID passed as client_id is the principal (object) ID of a user-assigned identity, not its "
+        "client ID. IMDS looks identities up by the kind of ID you name, so it answers 400 'Identity not "
+        "found' although the identity is attached.",
+        (
+            "Pass the identity's client ID as client_id (the evidence names it), or keep the GUID and pass "
+            "it as object_id instead.",
+            "The three IDs: client ID for choosing the identity, principal (object) ID for role "
+            "assignments, resource ID for its ARM path.",
+        ),
+        DOC_UAMI,
+        _cmd_principal_as_client,
     ),
     "user-assigned-selector-required": Recipe(
         "Several user-assigned identities: say which one",
@@ -540,9 +653,26 @@ CATALOGUE: dict[str, Recipe] = {
             "Grant Reader (or a narrower role) on the VM or resource group to the identity's principal "
             "(object) ID — never its client ID.",
             "Role assignments take a few minutes to apply; then retry.",
+            "If you typed the resource group or resource name, check its spelling too: ARM answers 403, not "
+            "404, for a scope the identity cannot see ('… or the scope is invalid').",
         ),
         DOC_ROLE_ASSIGN,
         _cmd_grant,
+    ),
+    "arm-scope-not-visible": Recipe(
+        "403 at a scope the identity cannot see: check the name, then the role",
+        "ARM answered 403 AuthorizationFailed ('… or the scope is invalid') for a resource group this "
+        "identity cannot see, although it can see others in the subscription. ARM answers the same 403 for "
+        "a group that does not exist and for one the identity holds no role on, so a misspelt name looks "
+        "like a missing role.",
+        (
+            "Check the resource group name first (and the subscription): compare it with the groups the "
+            "identity can see (evidence) or with az group list as a user who can see the subscription.",
+            "If the name is right, grant Reader (or a narrower role) at that scope to the identity's "
+            "principal (object) ID (commands below).",
+        ),
+        DOC_RBAC_TROUBLESHOOT,
+        _cmd_scope_not_visible,
     ),
     "role-propagating": Recipe(
         "The role assignment exists but has not taken effect yet",
@@ -568,6 +698,32 @@ CATALOGUE: dict[str, Recipe] = {
         ),
         DOC_HOWTO_VM,
         _cmd_audience,
+    ),
+    "token-unknown-resource": Recipe(
+        "Entra ID knows no application with this resource ID (AADSTS500011)",
+        "The token request named a resource that no application in the tenant has as its ID: usually a "
+        "typo (https://managements.azure.com), a delegated scope (User.Read, api://app/scope) where a "
+        "managed identity can only ask for '<resource>/.default', or an app registered in another tenant. "
+        "IMDS passes Entra ID's 400 invalid_resource on unchanged; retrying cannot help.",
+        (
+            "Compare the resource ID character by character with the documented one (mi.audiences()).",
+            "Ask for '<resource ID>/.default' only: one scope per request, no delegated permissions.",
+            "For your own API: use its Application ID URI or client ID, from the app's tenant.",
+        ),
+        DOC_CLAIMS,
+        _cmd_unknown_resource,
+    ),
+    "arm-api-version-unsupported": Recipe(
+        "ARM has no such api-version for this resource type",
+        "Each resource type answers a fixed list of api-versions; ARM refuses any other one with 400 "
+        "NoRegisteredProviderFound (the message lists the supported versions) or InvalidApiVersionParameter. "
+        "A hand-written URL or an old SDK pinned to a retired version are the usual causes.",
+        (
+            "Pick an api-version from the list in the error message (the newest non-preview one).",
+            "With an SDK, let the client choose: do not pass api_version unless you must.",
+        ),
+        DOC_NOT_FOUND,
+        _cmd_api_version,
     ),
     "arm-token-expired": Recipe(
         "ARM says the token has expired",

@@ -26,6 +26,10 @@ class DiagnosisContext:
     ``attempts``: the request history, each with ``status`` (``None`` = no HTTP answer) and optionally
     ``time`` and ``retry_after``. ``target``: ``"azure"`` or ``"emulator"`` (or a Target object).
     ``stage``: ``"imds"`` or ``"arm"`` when the caller knows which service failed.
+    ``visible_resource_groups``: the resource groups the identity can list (ARM answers 403, not 404, for a
+    group it cannot see, so a misspelt name looks like a missing role). ``known_identities``: identities
+    the caller could look up (dicts/objects with ``name``, ``principal_id``, ``client_id``), to recognise an
+    ID of the wrong kind.
     """
 
     subscription_id: str | None = None
@@ -46,6 +50,8 @@ class DiagnosisContext:
     role_assignments: tuple[Any, ...] | None = None
     attempts: tuple[Any, ...] | None = None
     environ: Mapping[str, str] | None = None
+    visible_resource_groups: tuple[str, ...] | None = None
+    known_identities: tuple[Any, ...] | None = None
 
     @classmethod
     def coerce(cls, value: DiagnosisContext | Mapping[str, Any] | None) -> DiagnosisContext:
@@ -68,8 +74,10 @@ class DiagnosisContext:
                 kw["emulator"] = getattr(target, "emulator", None) is not None or kw["target"] == "emulator"
             kw.setdefault("imds_url", getattr(target, "imds_url", None))
             kw.setdefault("arm_url", getattr(target, "arm_url", None))
-        for key in ("role_assignments", "attempts"):
+        for key in ("role_assignments", "attempts", "visible_resource_groups", "known_identities"):
             if kw.get(key) is not None:
+                if isinstance(kw[key], (str, bytes)):
+                    raise input_error(f"context.{key}", "a list (or tuple), not a string", kw[key])
                 try:
                     kw[key] = tuple(kw[key])
                 except TypeError:

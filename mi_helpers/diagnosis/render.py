@@ -46,6 +46,7 @@ class Diagnosis:
 
     def _evidence_lines(self) -> list[str]:
         labels = {
+            "finding": "Finding",
             "status": "HTTP status",
             "error_code": "Error code",
             "server_text": "Server said",
@@ -89,14 +90,16 @@ class Diagnosis:
         ev = "".join(f"<li>{e(x)}</li>" for x in self._evidence_lines())
         steps = "".join(f"<li>{e(s)}</li>" for s in self.fix)
         cmds = "".join(
-            f"<p><strong>{e(label)}:</strong></p><pre style='white-space:pre-wrap;margin:0 0 0.5em 1em'>"
+            f"<p><strong>{e(label)}:</strong></p><pre style='white-space:pre-wrap;word-break:normal;"
+            "overflow-wrap:anywhere;"
+            "margin:0 0 0.5em 1em'>"
             f"{e(self.commands[key])}</pre>"
             for key, label in _COMMAND_LABELS
             if self.commands.get(key)
         )
         return (
             "<div class='mi-diagnosis' role='note' style='border:1px solid #b00;border-left:6px solid #b00;"
-            "padding:0.5em 1em;margin:0.5em 0'>"
+            "padding:0.5em 1em;margin:0.5em 0;overflow-wrap:anywhere'>"
             f"<p><strong>Diagnosis:</strong> {e(self.title)} <code>[{e(self.id)}]</code></p>"
             f"<p><strong>Cause:</strong> {e(self.cause)}</p>"
             + (f"<p><strong>Evidence:</strong></p><ul>{ev}</ul>" if ev else "")

@@ -8,10 +8,12 @@ wording (``tests/helpers/captured/texts.json`` holds verbatim samples from publi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
 from functools import cached_property
+from typing import Any
 
 from mi_helpers.attempts import KINDS
 from mi_helpers.constants import EnvironmentVariables as Env
@@ -20,7 +22,7 @@ from mi_helpers.diagnosis.context import DiagnosisContext, get_field
 from mi_helpers.diagnosis.facts import Facts
 from mi_helpers.diagnosis.traps import cloud_shell, environment_traps, host_of, is_legacy_url
 
-__all__ = ["RULES", "classify"]
+__all__ = ["RULES", "classify", "failing_scope", "findings"]
 
 
 class Seen:
@@ -131,6 +133,9 @@ _ARM_CODES = {
     "SubscriptionNotFound": "arm-subscription-not-found",
     "SubscriptionRequestsThrottled": "arm-throttled",
     "TooManyRequests": "arm-throttled",
+    "NoRegisteredProviderFound": "arm-api-version-unsupported",
+    "InvalidApiVersionParameter": "arm-api-version-unsupported",
+    "InvalidResourceType": "arm-resource-not-found",
 }
 _PROPAGATION_TEXTS = (
     "observe propagation time",
@@ -155,13 +160,18 @@ def _arm(s: Seen) -> str | None:
     return arm_id
 
 
+#: Entra ID's "no application has this resource ID" (a typo, a delegated scope, an app of another tenant).
+_UNKNOWN_RESOURCE_TEXTS = ("AADSTS500011", "AADSTS50001:", "resource principal named")
+
 _AUDIENCE_TEXTS = (
     "wrong audience",
-    "AADSTS500011",
-    "AADSTS50001",
     "requires exactly one scope",
     "does not accept client id as a user-provided scope",
 )
+
+
+def _unknown_resource(s: Seen) -> str | None:
+    return "token-unknown-resource" if s.facts.has(*_UNKNOWN_RESOURCE_TEXTS) else None
 
 
 def _audience(s: Seen) -> str | None:
@@ -314,6 +324,7 @@ RULES: tuple[Rule, ...] = (
     _selector,
     _proxy_text,
     _arm,
+    _unknown_resource,
     _audience,
     _expired,
     _identity,
@@ -343,19 +354,93 @@ def _proxy_covers_imds(ctx: DiagnosisContext) -> bool:
     return any(t.id == "proxy-captures-imds" for t in environment_traps(ctx.env(), arc_agent_path=None))
 
 
+_SCOPE_RE = re.compile(r"over scope '(?P<scope>/subscriptions/[^']+)'", re.IGNORECASE)
+_GROUP_RE = re.compile(r"/resourceGroups/(?P<rg>[^/]+)", re.IGNORECASE)
+_SUB_RE = re.compile(r"^/subscriptions/(?P<sub>[^/]+)", re.IGNORECASE)
+
+
+def failing_scope(facts: Facts) -> str | None:
+    """The scope ARM refused, as its ``AuthorizationFailed`` message names it ("… over scope '…'")."""
+    m = _SCOPE_RE.search(facts.blob)
+    return m.group("scope") if m else None
+
+
+def _unseen_group(facts: Facts, ctx: DiagnosisContext) -> str | None:
+    """The refused scope's resource group, when the identity can list other groups but not that one.
+
+    ARM answers ``403 AuthorizationFailed`` ("… or the scope is invalid") both for a group the identity holds
+    no role on and for a group that does not exist: an identity cannot learn about a scope it cannot see.
+    """
+    visible = {g.lower() for g in ctx.visible_resource_groups or ()}
+    m = _GROUP_RE.search(failing_scope(facts) or ctx.scope or "")
+    if not visible or m is None:
+        return None
+    return m.group("rg") if m.group("rg").lower() not in visible else None
+
+
+def _selected_client_id(facts: Facts, ctx: DiagnosisContext) -> str | None:
+    """The client ID the failed request asked for (a ``client_id=`` selector), if it was one."""
+    if facts.selector and facts.selector.startswith("client_id="):
+        return facts.selector.split("=", 1)[1]
+    return ctx.client_id
+
+
+def _owner_of_principal(value: str | None, ctx: DiagnosisContext) -> Any:
+    """The known identity whose principal (object) ID is ``value`` (and whose client ID is not), or None."""
+    if not value:
+        return None
+    for identity in ctx.known_identities or ():
+        principal, client = get_field(identity, "principal_id"), get_field(identity, "client_id")
+        if str(principal or "").lower() == value.lower() and str(client or "").lower() != value.lower():
+            return identity
+    return None
+
+
 def refine(did: str, facts: Facts, ctx: DiagnosisContext) -> str:
-    """Settle what text alone cannot: propagation, off-Azure, a proxy behind a non-IMDS answer."""
-    if did == "identity-not-assigned" and (ctx.identity_attached or _retried_then_succeeded(facts)):
-        return "identity-propagating"
-    if did == "arm-authorization-failed" and (
-        facts.has(*_PROPAGATION_TEXTS) or ctx.role_exists() or _retried_then_succeeded(facts)
-    ):
-        return "role-propagating"
+    """Settle what text alone cannot: propagation, off-Azure, a proxy behind a non-IMDS answer, an ID of
+    the wrong kind, a scope the identity cannot see."""
+    if did == "identity-not-assigned":
+        if ctx.identity_attached or _retried_then_succeeded(facts):
+            return "identity-propagating"
+        if _owner_of_principal(_selected_client_id(facts, ctx), ctx) is not None:
+            return "principal-id-as-client-id"
+    if did == "arm-authorization-failed":
+        if facts.has(*_PROPAGATION_TEXTS) or ctx.role_exists() or _retried_then_succeeded(facts):
+            return "role-propagating"
+        if _unseen_group(facts, ctx) is not None:
+            return "arm-scope-not-visible"
     if did in ("imds-unreachable", "imds-timeout") and _off_azure(ctx):
         return "not-on-azure"
     if did == "non-imds-response" and _proxy_covers_imds(ctx):
         return "proxy-intercepts-imds"
     return did
+
+
+def findings(did: str, facts: Facts, ctx: DiagnosisContext) -> tuple[dict[str, str], DiagnosisContext]:
+    """What the context adds to a diagnosis: one ``finding`` line of evidence, and the values its commands
+    need (the right client ID, the refused scope) in place of the ones the failed request used."""
+    if did == "principal-id-as-client-id":
+        value = _selected_client_id(facts, ctx) or ""
+        owner = _owner_of_principal(value, ctx)
+        name, client = get_field(owner, "name"), get_field(owner, "client_id")
+        finding = f"{value} is the principal (object) ID of {name}; its client ID is {client}"
+        return {"finding": finding}, dataclasses.replace(ctx, client_id=str(client), principal_id=value)
+    if did == "arm-scope-not-visible":
+        rg = _unseen_group(facts, ctx) or ""
+        scope = failing_scope(facts) or ctx.scope or ""
+        group = _GROUP_RE.search(scope)
+        group_scope = scope[: group.end()] if group else scope
+        seen = ", ".join(ctx.visible_resource_groups or ())
+        sub = _SUB_RE.search(scope)
+        finding = (
+            f"the identity can see the resource group(s) {seen}; {rg!r} is not among them: "
+            "a misspelt name and a missing role look the same from here"
+        )
+        changes: dict[str, Any] = {"scope": group_scope, "resource_group": rg}
+        if sub and not ctx.subscription_id:
+            changes["subscription_id"] = sub.group("sub")
+        return {"finding": finding}, dataclasses.replace(ctx, **changes)
+    return {}, ctx
 
 
 def classify(facts: Facts, ctx: DiagnosisContext) -> str:

@@ -10,14 +10,28 @@ own Lab settings are neither read nor changed. The settings overrides shipped as
 start the default kernel without a dialog and switch off news, update checks and the extension manager:
 Lab itself makes no outbound call. :func:`start_lab` is the reusable piece (the browser tests use it);
 :func:`run_lab` is the interactive command.
+
+What a learner meets is set up here too:
+
+* **working copies**: ``mi-helpers lab`` opens copies of the notebooks in ``work/`` (next to ``notebooks/``,
+  ignored by git through its own ``.gitignore``), so autosave never writes outputs into the tracked
+  sources; a copy the learner changed is kept when the original changes (:func:`prepare_working_copies`);
+* **a terminal like the VM's shell**: ``mi-helpers`` and ``az`` on ``PATH`` (``az`` from ``.venv-az``, with
+  the emulator registered as its cloud in a private configuration, :mod:`mi_helpers.launch.azure_cli`),
+  ``curl`` trusting the emulator's CA; the banner never prints a whole token;
+* **a quiet, light server**: kernels talk over private Unix sockets (no "running over TCP" warning), idle
+  kernels are culled, and log lines a learner cannot act on are dropped (:class:`QuietLabLog`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -27,7 +41,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -40,11 +54,15 @@ from mi_helpers.validate import InputError
 __all__ = [
     "LAB_SERVER_CONFIG",
     "LabHandle",
+    "QuietLabLog",
+    "banner",
     "install_overrides",
     "install_server_config",
     "lab_overrides",
+    "prepare_working_copies",
     "run_lab",
     "start_lab",
+    "terminal_rc",
 ]
 
 OVERRIDES_FILE = "overrides.json"
@@ -56,6 +74,74 @@ LAB_SERVER_CONFIG: dict[str, Any] = {
     "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
     "extension_manager": "readonly",
 }
+
+
+#: Kernels idle this long (seconds) with no browser tab connected are shut down (each one holds a Python
+#: process, and notebook 05's holds an emulator too); checked every ``KERNEL_CULL_INTERVAL`` seconds.
+KERNEL_CULL_IDLE = 1800
+KERNEL_CULL_INTERVAL = 300
+#: The folder of the working copies, next to the notebooks folder, and what it holds besides them.
+WORK_DIR = "work"
+_MANIFEST = ".mi-helpers-copies.json"
+#: Documents the notebooks link to (``../docs/…``), copied beside the working copies so the links resolve.
+LINKED_DOCS = ("glossary.md", "snippets.md")
+
+
+class QuietLabLog(logging.Filter):
+    """Drops the server log lines a learner cannot act on (installed through ``ServerApp.logging_config``).
+
+    * "Notebook … is not trusted": every first open of a notebook without stored outputs (jupyter_server's
+      contents manager); trust only matters for outputs saved by someone else;
+    * "The websocket_ping_timeout (90000) cannot be longer than the websocket_ping_interval (30000)":
+      tornado 6.5 (websocket.py) on jupyter_server's own ping settings, at the first terminal;
+    * "Skipped non-installed server(s): …": jupyter-lsp listing a dozen language servers nobody installed.
+    """
+
+    NOISE = ("is not trusted", "websocket_ping_timeout", "Skipped non-installed server")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(n in message for n in self.NOISE)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def prepare_working_copies(source: Path, work: Path) -> tuple[Path, list[str]]:
+    """Copy the notebooks of ``source`` into ``work/notebooks`` (and the docs they link into ``work/docs``).
+
+    A notebook is copied when its copy is missing, or when the original changed and the copy is still
+    the one copied last time (a manifest records what was copied); a copy the learner changed is kept.
+    ``work`` gets a ``.gitignore`` of ``*``, so nothing in it ever shows in ``git status``. Returns the
+    notebooks folder and the names of the kept copies whose original changed.
+    """
+    notebooks = work / "notebooks"
+    notebooks.mkdir(parents=True, exist_ok=True)
+    (work / ".gitignore").write_text("# working copies of mi-helpers lab: outside version control\n*\n")
+    manifest_path = work / _MANIFEST
+    try:
+        manifest: dict[str, str] = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    kept = []
+    for original in sorted(p for p in source.glob("*.ipynb") if not p.name.startswith(".")):
+        copy = notebooks / original.name
+        fresh = _sha256(original)
+        if copy.exists() and manifest.get(original.name) == fresh:
+            continue  # the original did not change since it was copied
+        if copy.exists() and _sha256(copy) != manifest.get(original.name):
+            kept.append(original.name)  # the learner's own work: never overwritten
+            continue
+        shutil.copyfile(original, copy)
+        manifest[original.name] = fresh
+    docs = source.parent / "docs"
+    for name in LINKED_DOCS:
+        if (docs / name).is_file():
+            (work / "docs").mkdir(exist_ok=True)
+            shutil.copyfile(docs / name, work / "docs" / name)
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return notebooks, kept
 
 
 def lab_overrides() -> dict[str, Any]:
@@ -128,6 +214,10 @@ class LabHandle:
     process: subprocess.Popen[bytes] = field(repr=False)
     emulator: Any = field(repr=False)
     log_path: Path | None = None
+    #: Where the notebooks are, relative to ``root_dir`` ("" or "notebooks" for working copies).
+    notebooks_path: str = ""
+    #: Working copies kept although their original changed (the learner's own work).
+    kept: list[str] = field(default_factory=list)
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -213,20 +303,115 @@ def _die_with_parent() -> Callable[[], None] | None:
     return hook
 
 
-def _prepare_run_dir(run_dir: Path, token: str) -> dict[str, Path]:
-    """Create the per-run Lab directories and the server config (which carries the token, mode 0600)."""
-    dirs = {name: run_dir / name for name in ("app-settings", "user-settings", "workspaces", "runtime")}
+def server_config(
+    token: str,
+    *,
+    terminal: Sequence[str] | None = None,
+    default_url: str | None = None,
+    cull_idle: float = KERNEL_CULL_IDLE,
+    cull_interval: float = KERNEL_CULL_INTERVAL,
+) -> dict[str, Any]:
+    """The per-run server configuration (``jupyter_server_config.json``): token, terminal, kernels, log."""
+    server: dict[str, Any] = {
+        # merged into traitlets' default logging config: the console handler drops QuietLabLog's lines
+        "logging_config": {
+            "filters": {"mi_quiet": {"()": f"{__name__}.QuietLabLog"}},
+            "handlers": {"console": {"filters": ["mi_quiet"]}},
+        },
+    }
+    if terminal:
+        server["terminado_settings"] = {"shell_command": list(terminal)}
+    if default_url:
+        server["default_url"] = default_url
+    return {
+        "IdentityProvider": {"token": token},
+        "ServerApp": server,
+        # kernel channels over private Unix sockets in the run directory, not loopback TCP ports
+        "KernelManager": {"transport": "ipc"},
+        "MappingKernelManager": {
+            "cull_idle_timeout": int(cull_idle),
+            "cull_interval": max(1, int(cull_interval)),
+            "cull_connected": False,
+        },
+    }
+
+
+def _prepare_run_dir(run_dir: Path) -> dict[str, Path]:
+    """Create the per-run Lab directories (settings, workspaces, runtime files, the terminal's ``bin``)."""
+    dirs = {
+        name: run_dir / name for name in ("app-settings", "user-settings", "workspaces", "runtime", "bin")
+    }
     for d in dirs.values():
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
     default = default_app_settings_dir()
     if default.is_dir():  # keep the environment's page_config.json etc.; only overrides.json is merged
         shutil.copytree(default, dirs["app-settings"], dirs_exist_ok=True)
     install_overrides(dirs["app-settings"])
-    config = run_dir / "jupyter_server_config.json"
-    config.touch(mode=0o600)
-    config.write_text(json.dumps({"IdentityProvider": {"token": token}}), encoding="utf-8")
-    dirs["config"] = config
+    dirs["config"] = run_dir / "jupyter_server_config.json"
     return dirs
+
+
+def _write_config(path: Path, config: Mapping[str, Any]) -> None:
+    """Write the server config (it carries the Jupyter token: mode 0600 before anything is written)."""
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(config), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------- the terminal
+
+
+def _az_shell_lines(env: Mapping[str, str], run_dir: Path) -> str:
+    """Lines putting ``az`` (of ``.venv-az``) on PATH with the emulator as its cloud, or an install hint.
+
+    ``az`` goes in through a link in the run's own ``bin`` folder, so the CLI's private Python never shadows
+    the tutorial's ``python`` on PATH.
+    """
+    from mi_helpers.launch import azure_cli
+
+    found = azure_cli.find_az()
+    if found is None:
+        hint = "az is not installed: run 'make azure-cli' in the repository, then open a new terminal"
+        return f"echo {shlex.quote(hint)}\n"
+    link = run_dir / "bin" / "az"
+    if not link.exists():
+        link.symlink_to(found)
+    try:
+        config = azure_cli.prepare_config_dir(run_dir / "azure", env, az=found)
+        return azure_cli.shell_lines(env, config, link)
+    except Exception as exc:  # a CLI that cannot be configured: the terminal says why, Lab still starts
+        return f"echo {shlex.quote(f'az is not set up for the emulator here: {exc}')}\n"
+
+
+def terminal_rc(env: Mapping[str, str], run_dir: Path) -> str:
+    """The start-up file of a Lab terminal: the user's own bash set-up, then the tools on PATH.
+
+    ``mi-helpers`` (this installation's ``bin``) and ``az`` (see :func:`_az_shell_lines`) come first on
+    PATH, after the user's rc files: a login shell's ``/etc/profile`` would otherwise reset PATH.
+    """
+    bindir = Path(sys.executable).parent
+    ca = env.get(Env.REQUESTS_CA_BUNDLE, "")
+    lines = [
+        "# mi-helpers lab: a terminal that talks to the local emulator as a VM's shell talks to IMDS",
+        "[ -r /etc/bash.bashrc ] && . /etc/bash.bashrc",
+        "[ -r ~/.bashrc ] && . ~/.bashrc",
+        _az_shell_lines(env, run_dir).rstrip("\n"),
+        f'export PATH={shlex.quote(str(bindir))}:"$PATH"',
+    ]
+    if ca:
+        lines.append(f"export CURL_CA_BUNDLE={shlex.quote(ca)}  # curl trusts the emulator's ARM certificate")
+    hint = "This terminal is a shell on the emulated VM. Try:  az login --identity  ·  mi-helpers doctor"
+    lines.append(f"echo {shlex.quote(hint)}")
+    return "\n".join(lines) + "\n"
+
+
+def _terminal_command(env: Mapping[str, str], run_dir: Path) -> list[str] | None:
+    """``bash --rcfile <rc> -i`` (None without bash: Lab's default shell)."""
+    bash = shutil.which("bash", path=env.get("PATH"))
+    if bash is None:
+        return None
+    rc = run_dir / "terminal.bashrc"
+    rc.write_text(terminal_rc(env, run_dir), encoding="utf-8")
+    return [bash, "--rcfile", str(rc), "-i"]
 
 
 def lab_command(
@@ -326,15 +511,21 @@ def start_lab(
     port_retries: int = 0,
     log: TextIO | None = None,
     startup_timeout: float = 90,
+    work_dir: Path | str | None = None,
+    cull_idle: float = KERNEL_CULL_IDLE,
+    cull_interval: float = KERNEL_CULL_INTERVAL,
 ) -> LabHandle:
     """Start the emulator (``scenario``) and JupyterLab over ``notebooks_dir`` on 127.0.0.1.
 
-    ``port=0`` picks a free port. Lab's output goes to ``log`` when given (e.g. ``sys.stderr`` for the
-    interactive command), else to ``lab.log`` in the run directory. Returns once ``/api/status`` answers;
-    the caller must ``stop()`` the handle (or use it as a context manager).
+    With ``work_dir``, Lab opens working copies of the notebooks in ``<work_dir>/notebooks``
+    (:func:`prepare_working_copies`) instead of the originals. ``port=0`` picks a free port. Lab's output goes
+    to ``log`` when given (e.g. ``sys.stderr`` for the interactive command), else to ``lab.log`` in the run
+    directory. Kernels idle for ``cull_idle`` seconds are shut down (checked every ``cull_interval``).
+    Returns once ``/api/status`` answers; the caller must ``stop()`` the handle (or use it as a context
+    manager).
     """
-    root = Path(notebooks_dir).resolve()
-    if not root.is_dir():
+    source = Path(notebooks_dir).resolve()
+    if not source.is_dir():
         raise InputError(
             "notebooks", f"{str(notebooks_dir)!r} is not a directory (pass an existing directory)"
         )
@@ -345,15 +536,29 @@ def start_lab(
     from mi_helpers.validate import validate_scenario
 
     validate_scenario(scenario, known=SCENARIOS)
+    root, notebooks_path, kept = source, "", list[str]()
+    if work_dir is not None:
+        root = Path(work_dir).resolve()
+        _, kept = prepare_working_copies(source, root)
+        notebooks_path = "notebooks"
     emulator = Emulator(scenario=scenario)
     token = secrets.token_hex(24)
     run_dir = Path(tempfile.mkdtemp(prefix="mi-helpers-lab-"))
     process: subprocess.Popen[bytes] | None = None
     log_file = None
     try:
-        dirs = _prepare_run_dir(run_dir, token)
+        dirs = _prepare_run_dir(run_dir)
         emulator.start()
         env = lab_environment(emulator.environment(), dirs["runtime"], extra_env)
+        first = sorted((root / notebooks_path).glob("00-*.ipynb"))
+        config = server_config(
+            token,
+            terminal=_terminal_command(env, run_dir),
+            default_url=f"/lab/tree/{first[0].relative_to(root).as_posix()}" if first else None,
+            cull_idle=cull_idle,
+            cull_interval=cull_interval,
+        )
+        _write_config(dirs["config"], config)
         cmd = lab_command(root, dirs, port=port, port_retries=port_retries, open_browser=open_browser)
         log_path: Path | None = None
         out: Any = log
@@ -390,6 +595,8 @@ def start_lab(
         process=process,
         emulator=emulator,
         log_path=log_path,
+        notebooks_path=notebooks_path,
+        kept=kept,
     )
 
 
@@ -409,6 +616,40 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+#: The terminal commands the banner suggests. The curl pipes the answer through Python and prints the
+#: token's first characters and its length only, as the notebooks do: a whole token never reaches a screen.
+BANNER_CURL = (
+    'curl -s -H Metadata:true "$AZURE_POD_IDENTITY_AUTHORITY_HOST/metadata/identity/oauth2/token'
+    '?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F" | python3 -c '
+    '\'import json,sys; d=json.load(sys.stdin); t=d["access_token"]; '
+    'print(d["resource"], d["expires_in"], t[:8] + "…(%d chars)" % len(t))\''
+)
+
+
+def banner(handle: LabHandle, scenario: str) -> str:
+    """What ``mi-helpers lab`` prints once Lab answers: where to go, the emulator, what to try."""
+    env = handle.env
+    lines = [f"JupyterLab:  {handle.lab_url}"]
+    if handle.notebooks_path:
+        where = handle.root_dir / handle.notebooks_path
+        lines.append(f"Notebooks:   {where}  (your working copies: outputs stay out of the repository)")
+        lines += [
+            f"  kept your copy of {name} (its original changed; delete the copy to get it)"
+            for name in handle.kept
+        ]
+    lines += [
+        f"Emulator:    scenario {scenario}",
+        f"  IMDS       {env.get(Env.AZURE_POD_IDENTITY_AUTHORITY_HOST, '?')}",
+        f"  ARM        {env.get(Env.MI_HELPERS_ARM_URL, '?')}",
+        "In a Lab terminal (File → New → Terminal), as on a VM:",
+        "  az login --identity",
+        "  mi-helpers doctor",
+        f"  {BANNER_CURL}",
+        "Press Ctrl-C to stop JupyterLab and the emulator.",
+    ]
+    return "\n".join(lines)
+
+
 def run_lab(
     notebooks_dir: Path | str,
     *,
@@ -416,12 +657,15 @@ def run_lab(
     scenario: str = "healthy",
     open_browser: bool = True,
     out: TextIO = sys.stdout,
+    work_dir: Path | str | None = None,
 ) -> int:
     """Run Lab + emulator until Ctrl-C (or until Lab exits); return Lab's exit code (0 after Ctrl-C).
 
-    Without ``port`` Lab tries 8888 and the next ports, as ``jupyter lab`` does.
+    Lab opens working copies in ``work_dir`` (default: ``work`` next to ``notebooks_dir``). Without ``port``
+    Lab tries 8888 and the next ports, as ``jupyter lab`` does.
     """
     chosen = 8888 if port is None else port
+    work = Path(work_dir) if work_dir is not None else Path(notebooks_dir).resolve().parent / WORK_DIR
     handle = start_lab(
         notebooks_dir,
         port=chosen,
@@ -429,24 +673,9 @@ def run_lab(
         open_browser=open_browser,
         port_retries=50 if port is None else 0,
         log=sys.stderr,
+        work_dir=work,
     )
-    env = handle.env
-    print(
-        "\n".join(
-            [
-                f"JupyterLab:  {handle.lab_url}",
-                f"Emulator:    scenario {scenario}",
-                f"  IMDS       {env.get(Env.AZURE_POD_IDENTITY_AUTHORITY_HOST, '?')}",
-                f"  ARM        {env.get(Env.MI_HELPERS_ARM_URL, '?')}",
-                "In a Lab terminal, as on a VM:",
-                '  curl -s -H Metadata:true "$AZURE_POD_IDENTITY_AUTHORITY_HOST/metadata/identity/oauth2/'
-                'token?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F"',
-                "Press Ctrl-C to stop JupyterLab and the emulator.",
-            ]
-        ),
-        file=out,
-        flush=True,
-    )
+    print(banner(handle, scenario), file=out, flush=True)
     try:
         with _stop_on_signals():
             # Poll rather than block in waitpid: a signal the kernel delivers to one of the emulator's

@@ -8,6 +8,10 @@ as nb``):
   the raw error text, then the diagnosis card, so no cell of the tutorial ever fails; the displayable
   pieces (:class:`ErrorText`, :class:`Notice`, :class:`DiagnosisCard`) are shared with the widgets;
 * lesson helpers (:mod:`.lessons`): :func:`whoami`, :func:`vm_identities`, :func:`compare_azure_client_id`…
+* a scenario for one block (:mod:`.sandbox`): :func:`private_emulator` switches an emulator of the block's
+  own, never the one ``mi-helpers lab`` shares between notebooks;
+* the one table style (:mod:`.tables`), installed by :func:`setup` for every DataFrame a cell shows;
+* the check of understanding at the end of each notebook (:mod:`.quiz`): :func:`check_understanding`.
 
 The widgets (:mod:`.widgets`, ipywidgets) and the error lab (:mod:`.error_lab`) are imported on their own.
 """
@@ -28,12 +32,16 @@ from mi_helpers.notebook.display import (
 from mi_helpers.notebook.lessons import (
     as_table,
     compare_azure_client_id,
+    cross_check_vm,
+    no_identity_card,
     pick_user_assigned,
     read_vm_with_token_for,
     report_principal,
     vm_identities,
     whoami,
 )
+from mi_helpers.notebook.quiz import check_understanding
+from mi_helpers.notebook.sandbox import lesson_scenario, private_emulator
 from mi_helpers.notebook.startup import install_notebook_error_display, setup, stack_check
 
 __all__ = [
@@ -42,11 +50,16 @@ __all__ = [
     "ErrorText",
     "Notice",
     "as_table",
+    "check_understanding",
     "compare_azure_client_id",
+    "cross_check_vm",
     "error_text",
     "explain",
     "install_notebook_error_display",
+    "lesson_scenario",
+    "no_identity_card",
     "pick_user_assigned",
+    "private_emulator",
     "quiet_sdk_logs",
     "read_vm_with_token_for",
     "report_principal",

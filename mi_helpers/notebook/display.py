@@ -8,7 +8,7 @@ turns an exception into them. Every text shown is redacted: no piece ever carrie
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -62,7 +62,8 @@ class ErrorText:
         return (
             '<div class="mi-error" style="border-left:4px solid #b00020;padding:4px 8px;margin:4px 0">'
             f"<strong>{html.escape(self.heading)}</strong>"
-            f'<pre style="white-space:pre-wrap;margin:4px 0">{html.escape(self.text)}</pre></div>'
+            f'<pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;margin:4px 0">'
+            f"{html.escape(self.text)}</pre></div>"
         )
 
 
@@ -111,21 +112,22 @@ class DiagnosisCard:
         return redact(self.diagnosis._repr_html_())
 
 
-def explain(exc: BaseException) -> list[ErrorText | Notice | DiagnosisCard]:
+def explain(
+    exc: BaseException, context: Mapping[str, Any] | None = None
+) -> list[ErrorText | Notice | DiagnosisCard]:
     """The displayables for an exception: a one-line notice for bad input, else raw text + diagnosis card.
 
-    For a helper's ``SignInError`` the SDK's text comes first, then one line of what the helper's bounded
-    retry loop did (attempts, seconds), then the card.
+    Two layers only: the SDK's own text (for a helper's ``SignInError``, that of the SDK exception it wraps;
+    the helper's retries are the card's evidence), then the card. ``context`` (what the caller knows: names,
+    IDs) goes to :func:`diagnose` with what :func:`mi_helpers.notebook.enrich.context_for` looks up.
     """
     from mi_helpers.diagnosis import diagnose
+    from mi_helpers.notebook.enrich import context_for
 
     if isinstance(exc, InputError):
         return [Notice(f"InputError: {exc}", "✗")]
-    shown: list[ErrorText | Notice | DiagnosisCard] = [ErrorText(sdk_error_text(exc))]
-    if isinstance(getattr(exc, "original", None), BaseException):
-        shown.append(Notice(f"mi-helpers: {redact(str(exc))}", "ℹ"))
-    shown.append(DiagnosisCard(diagnose(exc)))
-    return shown
+    known = {**(context_for(exc) or {}), **(context or {})}  # what the caller knows wins
+    return [ErrorText(sdk_error_text(exc)), DiagnosisCard(diagnose(exc, context=known or None))]
 
 
 @dataclass
@@ -145,9 +147,9 @@ class Caught:
         return self.error is None
 
 
-def caught(exc: BaseException) -> Caught:
+def caught(exc: BaseException, context: Mapping[str, Any] | None = None) -> Caught:
     """A :class:`Caught` for ``exc``: its pieces explained, its diagnosis (none for bad input) kept."""
-    shown = explain(exc)
+    shown = explain(exc, context)
     cards = [item for item in shown if isinstance(item, DiagnosisCard)]
     return Caught(error=exc, diagnosis=cards[-1].diagnosis if cards else None, shown=shown)
 
@@ -160,19 +162,21 @@ def display(obj: Any) -> None:
 
 
 @contextmanager
-def show_errors(expect: str | None = None) -> Iterator[Caught]:
+def show_errors(expect: str | None = None, context: Mapping[str, Any] | None = None) -> Iterator[Caught]:
     """Run a block that may fail on purpose: show the raw error text, then the diagnosis card.
 
     ``expect`` names the diagnosis id the lesson expects; a different one is pointed out (still no failure),
-    so a learner notices when the world is not what the text describes. The SDK's own WARNING lines are
-    quiet meanwhile (the card says it all).
+    so a learner notices when the world is not what the text describes. ``context`` is what the caller
+    knows for the diagnosis (:class:`~mi_helpers.diagnosis.DiagnosisContext` fields). The SDK's own WARNING
+    lines are quiet meanwhile (the card says it all).
     """
     result = Caught()
     try:
         with quiet_sdk_logs():
             yield result
     except Exception as exc:  # the lesson is the error: render it instead of failing the cell
-        seen = caught(exc)
+        with quiet_sdk_logs():
+            seen = caught(exc, context)
         result.error, result.diagnosis, result.shown = seen.error, seen.diagnosis, seen.shown
         for item in result.shown:
             display(item)

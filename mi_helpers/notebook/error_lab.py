@@ -43,6 +43,7 @@ from mi_helpers.notebook.error_lab_scenarios import (
     ErrorLabScenario,
     RetryFix,
 )
+from mi_helpers.notebook.lessons import FixedScopeCredential
 from mi_helpers.progress import BudgetBar
 from mi_helpers.redaction import redact
 from mi_helpers.retry import exponential, retry_after
@@ -139,6 +140,8 @@ class _Client:
     no_proxy_extra: tuple[str, ...] = ()
     token_requests: int = 1
     arm_reads: int = 1
+    scope: str = Arm.SCOPE  # what the program asks IMDS for (a wrong one is the wrong-audience lesson)
+    trust_ca: bool = False  # REQUESTS_CA_BUNDLE set to the emulator's bundle (the tls-untrusted fix)
 
 
 class ErrorLab:
@@ -154,7 +157,7 @@ class ErrorLab:
         from mi_helpers.emulator import SCENARIOS, Emulator
 
         self.scenarios: tuple[ErrorLabScenario, ...] = tuple(
-            s for s in ERROR_LAB_SCENARIOS if s.name in SCENARIOS
+            s for s in ERROR_LAB_SCENARIOS if s.emulator_scenario in SCENARIOS
         )
         self.budget = budget
         self.read_timeout = read_timeout
@@ -194,7 +197,12 @@ class ErrorLab:
         import pandas as pd
 
         rows = [
-            {"scenario": s.name, "title": s.title, "what happens": s.lesson, "the fix": s.fix_text}
+            {
+                "scenario": s.name,
+                "title": s.title,
+                "what happens": f"{s.lesson} {s.time_note}".strip(),
+                "the fix": s.fix_text,
+            }
             for s in self.scenarios
         ]
         return pd.DataFrame(rows, columns=["scenario", "title", "what happens", "the fix"])
@@ -209,9 +217,13 @@ class ErrorLab:
     def select(self, name: str) -> ErrorLabScenario:
         """Switch the emulator to ``name`` (its fault armed again) and reset the program's configuration."""
         scenario = self._scenario(name)
-        self.emulator.set_scenario(scenario.name, **scenario.params)
+        self.emulator.set_scenario(scenario.emulator_scenario, **scenario.params)
         self.current = scenario
-        self.client = _Client(token_requests=scenario.token_requests, arm_reads=scenario.arm_reads)
+        self.client = _Client(
+            token_requests=scenario.token_requests,
+            arm_reads=scenario.arm_reads,
+            scope=scenario.asked_scope or Arm.SCOPE,
+        )
         return scenario
 
     def _world(self) -> WorldView:
@@ -232,6 +244,8 @@ class ErrorLab:
                 env[key] = str(value)
         for key in self.client.drop:
             env[key] = None
+        if self.client.trust_ca:
+            env[Env.REQUESTS_CA_BUNDLE] = self.emulator.ca_bundle
         if self.client.no_proxy_extra:
             for var in NO_PROXY_VARIABLES:
                 have = [h for h in (env.get(var) or "").split(",") if h]
@@ -252,23 +266,27 @@ class ErrorLab:
         kwargs: dict[str, Any] = {"connection_timeout": 1.0, "read_timeout": self.read_timeout}
         if self.client.client_id:
             kwargs["client_id"] = self.client.client_id
-        cred = make_credential(**kwargs)
-        token = cred.get_token(Arm.SCOPE)  # the SDK itself, one try: its own error text
+        scope = self.client.scope
+        cred: Any = make_credential(**kwargs)
+        token = cred.get_token(scope)  # the SDK itself, one try: its own error text
         for _ in range(self.client.token_requests - 1):
             cred = make_credential(**kwargs)
-            token = cred.get_token(Arm.SCOPE)
+            token = cred.get_token(scope)
+        if scope != Arm.SCOPE:  # the mistake of the lesson: hand that token to the ARM client
+            cred = FixedScopeCredential(cred, scope)
         return cred, decode_claims(token.token).get("oid")
 
     def _read_vm(self, cred: Any, host: Mapping[str, Any]) -> Any:
         """The program's second half: the VM from ARM with azure-mgmt-compute, as that identity."""
         from mi_helpers.arm import compute_client
 
+        # The CA bundle is the program's own (REQUESTS_CA_BUNDLE of its environment), as for any client.
         client = compute_client(
             host["subscription_id"],
             credential=cred,
             base_url=self.emulator.arm_url,
             credential_scopes=[Arm.SCOPE],
-            connection_verify=self.emulator.ca_bundle,
+            connection_verify=os.environ.get(Env.REQUESTS_CA_BUNDLE) or True,
             retry_total=0,
         )
         with client:
@@ -300,7 +318,11 @@ class ErrorLab:
         principal = getattr(getattr(vm, "identity", None), "principal_id", None)
         who = f"client_id={self.client.client_id}" if self.client.client_id else "no selector"
         summary = f"signed in ({who}, token oid {oid}) and read VM {vm.name} from ARM"
-        summary += f" (system principalId {principal})"
+        summary += (
+            f" (its system-assigned principal ID: {principal})"
+            if principal
+            else " (it has no system-assigned identity)"
+        )
         return ErrorLabRun(self.current.name, True, summary, seconds=time.monotonic() - t0)
 
     def _failed_run(
@@ -337,7 +359,8 @@ class ErrorLab:
             "vm_name": host["name"],
             "principal_id": principal,
             "client_id": self.client.client_id,
-            "scope": host["resource_id"],
+            # the scope the card grants at is the one "Apply the fix" grants at: the VM's resource group
+            "scope": world.resource_group_scope,
             "stage": stage,
             "identity_attached": principal is not None,
             "role_assignments": world.role_assignments,
@@ -368,7 +391,7 @@ class ErrorLab:
             params.setdefault("scope", world.resource_group_scope)
         done = self.emulator.apply_fix(fix.action, **params)
         message = done.get("message") if isinstance(done, dict) else done
-        return f"{text} ({message})" if message else text
+        return f"{text} — emulator: {message}" if message else text
 
     def _apply_client_fix(self, fix: ClientFix, text: str) -> str:
         if fix.change == "select-identity":
@@ -386,6 +409,10 @@ class ErrorLab:
             self.client.token_requests = 1
         elif fix.change == "read-once":
             self.client.arm_reads = 1
+        elif fix.change == "ask-arm-audience":
+            self.client.scope = Arm.SCOPE
+        elif fix.change == "trust-emulator-ca":
+            self.client.trust_ca = True
         return text
 
     def retry_until_green(

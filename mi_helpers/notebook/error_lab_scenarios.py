@@ -33,7 +33,13 @@ class EmulatorFix:
 
 #: The changes a :class:`ClientFix` makes to the program or its environment.
 ClientChange = Literal[
-    "select-identity", "drop-legacy-endpoint", "bypass-proxy", "share-credential", "read-once"
+    "select-identity",
+    "drop-legacy-endpoint",
+    "bypass-proxy",
+    "share-credential",
+    "read-once",
+    "ask-arm-audience",
+    "trust-emulator-ca",
 ]
 
 
@@ -54,7 +60,12 @@ Fix = EmulatorFix | ClientFix | RetryFix
 
 @dataclass(frozen=True)
 class ErrorLabScenario:
-    """One error-lab exercise: which emulator scenario, what it teaches, and what "Apply the fix" does."""
+    """One error-lab exercise: which emulator scenario, what it teaches, and what "Apply the fix" does.
+
+    ``emulator`` is the emulator scenario it runs in (default: ``name``; a client-side mistake runs in a
+    healthy world). ``asked_scope`` is what the program asks IMDS for (default: ARM's scope).
+    ``time_note`` says how the emulator shortens a real wait, e.g. "(time compressed: 70 s → 1.5 s)".
+    """
 
     name: str
     title: str
@@ -65,9 +76,23 @@ class ErrorLabScenario:
     token_requests: int = 1  # fresh credentials per run (the throttling lesson needs a burst)
     arm_reads: int = 1  # VM reads per run
     transient: bool = False  # retrying is (part of) the fix
+    emulator: str = ""
+    asked_scope: str = ""
+    time_note: str = ""
+
+    @property
+    def emulator_scenario(self) -> str:
+        return self.emulator or self.name
 
 
 ERROR_LAB_SCENARIOS: tuple[ErrorLabScenario, ...] = (
+    ErrorLabScenario(
+        "no-identity",
+        "No managed identity (the source article's first check)",
+        "The VM's system-assigned identity is switched off: IMDS answers 400 'Identity not found'.",
+        "switch the system-assigned identity on (VM → Identity → System assigned → Status: On)",
+        EmulatorFix("enable-system-identity"),
+    ),
     ErrorLabScenario(
         "no-role-assignment",
         "Token OK, but no role",
@@ -83,6 +108,7 @@ ERROR_LAB_SCENARIOS: tuple[ErrorLabScenario, ...] = (
         RetryFix(),
         params={"n": 2},
         transient=True,
+        time_note="(time compressed: minutes → 2 tries)",
     ),
     ErrorLabScenario(
         "multiple-user-assigned",
@@ -99,6 +125,7 @@ ERROR_LAB_SCENARIOS: tuple[ErrorLabScenario, ...] = (
         RetryFix(),
         params={"n": 2},
         transient=True,
+        time_note="(time compressed: a minute or more → 2 tries)",
     ),
     ErrorLabScenario(
         "imds-unreachable",
@@ -118,8 +145,9 @@ ERROR_LAB_SCENARIOS: tuple[ErrorLabScenario, ...] = (
         "imds-hang",
         "IMDS accepts but never answers",
         "The connection opens but no answer comes: without a read timeout the SDK waits 300 s per try.",
-        "IMDS recovers (check the VM's health); always bound the wait with read_timeout=",
+        "IMDS answers again (on a VM: check its health); and always bound the wait with a read timeout",
         EmulatorFix("clear-faults"),
+        time_note="(time compressed: 300 s per try → 1 s)",
     ),
     ErrorLabScenario(
         "imds-updating",
@@ -129,6 +157,7 @@ ERROR_LAB_SCENARIOS: tuple[ErrorLabScenario, ...] = (
         RetryFix(),
         params={"t": 1.5},
         transient=True,
+        time_note="(time compressed: 70 s → 1.5 s)",
     ),
     ErrorLabScenario(
         "imds-server-error",
@@ -179,5 +208,21 @@ ERROR_LAB_SCENARIOS: tuple[ErrorLabScenario, ...] = (
         "ARM's clock runs two days ahead: a fresh token looks expired (401 ExpiredAuthenticationToken).",
         "synchronise the clock (NTP); here: the emulator's clocks agree again",
         EmulatorFix("clear-faults"),
+    ),
+    ErrorLabScenario(
+        "wrong-audience",
+        "A token for the wrong service",
+        "The program asks for a Storage token and sends it to ARM: 401 InvalidAuthenticationTokenAudience.",
+        "ask for ARM's scope (https://management.azure.com/.default) for ARM calls",
+        ClientFix("ask-arm-audience"),
+        emulator="healthy",
+        asked_scope="https://storage.azure.com/.default",
+    ),
+    ErrorLabScenario(
+        "tls-untrusted",
+        "The TLS certificate is not trusted",
+        "REQUESTS_CA_BUNDLE holds the public roots only: the client cannot verify ARM's certificate.",
+        "trust the right CA: point REQUESTS_CA_BUNDLE at a bundle with it (here: the emulator's bundle)",
+        ClientFix("trust-emulator-ca"),
     ),
 )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from mi_helpers.constants import EnvironmentVariables as Env
 from mi_helpers.environ import patched_environ
 from mi_helpers.logs import quiet_sdk_logs
-from mi_helpers.notebook.display import DiagnosisCard, display, explain, sdk_error_text
+from mi_helpers.notebook.display import DiagnosisCard, display, explain
 from mi_helpers.validate import InputError, validate_guid
 from mi_helpers.world_view import IDENTITY_COLUMNS, WorldView
 
@@ -17,12 +17,16 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "FixedScopeCredential",
     "as_table",
     "compare_azure_client_id",
+    "cross_check_vm",
+    "no_identity_card",
     "pick_user_assigned",
     "read_vm_with_token_for",
     "report_principal",
     "vm_identities",
+    "vm_principal",
     "whoami",
 ]
 
@@ -123,7 +127,7 @@ def compare_azure_client_id(client_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-class _FixedScopeCredential:
+class FixedScopeCredential:
     """Hands out a token for ``scope`` whatever scope the caller asks for (to show a wrong audience)."""
 
     def __init__(self, inner: Any, scope: str) -> None:
@@ -144,16 +148,17 @@ def read_vm_with_token_for(service: str) -> Any:
     from mi_helpers.identity import credential
     from mi_helpers.targeting import target
 
-    wrong = _FixedScopeCredential(credential(), scope_for(service, target().cloud))
+    wrong = FixedScopeCredential(credential(), scope_for(service, target().cloud))
     return get_vm(credential=wrong)
 
 
 def vm_identities() -> pd.DataFrame:
     """The identities of this VM as a DataFrame (kind, name, principal_id, client_id, resource_id).
 
-    Asks ARM (:func:`mi_helpers.vm_identity`). When that fails because signing in without a selector
-    fails (several user-assigned identities), the emulator's world is shown instead, the way a person sees
-    the VM in the portal; on Azure the error and its diagnosis are shown and the table is empty.
+    Asks ARM (:func:`mi_helpers.vm_identity`). When signing in for that fails (several user-assigned
+    identities and no selector: the very lesson of notebook 04), the emulator's world is shown instead, the
+    way a person sees the VM's Identity page in the portal, without a word: the cell that follows shows the
+    error itself. On Azure the error and its diagnosis are shown and the table is empty.
     """
     import pandas as pd
 
@@ -161,38 +166,84 @@ def vm_identities() -> pd.DataFrame:
     from mi_helpers.targeting import target
 
     try:
-        return vm_identity()
+        with quiet_sdk_logs():
+            return vm_identity()
     except InputError:
         raise
-    except Exception as exc:  # explained below; the lesson goes on with what the portal would show
+    except Exception as exc:  # the lesson goes on with what the portal would show
         control = target().emulator
         if control is not None:
-            print(
-                "ARM could not be asked (" + sdk_error_text(exc).splitlines()[0][:120] + "…);\n"
-                "this is the VM's Identity page as the portal shows it (the emulator's world):"
-            )
-            return pd.DataFrame(
-                WorldView(control.world_dict()).identity_rows(), columns=list(IDENTITY_COLUMNS)
-            )
+            rows = WorldView(control.world_dict()).identity_rows()
+            return pd.DataFrame(rows, columns=list(IDENTITY_COLUMNS))
         for item in explain(exc):
             display(item)
         return pd.DataFrame([], columns=list(IDENTITY_COLUMNS))
 
 
-def report_principal(
-    principal_id: str | None, vm_name: str, resource_group: str = "", subscription_id: str = ""
-) -> None:
-    """Print the source article's sentence, or explain (with a diagnosis card) a VM without identity."""
+def _vm_context(vm: Any) -> dict[str, Any]:
+    """Subscription, group and name of an ARM VM object (from its resource ID)."""
+    parts = str(getattr(vm, "id", "") or "").split("/")
+    lower = [p.lower() for p in parts]
+
+    def after(key: str) -> str | None:
+        return parts[lower.index(key) + 1] if key in lower and lower.index(key) + 1 < len(parts) else None
+
+    return {
+        "vm_name": getattr(vm, "name", None),
+        "resource_group": after("resourcegroups"),
+        "subscription_id": after("subscriptions"),
+    }
+
+
+def vm_principal(vm: Any) -> str | None:
+    """The system-assigned principal ID of an ARM VM object (None: it has no system-assigned identity)."""
+    identity = getattr(vm, "identity", None)
+    return getattr(identity, "principal_id", None) if identity is not None else None
+
+
+def no_identity_card(vm_name: str, resource_group: str = "", subscription_id: str = "") -> DiagnosisCard:
+    """The card for a VM that ARM shows without a managed identity (``az vm identity assign`` and co.)."""
     from mi_helpers.diagnosis import diagnosis_for
 
-    if principal_id:
-        print(f"The managed identity for Azure resources service principal ID is {principal_id}")
-        return
-    print(f"✗ VM {vm_name!r} has no system-assigned managed identity: ARM reports no identity.principalId.")
     context = {
         "vm_name": vm_name,
         "resource_group": resource_group or None,
         "subscription_id": subscription_id or None,
     }
-    evidence = {"exception": "(none: ARM answered 200, the VM's identity block is empty)"}
-    display(DiagnosisCard(diagnosis_for("identity-not-assigned", context=context, evidence=evidence)))
+    evidence = {"finding": f"ARM answered 200 for VM {vm_name!r}, and its identity block is empty"}
+    return DiagnosisCard(diagnosis_for("vm-without-identity", context=context, evidence=evidence))
+
+
+def report_principal(vm: Any) -> str | None:
+    """Print the source article's sentence for an ARM VM object, or show the card of a VM without identity.
+
+    Returns the principal ID (None for a VM without a system-assigned identity).
+    """
+    principal = vm_principal(vm)
+    if principal:
+        print(f"The managed identity for Azure resources service principal ID is {principal}")
+        return principal
+    where = _vm_context(vm)
+    print(f"✗ VM {where['vm_name']!r} has no system-assigned managed identity: ARM shows no principalId.")
+    display(
+        no_identity_card(str(where["vm_name"]), where["resource_group"] or "", where["subscription_id"] or "")
+    )
+    return None
+
+
+def cross_check_vm(token: Any, vm: Any) -> Any:
+    """Compare the token's ``oid`` with the VM that was looked up (``mi.cross_check``); None if there is none.
+
+    Prints the two IDs first, so the verdict under them reads as a comparison of what is on screen.
+    """
+    from mi_helpers.arm import cross_check
+
+    print(f"token oid       : {token.principal_id}")
+    if vm is None:
+        print("VM principalId  : (the look-up above failed: nothing to compare with)")
+        return None
+    principal = vm_principal(vm)
+    name = getattr(vm, "name", "?")
+    print(f"VM principalId  : {principal or '(none: ' + str(name) + ' has no system-assigned identity)'}")
+    with quiet_sdk_logs():
+        return cross_check(token, vm)

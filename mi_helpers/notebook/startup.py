@@ -5,11 +5,13 @@ exports, or importing one hides the other.)"""
 from __future__ import annotations
 
 import importlib.metadata as md
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 from mi_helpers.constants import EnvironmentVariables as Env
+from mi_helpers.notebook.tables import emulator_scenario, install_formatters, target_reason
 from mi_helpers.validate import InputError
 
 if TYPE_CHECKING:
@@ -17,7 +19,15 @@ if TYPE_CHECKING:
 
     from mi_helpers.targeting import Target
 
-__all__ = ["install_notebook_error_display", "setup", "stack_check"]
+__all__ = [
+    "emulator_scenario",
+    "install_notebook_error_display",
+    "scenario_hint",
+    "setup",
+    "stack_check",
+    "target_line",
+    "target_reason",
+]
 
 _TARGET_CHOICES = ("", "auto", "azure", "emulator")
 # Packages whose versions the stack check always shows (beyond mi-helpers' own requirements).
@@ -56,7 +66,9 @@ def setup(target: str = "", *, quiet: bool = False) -> Target:
     """Prepare a tutorial notebook and return :func:`mi_helpers.target`.
 
     ``target`` ("", "auto", "azure" or "emulator") overrides ``MI_HELPERS_TARGET`` for this kernel; empty
-    keeps the environment's choice. Prints one line saying which target is used and why.
+    keeps the environment's choice. Prints one line: which target is used, why, and (on the emulator) its
+    scenario, with how to get back to ``healthy`` when another cell or notebook left it elsewhere. Installs
+    the one-line input errors, the table style (:mod:`.tables`) and keeps the SDK's log lines out of cells.
     """
     from mi_helpers.targeting import reset_target
     from mi_helpers.targeting import target as current_target
@@ -68,11 +80,53 @@ def setup(target: str = "", *, quiet: bool = False) -> Target:
         os.environ[Env.MI_HELPERS_TARGET] = target
         reset_target(stop_emulator=False)  # an earlier choice is cached: choose again
     install_notebook_error_display()
+    install_formatters()
     _readable_tables()
+    _quiet_sdk_loggers()
     chosen = current_target()
     if not quiet:
-        print(f"Target: {chosen.name} — {chosen.reason}")
+        print(target_line(chosen))
+        hint = scenario_hint(chosen)
+        if hint:
+            print(hint)
     return chosen
+
+
+def _where(t: Target) -> str:
+    if not t.is_emulator:
+        return t.cloud_info.display_name
+    shared = Env.MI_HELPERS_EMULATOR_ADMIN in os.environ and type(t.emulator).__name__ == "AdminClient"
+    return "the local emulator beside JupyterLab" if shared else "a local emulator in this kernel"
+
+
+def target_line(t: Target) -> str:
+    """``Target: emulator (a local emulator in this kernel), scenario healthy — why``, in one line."""
+    scenario = emulator_scenario(t)
+    scen = f", scenario {scenario}" if scenario else ""
+    return f"Target: {t.name} ({_where(t)}{scen}) — {target_reason(t)}"
+
+
+def scenario_hint(t: Target) -> str:
+    """How to get back to ``healthy`` when the emulator is in another scenario ("" when it is healthy)."""
+    scenario = emulator_scenario(t)
+    if scenario in (None, "healthy"):
+        return ""
+    return (
+        f"⚠ The emulator is in scenario {scenario!r}, not 'healthy': some cell switched it. "
+        'To get back: mi.use_emulator("healthy")'
+    )
+
+
+def _quiet_sdk_loggers() -> None:
+    """Keep the SDK's WARNING lines out of cells: with a handler of their own (a NullHandler), Python's
+    last-resort handler no longer prints them on stderr. Logging a user configures (``basicConfig`` or a
+    handler on the root logger) still receives every record, which propagates as before."""
+    from mi_helpers.logs import SDK_LOGGERS
+
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
 
 
 def _readable_tables() -> None:
@@ -104,15 +158,20 @@ def _installed_rows() -> tuple[list[dict[str, str]], bool]:
     return rows, bool(wanted)
 
 
-def stack_check() -> pd.DataFrame:
-    """One table that says whether the installed packages satisfy what ``mi-helpers`` requires.
+def stack_check(show: str = "problems") -> pd.DataFrame:
+    """Say in one line whether the installed packages satisfy what ``mi-helpers`` requires.
 
     The requirements are read from the installed ``mi-helpers`` metadata, so there is no second list to
-    keep in sync. Prints a one-line verdict and returns a DataFrame (package, required, installed, ok).
+    keep in sync. Prints the verdict; with ``show="problems"`` (the default) the rows that fail are shown
+    under it, with ``show="all"`` every row. Returns the whole table (package, required, installed, ok).
     """
     import pandas as pd
     from packaging.specifiers import SpecifierSet
 
+    from mi_helpers.notebook.display import display
+
+    if show not in ("problems", "all", "none"):
+        raise InputError("show", f"{show!r} is not allowed (one of 'problems', 'all', 'none')", show)
     rows, installed = _installed_rows()
     checked = [
         {
@@ -131,4 +190,12 @@ def stack_check() -> pd.DataFrame:
     else:
         names = ", ".join(bad["package"])
         print(f"✗ {len(bad)} package(s) missing or too old: {names}. Run `pip install -e '.[lab]'` again.")
+    shown = df if show == "all" else bad if show == "problems" else df.iloc[0:0]
+    if not shown.empty and _in_ipython():
+        display(shown.reset_index(drop=True))
     return df
+
+
+def _in_ipython() -> bool:
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and ipython.get_ipython() is not None

@@ -1,8 +1,9 @@
 """Browser fixtures: JupyterLab + the emulator (``start_lab``) driven by Debian's Chromium through Playwright.
 
-One JupyterLab serves a temporary copy of ``notebooks/`` for the whole session (the committed notebooks are
-never touched) and one Chromium runs for the session; every test gets a fresh browser context whose page
-aborts, records and fails on any request that is not for a loopback address. The Python network guard of
+One JupyterLab serves working copies of ``notebooks/`` in a temporary ``work/`` for the whole session, as
+``mi-helpers lab`` does (the committed notebooks are never touched), and one Chromium runs for the session;
+every test gets a fresh browser context whose page aborts, records and fails on any request that is not
+for a loopback address. The Python network guard of
 ``tests/conftest.py`` covers this process, Lab and its kernels through the environment ``start_lab`` copies.
 
 Chromium is the system one (``make chromium``; ``MI_HELPERS_CHROMIUM`` names another executable); Playwright
@@ -85,10 +86,9 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="session")
 def lab(_network_guard: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
-    """JupyterLab + emulator (healthy) over a temporary copy of ``notebooks/`` on a free loopback port."""
-    root = tmp_path_factory.mktemp("lab") / "notebooks"
-    shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.pyc"))
-    handle = mi_lab.start_lab(root, port=0, scenario="healthy", startup_timeout=120)
+    """JupyterLab + emulator (healthy) over working copies of ``notebooks/`` on a free loopback port."""
+    work = tmp_path_factory.mktemp("lab") / "work"
+    handle = mi_lab.start_lab(NOTEBOOKS, port=0, scenario="healthy", startup_timeout=120, work_dir=work)
     try:
         yield handle
     finally:
@@ -125,12 +125,17 @@ class LabPage:
     blocked: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ opening and running
-    def open(self, name: str, *, wait_idle: bool = True) -> None:
-        """Open ``notebooks/<name>.ipynb`` in a reset workspace; by default wait for its kernel to be idle."""
+    def open(self, name: str, *, wait_idle: bool = True, sidebar: bool = False) -> None:
+        """Open ``notebooks/<name>.ipynb`` in a reset workspace; by default wait for its kernel to be idle.
+
+        The file browser is collapsed unless ``sidebar`` (a learner's default view keeps it open).
+        """
         assert self.lab is not None, "open() needs the lab_page fixture"
-        self.page.goto(f"{self.lab.url}lab/tree/{name}.ipynb?reset&token={self.lab.token}")
+        folder = f"{self.lab.notebooks_path}/" if self.lab.notebooks_path else ""
+        self.page.goto(f"{self.lab.url}lab/tree/{folder}{name}.ipynb?reset&token={self.lab.token}")
         self.page.locator(".jp-Notebook").first.wait_for(timeout=STEP_TIMEOUT_MS)
-        self.collapse_sidebar()
+        if not sidebar:
+            self.collapse_sidebar()
         if wait_idle:
             self.wait_idle()
 

@@ -115,6 +115,40 @@ def test_cli_failure_output_holds_no_token(cli_emulator: Emulator) -> None:
     assert whole_jwts(proc.stdout + proc.stderr) == []
 
 
+def test_the_lab_banner_and_what_it_suggests_print_no_token(cli_emulator: Emulator, tmp_path: Path) -> None:
+    """``mi-helpers lab``'s start-up banner, and every command it suggests for a terminal, run as printed."""
+    from mi_helpers.launch.jupyterlab import LabHandle, banner
+
+    cli_emulator.set_scenario("healthy")
+    cli_emulator.clear_log()
+    env = child_environ(**cli_emulator.environment(), CURL_CA_BUNDLE=cli_emulator.ca_bundle)
+    handle = LabHandle(
+        url="http://127.0.0.1:1/",
+        token="jupyter-server-token",
+        port=1,
+        root_dir=tmp_path,
+        run_dir=tmp_path,
+        env=env,
+        process=None,  # type: ignore[arg-type]
+        emulator=cli_emulator,
+        notebooks_path="notebooks",
+    )
+    text = banner(handle, "healthy")
+    suggested = [line.strip() for line in text.splitlines() if line.startswith("  curl")]
+    assert suggested, text
+    out = ""
+    for command in suggested:
+        done = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", command], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        out += done.stdout + done.stderr
+    issued = [e for e in cli_emulator.request_log() if "oauth2/token" in e["path"] and e["status"] == 200]
+    assert issued, "the banner's command must obtain a token"
+    assert "…(" in out and "chars)" in out  # what is shown: the redacted form
+    assert whole_jwts(text + out) == []
+
+
 # ------------------------------------------------------------------------------------------ request log
 
 

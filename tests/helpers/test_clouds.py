@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mi_helpers.clouds import CLOUDS, SERVICES, audiences, cloud_info, resource_for, scope_for
+from mi_helpers.clouds import CLOUDS, SERVICES, audiences, cloud_info, resource_for, scope_for, services_in
 from mi_helpers.validate import InputError
 
 
@@ -39,7 +39,9 @@ def test_unknown_service_lists_known_names() -> None:
 def test_service_without_id_in_cloud() -> None:
     with pytest.raises(InputError) as exc:
         scope_for("event hubs", "china")
-    assert "no resource ID is documented for Event Hubs" in str(exc.value)
+    text = str(exc.value)
+    assert text.startswith("service: Event Hubs has no documented resource ID in the Azure China (21Vianet)")
+    assert "key vault" in text and "\n" not in text  # names what is documented there instead
 
 
 def test_unknown_cloud() -> None:
@@ -48,18 +50,32 @@ def test_unknown_cloud() -> None:
     assert str(exc.value).startswith("cloud: 'mars' is not a known cloud")
 
 
-def test_audiences_dataframe() -> None:
+def test_audiences_dataframe_lists_only_what_the_cloud_documents() -> None:
     df = audiences("public")
-    assert list(df.columns) == ["service", "resource_id", "scope", "cloud", "note"]
-    assert len(df) == len(SERVICES)
-    assert set(df["cloud"]) == {"public"}
-    row = df.set_index("service").loc["Cognitive Services / Azure AI"]
-    assert "UNCONFIRMED" in row["note"]
-    assert all(s.endswith("/.default") for s in df["scope"] if s)
+    assert list(df.columns) == ["service", "resource_id", "scope", "note"]
+    assert len(df) == len(SERVICES)  # every service is documented in the public cloud
+    assert all(s.endswith("/.default") for s in df["scope"])
     gov = audiences("usgov").set_index("service")
-    assert gov.loc["Event Hubs", "resource_id"] == ""
-    assert "no resource ID documented" in gov.loc["Event Hubs", "note"]
+    assert "Event Hubs" not in gov.index and "Service Bus" not in gov.index
     assert gov.loc["Key Vault", "resource_id"] == "https://vault.usgovcloudapi.net"
+    assert gov.loc["Storage", "resource_id"] == "https://storage.azure.us/"
+    china = audiences("china").set_index("service")
+    assert china.loc["Storage", "resource_id"] == "https://storage.azure.cn/"
+    assert china.loc["Log Analytics", "resource_id"] == "https://api.loganalytics.azure.cn"
+    for cloud in CLOUDS:
+        table = audiences(cloud)
+        assert (table["resource_id"] != "").all(), cloud
+        assert [s.name for s in services_in(cloud)] == list(table["service"])
+        for name in table["service"]:  # what a table or a form offers for a cloud has a scope there
+            assert scope_for(name, cloud).endswith("/.default")
+
+
+def test_notes_are_facts_with_a_source() -> None:
+    for svc in SERVICES:
+        text = f"{svc.note} {svc.source}"
+        for remark in ("UNCONFIRMED", "third-party", "not listed", "US Gov"):
+            assert remark.lower() not in text.lower(), (svc.name, remark)
+        assert svc.source.startswith(("https://learn.microsoft.com/", "docs/protocol.md")), svc.name
 
 
 def test_every_alias_resolves_to_its_service() -> None:

@@ -57,7 +57,7 @@ def test_every_exercise_has_a_typed_fix_the_emulator_knows() -> None:
     )
 
     for s in ERROR_LAB_SCENARIOS:
-        assert s.name in SCENARIOS, s.name
+        assert s.emulator_scenario in SCENARIOS, s.name
         assert isinstance(s.fix, (EmulatorFix, ClientFix, RetryFix)), s.name
         if isinstance(s.fix, ClientFix):
             assert s.fix.change in get_args(ClientChange)
@@ -76,3 +76,44 @@ def test_retry_waits_grow_and_honour_retry_after() -> None:
         "x", False, "", error=SimpleNamespace(response=SimpleNamespace(headers={"Retry-After": "3"}))
     )  # type: ignore[arg-type]
     assert ErrorLab._delay(throttled, 1) == 3.0
+
+
+def test_the_lab_has_the_source_articles_first_check_the_wrong_audience_and_tls(lab: ErrorLab) -> None:
+    table = lab.walk(["no-identity", "wrong-audience", "tls-untrusted"])
+    assert list(table["diagnosis id"]) == ["identity-not-assigned", "arm-wrong-audience", "tls-untrusted"]
+    assert table["fixed"].tolist() == [True, True, True]
+    seen = list(table["error seen"])
+    assert seen[0].startswith("CredentialUnavailableError: ManagedIdentityCredential authentication")
+    assert "(InvalidAuthenticationTokenAudience)" in seen[1]
+    assert seen[2].startswith("ServiceRequestError") and "CERTIFICATE_VERIFY_FAILED" in seen[2], seen[2]
+
+
+def test_an_empty_list_walks_every_scenario(lab: ErrorLab) -> None:
+    from unittest import mock
+
+    with mock.patch.object(ErrorLab, "_walk_one", lambda self, s, progress: {"scenario": s.name}):
+        table = lab.walk([])
+    assert list(table["scenario"]) == [s.name for s in lab.scenarios]
+
+
+def test_the_card_grants_where_apply_the_fix_grants(lab: ErrorLab) -> None:
+    run = lab.run("no-role-assignment")
+    assert run.diagnosis is not None
+    grant = next(
+        line for line in run.diagnosis.commands["az"].splitlines() if "role assignment create" in line
+    )
+    scope = grant.split("--scope ", 1)[1].split()[0]
+    done = lab.apply_fix()
+    assert done.endswith(f"at {scope}"), (done, scope)  # the emulator's own report of the assignment
+    assert scope.lower().endswith("/resourcegroups/rg-mi-tutorial")
+    assert lab.retry_until_green(progress=False).ok
+
+
+def test_compressed_waits_say_so(lab: ErrorLab) -> None:
+    notes = {s.name: s.time_note for s in lab.scenarios}
+    assert notes["imds-updating"] == "(time compressed: 70 s → 1.5 s)"
+    for name in ("role-propagating", "identity-propagating", "imds-hang"):
+        assert notes[name].startswith("(time compressed: "), name
+    shown = lab.catalogue().set_index("scenario")["what happens"]
+    for name, note in notes.items():
+        assert (note in shown[name]) if note else "time compressed" not in shown[name], name

@@ -101,6 +101,7 @@ def _anchors(path: Path) -> set[str]:
         n = seen.get(slug, 0)
         seen[slug] = n + 1
         out.add(slug if n == 0 else f"{slug}-{n}")
+    out.update(re.findall(r'<a id="([^"]+)"></a>', path.read_text()))  # explicit anchors count too
     return out
 
 

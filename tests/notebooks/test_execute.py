@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from support.world import SYS_PRINCIPAL as SYSTEM_PRINCIPAL
 from support.world import UAMI_READER_CLIENT, UAMI_READER_PRINCIPAL, VM
 
 from mi_helpers.constants import CLIENT_REDIRECT_VARIABLES
+from mi_helpers.notebook.error_lab_scenarios import ERROR_LAB_SCENARIOS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # executes every notebook (papermill)
 
@@ -39,12 +41,14 @@ def test_no_whole_token_in_outputs(executed, name):
 def test_00_names_the_target_and_checks_the_stack(executed):
     nb = executed("00-start-here.ipynb")
     setup = cell_text(nb, "nb00-setup")
-    assert "Target: emulator" in setup
-    assert "http://127.0.0.1:" in setup
+    assert "Target: emulator (a local emulator in this kernel, scenario healthy)" in setup
+    assert "http://127.0.0.1:" in setup  # the IMDS row of the target's table
+    assert "/_emulator" not in setup  # never the emulator's admin URL
     stack = cell_text(nb, "nb00-stack")
-    assert "✓ The stack is right" in stack
-    assert "azure-identity" in stack
-    assert SYSTEM_PRINCIPAL in cell_text(nb, "nb00-first-token")
+    assert stack.startswith("✓ The stack is right:") and "packages checked" in stack
+    assert "<table" not in stack  # all is well: one line, no 17-row table
+    token = cell_text(nb, "nb00-first-token")
+    assert SYSTEM_PRINCIPAL in token and "mi-facts" in token  # a small table, not a raw repr
 
 
 def test_01_claims_and_identity_not_found(executed):
@@ -56,12 +60,20 @@ def test_01_claims_and_identity_not_found(executed):
     assert "Identity not found" in missing  # the raw SDK text
     assert "[identity-not-assigned]" in missing  # then the diagnosis
     assert "expected the diagnosis" not in missing
+    assert "ℹ mi-helpers:" not in missing  # two layers: the raw text, then the card
+    assert 'curl -s --noproxy "*" -H "Metadata: true"' in missing  # the curl the card promises
 
 
 def test_02_principal_cross_check_and_errors(executed):
     nb = executed("02-query-arm-for-the-vm-identity.ipynb")
     assert f"service principal ID is {SYSTEM_PRINCIPAL}" in cell_text(nb, "nb02-principal")
     assert "matches=True" in cell_text(nb, "nb02-cross-check")
+    assert "mi-facts" in cell_text(nb, "nb02-metadata")  # instance metadata as a small table
+    by_name = html_output(nb, "nb02-by-name")
+    assert by_name.startswith('<table class="mi-table"') and "<th" not in by_name.split("</thead>")[1]
+    wrong = cell_text(nb, "nb02-wrong-group")
+    assert "(AuthorizationFailed)" in wrong and "[arm-scope-not-visible]" in wrong
+    assert "expected the diagnosis" not in wrong
     assert f"✓ principalId of {VM}: {SYSTEM_PRINCIPAL}" in cell_text(nb, "nb02-widget-press")
     not_found = cell_text(nb, "nb02-not-found")
     assert "(ResourceNotFound)" in not_found
@@ -80,6 +92,9 @@ def test_03_audience_table_token_and_wrong_audience(executed):
     wrong = cell_text(nb, "nb03-wrong-audience")
     assert "InvalidAuthenticationTokenAudience" in wrong
     assert "[arm-wrong-audience]" in wrong
+    typo = cell_text(nb, "nb03-typo")
+    assert "AADSTS500011: The resource principal named https://managements.azure.com" in typo
+    assert "[token-unknown-resource]" in typo and "expected the diagnosis" not in typo
 
 
 def test_04_selection_rules(executed):
@@ -93,12 +108,14 @@ def test_04_selection_rules(executed):
     assert "[user-assigned-selector-required]" in several
     assert UAMI_READER_PRINCIPAL in cell_text(nb, "nb04-several-fixed")
     rows = html_table_rows(html_output(nb, "nb04-azure-client-id"))
-    by_credential = {r[0]: r for r in rows}
+    by_credential = {r[1]: r for r in rows}  # the verdict ("result") is the first column
     dac = next(r for k, r in by_credential.items() if k.startswith("DefaultAzureCredential"))
     plain = by_credential["ManagedIdentityCredential()"]
-    assert UAMI_READER_CLIENT in dac  # DefaultAzureCredential read AZURE_CLIENT_ID
-    assert plain[-1] == "✗ user-assigned-selector-required"  # ManagedIdentityCredential() did not
+    assert UAMI_READER_CLIENT in dac and dac[0] == "✓ token"  # DefaultAzureCredential read AZURE_CLIENT_ID
+    assert plain[0] == "✗ user-assigned-selector-required"  # ManagedIdentityCredential() did not
+    assert "NaN" not in plain
     assert UAMI_READER_CLIENT in by_credential["ManagedIdentityCredential(client_id=…)"]
+    assert all(not o.get("name") == "stderr" for c in nb.cells for o in c.get("outputs", []))  # no SDK logs
 
 
 def test_05_lab_walks_every_scenario_to_green(executed):
@@ -114,11 +131,11 @@ def test_05_lab_walks_every_scenario_to_green(executed):
     assert cell_text(nb, "nb05-view-press").startswith("✓ OK")
     rows = html_table_rows(html_output(nb, "nb05-walk"))
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    listed = ast.literal_eval(ast.parse(params.source).body[0].value)  # the `scenarios = [...]` default
-    assert [r[0] for r in rows] == listed  # one row per scenario, in order
-    # columns: scenario, error seen, diagnosis, fix, fixed, tries, seconds
-    assert all(r[4] == "True" for r in rows), [r[:5] for r in rows if r[4] != "True"]
-    assert len({r[2] for r in rows}) == len(rows)  # every scenario has its own diagnosis
+    assert ast.literal_eval(ast.parse(params.source).body[0].value) == []  # `scenarios = []`: all of them
+    assert [r[1] for r in rows] == [s.name for s in ERROR_LAB_SCENARIOS]  # one row each, in order
+    # columns: fixed (the verdict, first), scenario, error seen, diagnosis, fix, tries, seconds
+    assert all(r[0] == "✓ yes" for r in rows), [r[:4] for r in rows if r[0] != "✓ yes"]
+    assert len({r[3] for r in rows}) == len(rows)  # every scenario has its own diagnosis
     assert f"{len(rows)} of {len(rows)} scenarios fixed" in cell_text(nb, "nb05-walk-summary")
 
 
@@ -140,3 +157,29 @@ def test_kernels_inherit_the_network_guard():
     assert Path(env["MI_HELPERS_GUARD_LOG"]).exists()  # where a kernel would record an escape
     assert env["MI_HELPERS_TARGET"] == "emulator"
     assert set(env) & set(CLIENT_REDIRECT_VARIABLES) == set()  # each kernel starts its own emulator
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_table_puts_its_verdict_first_and_no_sdk_log_reaches_a_cell(executed, name):
+    from mi_helpers.notebook.tables import VERDICT_COLUMNS
+
+    nb = executed(name)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out.get("name") != "stderr", (cell.get("id"), out.get("text", "")[:200])
+            markup = out.get("data", {}).get("text/html", "")
+            markup = markup if isinstance(markup, str) else "".join(markup)
+            assert 'class="dataframe"' not in markup, cell.get("id")  # every DataFrame in the one style
+            if 'class="mi-table"' in markup:
+                heads = re.findall(r"<th[^>]*>([^<]*)</th>", markup.split("</thead>")[0])
+                verdicts = [h for h in heads if h.lower() in VERDICT_COLUMNS]
+                assert not verdicts or heads[0] == verdicts[0], (cell.get("id"), heads)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_no_research_notes_or_admin_urls_a_learner_could_read(executed, name):
+    nb = executed(name)
+    shown = "\n".join(cell_text(nb, c.id) for c in nb.cells if c.cell_type == "code")
+    shown += "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for text in ("UNCONFIRMED", "third-party", "/_emulator", "Traceback"):
+        assert text not in shown, (name, text)

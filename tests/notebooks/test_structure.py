@@ -69,9 +69,17 @@ def test_skeleton(name):
     assert first.cell_type == "markdown" and first.source.startswith("# "), "title first"
     md = _markdown(nb)
     headings = re.findall(r"^## (.+)$", md, flags=re.M)
-    for required in ("Overview", "Prerequisites", "Summary", "What's next", "References"):
+    skeleton = (
+        "Overview",
+        "Prerequisites",
+        "Summary",
+        "Check your understanding",
+        "What's next",
+        "References",
+    )
+    for required in skeleton:
         assert required in headings, (name, required)
-    order = [headings.index(h) for h in ("Overview", "Prerequisites", "Summary", "What's next", "References")]
+    order = [headings.index(h) for h in skeleton]
     assert order == sorted(order), (name, headings)
     assert re.search(r"\*\*Time to learn\*\*: \d+ minutes", md), name
     prereq = md.split("## Prerequisites", 1)[1].split("\n## ", 1)[0]
@@ -115,6 +123,81 @@ def test_short_code_cells_and_copyable_commands(name):
     md = _markdown(nb)
     assert "```bash" in md, name
     assert "```powershell" in md, name
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_check_your_understanding_is_a_quiz_of_this_notebook(name):
+    nb = _load(name)
+    heading = next(i for i, c in enumerate(nb.cells) if "## Check your understanding" in c.source)
+    quiz = nb.cells[heading + 1]
+    assert quiz.cell_type == "code" and quiz.source == f'nb.check_understanding("{name[:2]}")', quiz.source
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_unattended_cells_are_folded_away(name):
+    """A cell that only drives a widget for a headless run is tagged and folded: a learner sees the form."""
+    nb = _load(name)
+    pressing = re.compile(r"^view\.(lookup|get_token|run|apply_fix)\(", re.M)
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not pressing.search(cell.source):
+            continue
+        assert "unattended" in cell.metadata.get("tags", []), (name, cell.id)
+        assert cell.metadata.get("jupyter") == {"source_hidden": True, "outputs_hidden": True}, (
+            name,
+            cell.id,
+        )
+
+
+GLOSSARY = NOTEBOOKS_DIR.parent / "docs" / "glossary.md"
+#: Glossary anchor -> how the word reads in a notebook (the first time it appears it must be a link there).
+TERMS = {
+    "managed-identity": r"\bmanaged[ -]identit(?:y|ies)\b",
+    "imds": r"\bIMDS\b",
+    "entra-id": r"\bEntra ID\b",
+    "arm": r"\bARM\b",
+    "principal-id": r"\bprincipal (?:\(object\) )?ID\b",
+    "client-id": r"\bclient (?:\(application\) )?ID\b",
+    "audience": r"\baudiences?\b",
+    "rbac": r"\bRBAC\b",
+}
+_GLOSSARY_LINK = re.compile(r"\[((?:[^\[\]]|\[[^\]]*\])+)\]\(\.\./docs/glossary\.md(?:#([\w-]+))?\)")
+
+
+def _prose(text: str) -> str:
+    """Markdown without code blocks, inline code and headings (what a word's first use is looked up in);
+    characters removed are blanked, so positions stay comparable with the original."""
+    blank = lambda m: re.sub(r"[^\n]", " ", m.group(0))  # noqa: E731
+    text = re.sub(r"^```.*?^```", blank, text, flags=re.S | re.M)
+    text = re.sub(r"`[^`\n]*`", blank, text)
+    # links elsewhere (Microsoft Learn) are a reference of their own; of glossary links only the target goes
+    text = re.sub(r"\[(?:[^\[\]]|\[[^\]]*\])+\]\(https?://[^)\s]*\)", blank, text)
+    text = re.sub(r"\]\([^)\s]*\)", blank, text)
+    return re.sub(r"^#+ .*$", blank, text, flags=re.M)
+
+
+def test_glossary_anchors_exist():
+    anchors = set(re.findall(r'<a id="([\w-]+)"></a>', GLOSSARY.read_text(encoding="utf-8")))
+    assert set(TERMS) <= anchors
+    for name in EXPECTED:
+        for _text, anchor in _GLOSSARY_LINK.findall(_markdown(_load(name))):
+            assert not anchor or anchor in anchors, (name, anchor)
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_glossary_is_linked_where_a_term_first_appears(name):
+    md = _markdown(_load(name))
+    prose = _prose(md)
+    links = [(m.start(), m.end(), m.group(2)) for m in _GLOSSARY_LINK.finditer(md)]
+    assert links, f"{name} never links the glossary"
+    for anchor, pattern in TERMS.items():
+        first = re.search(pattern, prose, flags=re.I if anchor in ("managed-identity", "audience") else 0)
+        if first is None:
+            continue
+        inside = [a for start, end, a in links if start <= first.start() < end]
+        assert inside == [anchor], (
+            f"{name}: the first {first.group(0)!r} is not a link to the glossary's #{anchor}: "
+            f"…{md[max(0, first.start() - 60) : first.end() + 20]!r}…"
+        )
 
 
 def test_diagrams_and_the_source_article():

@@ -69,9 +69,17 @@ def test_hooks_are_executable_in_the_tree_and_in_git() -> None:
 @pytest.fixture
 def started(tmp_path: Path) -> Iterator[tuple[subprocess.CompletedProcess[str], dict[str, str]]]:
     """Run `binder/start env` in its own process group; kill the group (the emulator) afterwards."""
+    from mi_helpers.launch.azure_cli import find_az
+
+    az = find_az()
+    if az is None:
+        pytest.fail("the az CLI is not installed: run `make azure-cli` (scripts/ensure-azure-cli)", False)
+    env = _clean_env(tmp_path)
+    env["MI_HELPERS_AZURE_CLI_DIR"] = str(az.parent.parent)
+    env["MI_HELPERS_AZURE_CONFIG_DIR"] = str(tmp_path / "azure")
     proc = subprocess.Popen(
         [str(BINDER / "start"), "env"],
-        env=_clean_env(tmp_path),
+        env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -103,6 +111,16 @@ def test_start_runs_the_emulator_exports_its_variables_and_execs_the_command(
     assert Path(env["REQUESTS_CA_BUNDLE"]).is_file()
     assert env["CURL_CA_BUNDLE"] == env["REQUESTS_CA_BUNDLE"]
     assert Path(env["MI_HELPERS_EMULATOR_LOG"]).parent == tmp_path
+
+    # az on PATH through a link of its own (its private Python does not shadow the notebooks' one), the
+    # emulator registered as its cloud in the private configuration directory.
+    first = Path(env["PATH"].split(os.pathsep)[0])
+    assert first == tmp_path / "mi-helpers-bin" and sorted(p.name for p in first.iterdir()) == ["az"]
+    assert (first / "az").resolve() == (Path(env["MI_HELPERS_AZURE_CLI_DIR"]) / "bin" / "az").resolve()
+    assert env["AZURE_CONFIG_DIR"] == str(tmp_path / "azure")
+    clouds = (tmp_path / "azure" / "clouds.config").read_text()
+    assert "[AzureEmulator]" in clouds and env["MI_HELPERS_ARM_URL"] in clouds
+    assert env["AZURE_CORE_COLLECT_TELEMETRY"] == "false"
 
     # The emulator outlives the exec'd command (as it must beside a notebook server) and answers like IMDS.
     session = requests.Session()
@@ -168,6 +186,11 @@ def test_post_build_installs_the_package_and_the_lab_settings(tmp_path: Path) ->
         f'exec "{sys.executable}" "$@"\n'
     )
     shim.chmod(0o755)
+    az_dir = tmp_path / "az"  # an installed CLI as scripts/ensure-azure-cli leaves it (stamp + az)
+    (az_dir / "bin").mkdir(parents=True)
+    (az_dir / "bin" / "az").write_text("#!/bin/sh\n")
+    (az_dir / "bin" / "az").chmod(0o755)
+    (az_dir / ".installed-azure-cli-0.0.0-test").touch()
     lab_dir, config_dir = tmp_path / "lab", tmp_path / "jupyter-config"
     (lab_dir / "settings").mkdir(parents=True)
     (lab_dir / "settings" / "overrides.json").write_text(json.dumps({"x:y": {"keep": 1}}))
@@ -177,6 +200,8 @@ def test_post_build_installs_the_package_and_the_lab_settings(tmp_path: Path) ->
         "PIP_LOG": str(pip_log),
         "JUPYTERLAB_DIR": str(lab_dir),
         "JUPYTER_CONFIG_DIR": str(config_dir),
+        "MI_HELPERS_AZURE_CLI_DIR": str(az_dir),
+        "AZURE_CLI_VERSION": "0.0.0-test",
     }
 
     proc = subprocess.run(
@@ -186,6 +211,7 @@ def test_post_build_installs_the_package_and_the_lab_settings(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     pip_args = pip_log.read_text().split()
     assert pip_args[:3] == ["-m", "pip", "install"] and "--no-deps" in pip_args and pip_args[-1] == "."
+    assert len(pip_log.read_text().splitlines()) == 1  # the CLI's own install found it installed: a no-op
     overrides = json.loads((lab_dir / "settings" / "overrides.json").read_text())
     assert overrides["x:y"] == {"keep": 1}
     assert overrides["@jupyterlab/notebook-extension:tracker"]["autoStartDefaultKernel"] is True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ import nbformat
 import pytest
 from jupyter_client import BlockingKernelClient
 from nbformat.v4 import new_code_cell, new_notebook
+from support.world import SYS_PRINCIPAL
 
 from mi_helpers.launch import jupyterlab as lab
 from mi_helpers.validate import InputError
@@ -171,6 +173,18 @@ def test_start_lab_serves_the_notebooks_with_the_emulator_beside_it(tmp_path: Pa
         shell = asyncio.run(_run_in_terminal(handle, typed))
         assert "status=200" in shell and "target=emulator" in shell, shell[-2000:]
         assert "arm=401" in shell, shell[-2000:]  # TLS verified (000 otherwise); no token, so 401
+
+        # The tools the notebooks name are on the terminal's PATH: mi-helpers of this installation, and the
+        # real az with the emulator as its cloud (signing in with the emulated managed identity).
+        tools = (
+            'echo "mi=$(command -v mi-helpers)"; mi-helpers whoami --json | python3 -c '
+            '\'import json,sys; print("oid=" + json.load(sys.stdin)["token_principal_id"])\'; '
+            'az login --identity -o none && echo "az=$(az account show --query user.name -o tsv)"'
+        )
+        shell = asyncio.run(_run_in_terminal(handle, tools))
+        assert f"mi={Path(sys.executable).parent / 'mi-helpers'}" in shell, shell[-2000:]
+        assert f"oid={SYS_PRINCIPAL}" in shell, shell[-2000:]
+        assert "az=systemAssignedIdentity" in shell, shell[-2000:]
     finally:
         handle.stop()
     assert handle.process.poll() is not None
@@ -201,6 +215,9 @@ def test_mi_helpers_lab_prints_the_url_and_stops_everything_on_ctrl_c(tmp_path: 
             if line.startswith("Press Ctrl-C"):
                 break
         text = "".join(banner)
+        assert (
+            f"Notebooks:   {tmp_path / 'work' / 'notebooks'}" in text
+        )  # working copies, next to the originals
         lab_url = next(line.split()[1] for line in banner if line.startswith("JupyterLab:"))
         imds = next(line.split()[1] for line in banner if line.strip().startswith("IMDS"))
         parsed = urlparse(lab_url)
@@ -335,3 +352,101 @@ def test_lab_environment_keeps_the_users_no_proxy_and_lets_extra_env_win(
     with_ca = lab.lab_environment({**emulator_env, "REQUESTS_CA_BUNDLE": "/x/ca.pem"}, tmp_path, None)
     assert with_ca["CURL_CA_BUNDLE"] == with_ca["REQUESTS_CA_BUNDLE"] == "/x/ca.pem"
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+
+
+def test_idle_kernels_are_culled_and_the_console_stays_quiet(tmp_path: Path) -> None:
+    """A kernel nobody uses goes away; opening notebooks, kernels and terminals logs nothing a learner
+    cannot act on (no "not trusted", no kernel over TCP, no websocket ping warning)."""
+    nbs = _notebooks(tmp_path)
+    handle = lab.start_lab(nbs, cull_idle=3, cull_interval=1)
+    try:
+        assert handle.log_path is not None
+        kernel = handle.api("/api/kernels", method="POST", body={"name": "python3"})
+        handle.api("/api/contents/00-hello.ipynb")  # what opening a notebook reads
+
+        async def sockets() -> None:
+            from tornado.websocket import websocket_connect
+
+            name = handle.api("/api/terminals", method="POST")["name"]
+            term = await websocket_connect(
+                f"ws://127.0.0.1:{handle.port}/terminals/websocket/{name}?token={handle.token}"
+            )
+            await asyncio.sleep(1)
+            term.close()
+
+        asyncio.run(sockets())
+        deadline = time.monotonic() + 30
+        while any(k["id"] == kernel["id"] for k in handle.api("/api/kernels")):
+            assert time.monotonic() < deadline, "the idle kernel was not culled"
+            time.sleep(0.5)
+        log = handle.log_path.read_text(encoding="utf-8", errors="replace")
+        assert f"Kernel shutdown: {kernel['id']}" in log  # culled, and the log is the real one
+        for noise in ("is not trusted", "running over TCP", "websocket_ping_timeout", "non-installed server"):
+            assert noise not in log, noise
+    finally:
+        handle.stop()
+
+
+def test_quiet_lab_log_drops_only_the_noise() -> None:
+    quiet = lab.QuietLabLog()
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("ServerApp", logging.WARNING, __file__, 1, message, (), None)
+
+    assert not quiet.filter(record("Notebook notebooks/00-start-here.ipynb is not trusted"))
+    assert quiet.filter(record("Kernel started: 1234"))
+    assert quiet.filter(record("WebSocket ping timeout after 90000 ms."))  # a real problem stays
+
+
+def test_working_copies_keep_the_learners_work(tmp_path: Path) -> None:
+    source = tmp_path / "repo" / "notebooks"
+    source.mkdir(parents=True)
+    (source.parent / "docs").mkdir()
+    (source.parent / "docs" / "glossary.md").write_text("# Glossary\n")
+    for name in ("00-a.ipynb", "01-b.ipynb"):
+        nbformat.write(new_notebook(cells=[new_code_cell(f"# {name}")]), source / name)
+    work = tmp_path / "repo" / "work"
+    notebooks, kept = lab.prepare_working_copies(source, work)
+    assert notebooks == work / "notebooks" and kept == []
+    assert sorted(p.name for p in notebooks.glob("*.ipynb")) == ["00-a.ipynb", "01-b.ipynb"]
+    assert (work / "docs" / "glossary.md").read_text() == "# Glossary\n"  # the notebooks' ../docs links
+    assert (work / ".gitignore").read_text().splitlines()[-1] == "*"
+
+    learner = nbformat.read(notebooks / "00-a.ipynb", as_version=4)
+    learner.cells.append(new_code_cell("print('my own work')"))
+    nbformat.write(learner, notebooks / "00-a.ipynb")
+    for name in ("00-a.ipynb", "01-b.ipynb"):  # both originals change upstream
+        nbformat.write(new_notebook(cells=[new_code_cell(f"# {name}, version 2")]), source / name)
+    _, kept = lab.prepare_working_copies(source, work)
+    assert kept == ["00-a.ipynb"]
+    assert "my own work" in (notebooks / "00-a.ipynb").read_text()  # never overwritten
+    assert "version 2" in (notebooks / "01-b.ipynb").read_text()  # an untouched copy follows its original
+
+
+def test_a_learners_run_leaves_git_status_clean(tmp_path: Path) -> None:
+    """Lab over working copies: a notebook saved with outputs (what autosave does after a run) changes
+    nothing git tracks or reports."""
+    repo = tmp_path / "clone"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "notebooks", repo / "notebooks")
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
+        return done.stdout
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "add", "notebooks")
+    git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "notebooks")
+    handle = lab.start_lab(repo / "notebooks", work_dir=repo / "work")
+    try:
+        path = f"{handle.notebooks_path}/00-start-here.ipynb"
+        model = handle.api(f"/api/contents/{path}")
+        code = next(c for c in model["content"]["cells"] if c["cell_type"] == "code")
+        code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "a learner's output\n"}]
+        code["execution_count"] = 1
+        handle.api(
+            f"/api/contents/{path}", method="PUT", body={"type": "notebook", "content": model["content"]}
+        )
+    finally:
+        handle.stop()
+    assert "a learner's output" in (repo / "work" / "notebooks" / "00-start-here.ipynb").read_text()
+    assert git("status", "--porcelain", "--untracked-files=all") == ""

@@ -253,16 +253,6 @@ AZ_PARAMETERS = {
     "account show": {"--query", "-o", "--output"},
     "account get-access-token": {"--resource", "--scope", "--query", "-o", "--output"},
     "vm identity show": {"--resource-group", "-g", "--name", "-n", "--query", "-o", "--output"},
-    "cloud register": {
-        "-n",
-        "--name",
-        "--skip-endpoint-discovery",
-        "--endpoint-resource-manager",
-        "--endpoint-active-directory",
-        "--endpoint-active-directory-resource-id",
-        "--endpoint-management",
-    },
-    "cloud set": {"-n", "--name"},
 }
 PS_PARAMETERS = {
     "Connect-AzAccount": {"-Identity", "-AccountId", "-Subscription", "-Tenant"},
@@ -270,7 +260,8 @@ PS_PARAMETERS = {
     "Format-List": set(),
     "Get-AzVM": {"-ResourceGroupName", "-Name"},
     "Get-AzAccessToken": {"-ResourceUrl", "-ResourceTypeName"},
-    "Invoke-RestMethod": {"-NoProxy", "-Headers", "-Method", "-Uri"},
+    "Invoke-RestMethod": {"-NoProxy", "-WebSession", "-Headers", "-Method", "-Uri"},
+    "New-Object": set(),
 }
 
 
@@ -318,6 +309,7 @@ def test_powershell_snippets_use_current_cmdlets_and_parameters() -> None:
     assert "Connect-AzAccount -Identity\n" in text
     assert "Connect-AzAccount -Identity -AccountId <uami-client-id>" in text
     assert 'Invoke-RestMethod -NoProxy -Headers @{Metadata="true"}' in text
+    assert 'Invoke-RestMethod -WebSession $s -Headers @{Metadata="true"}' in text  # Windows PowerShell 5.1
     assert f'$env:NO_PROXY = "{Imds.ADDRESS},localhost,127.0.0.1"' in text
 
 
@@ -329,3 +321,21 @@ def test_every_section_offers_python_az_and_powershell() -> None:
     assert {"2", "3", "4", "5", "6"} <= curl_sections
     imds = [b for b in by_lang("bash") if "curl" in b.code and f"{Imds.ADDRESS}" in b.code]
     assert all('--noproxy "*"' in b.code or "export NO_PROXY" in b.code for b in imds)
+
+
+def test_the_az_recipe_signs_in_offline_with_the_real_cli(emu_env: Env, tmp_path: Path) -> None:
+    """The page's az set-up, run as printed with the real CLI (``.venv-az``): it signs in with the emulated
+    identity and reaches nothing but loopback (the network guard covers the CLI's Python too)."""
+    from mi_helpers.launch.azure_cli import find_az
+
+    az = find_az()
+    if az is None:
+        pytest.fail("the az CLI is not installed: run `make azure-cli` (scripts/ensure-azure-cli)", False)
+    block = next(b for b in by_lang("azurecli") if "mi_helpers.launch.azure_cli" in b.code)
+    code = block.code.replace(".venv/bin/python", sys.executable)
+    code += '\naz account show --query "[user.name, name]" -o tsv\n'
+    env = {**emu_env.vars, "HOME": str(tmp_path), "PATH": f"{az.parent}:{emu_env.vars['PATH']}"}
+    proc = subprocess.run(["bash", "-e", "-c", code], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split("\n")[-3:-1] == ["systemAssignedIdentity", "Emulated Subscription"], proc.stdout
+    assert (tmp_path / ".azure-emulator" / "versionCheck.json").is_file()  # no online version check needed
