@@ -204,8 +204,8 @@ def _cmd_secret_missing(p: Placeholders) -> dict[str, str]:
         "portal": "Open the key vault → Objects → Secrets: check the name (and Manage deleted secrets).",
         "az": f"az keyvault secret list --vault-name {vault} --query [].name -o tsv\n"
         f"az keyvault secret list-deleted --vault-name {vault} -o table",
-        "powershell": f"Get-AzKeyVaultSecret -VaultName {vault} | Select-Object Name\n"
-        f"Get-AzKeyVaultSecret -VaultName {vault} -InRemovedState",
+        "powershell": "# a recently deleted secret: recover it\n"
+        f"Undo-AzKeyVaultSecretRemoval -VaultName {vault} -Name <name>",
     }
 
 
@@ -218,7 +218,7 @@ def _cmd_blob_missing(p: Placeholders) -> dict[str, str]:
         f"az storage blob list --account-name {account} --container-name <container> --auth-mode login "
         "-o table",
         "powershell": f"$ctx = New-AzStorageContext -StorageAccountName {account} -UseConnectedAccount\n"
-        "Get-AzStorageContainer -Context $ctx\nGet-AzStorageBlob -Container <container> -Context $ctx",
+        "Get-AzStorageBlob -Container <container> -Context $ctx",
     }
 
 
@@ -238,7 +238,8 @@ def _cmd_challenge(p: Placeholders) -> dict[str, str]:
         "az": "az keyvault show --name <vault> --query properties.vaultUri -o tsv\n"
         "# Python: SecretClient(vault_url, credential); only for a vault URL on another host (an emulator):\n"
         "#         SecretClient(vault_url, credential, verify_challenge_resource=False)",
-        "powershell": "(Get-AzKeyVault -VaultName <vault>).VaultUri",
+        "powershell": "(Get-AzResource -ResourceType Microsoft.KeyVault/vaults -Name <vault> "
+        "-ExpandProperties).Properties.vaultUri",
     }
 
 
