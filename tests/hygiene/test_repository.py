@@ -31,10 +31,18 @@ def _dry_run(target: str) -> list[str]:
     return out.stdout.replace("\\\n", " ").splitlines()
 
 
+def _pytest_runs(lines: list[str]) -> list[list[str]]:
+    return [shlex.split(line) for line in lines if re.search(r"(^|/)pytest\b", line)]
+
+
 def _pytest_words(lines: list[str]) -> list[str]:
-    runs = [shlex.split(line) for line in lines if re.search(r"(^|/)pytest\b", line)]
+    runs = _pytest_runs(lines)
     assert len(runs) == 1, lines
     return runs[0]
+
+
+def _marker(words: list[str]) -> str | None:
+    return words[words.index("-m") + 1] if "-m" in words else None
 
 
 def _makefile_targets() -> set[str]:
@@ -65,10 +73,15 @@ def test_make_test_runs_lint_types_and_every_test_against_the_emulator() -> None
     joined = "\n".join(lines)
     for tool in ("ruff check", "ruff format --check", "mypy", "ensure-chromium"):
         assert tool in joined, f"make test no longer runs {tool}"
-    words = _pytest_words(lines)
-    assert "MI_HELPERS_TARGET=emulator" in words
-    left_out = [w for w in words if w.split("=")[0] in SELECTION_OPTIONS]
-    assert left_out == [], f"make test must run every test, but passes {left_out}"
+    runs = _pytest_runs(lines)
+    assert runs and all("MI_HELPERS_TARGET=emulator" in words for words in runs)
+    # Every test, in one run or in the two halves "not browser" (in parallel) and "browser" (serially).
+    markers = sorted(str(_marker(words)) for words in runs)
+    assert markers in (["None"], ["browser", "not browser"]), f"make test must run every test: {markers}"
+    for words in runs:
+        rest = [w for w in words if w != _marker(words)]
+        left_out = [w for w in rest if w.split("=")[0] in SELECTION_OPTIONS and w != "-m"]
+        assert left_out == [], f"make test must run every test, but passes {left_out}"
 
 
 def test_make_check_is_the_fast_loop_without_the_browser() -> None:
