@@ -102,6 +102,11 @@ def data_plane_findings(
 
 
 # ------------------------------------------------------------------------------------------- commands
+_NEEDS_KV = "needs Azure: az builds the vault host from its name and the cloud's .vault.azure.net"
+_NEEDS_ST = "needs Azure: az builds the account host from its name and the cloud's .blob.core.windows.net"
+_NEEDS_PUT = "needs Azure: access policies change by a PUT of the whole vault, not served by the emulator"
+
+
 def _name_in(scope: str, kind: str, placeholder: str) -> str:
     m = re.search(rf"/{kind}/([^/]+)", scope, re.IGNORECASE)
     return m.group(1) if m else placeholder
@@ -116,17 +121,15 @@ def _account(p: Placeholders) -> str:
 
 
 def _kv_scope(p: Placeholders) -> str:
-    if "/vaults/" in p.scope.lower():
-        return p.scope
-    return f"/subscriptions/{p.sub}/resourceGroups/{p.rg}/providers/Microsoft.KeyVault/vaults/<vault>"
+    """The vault's ID when known; else its resource group (a role there covers the vault too)."""
+    return p.scope if "/vaults/" in p.scope.lower() else f"/subscriptions/{p.sub}/resourceGroups/{p.rg}"
 
 
 def _st_scope(p: Placeholders) -> str:
+    """The account's ID when known; else its resource group (a role there covers the account too)."""
     if "/storageaccounts/" in p.scope.lower():
         return p.scope
-    return (
-        f"/subscriptions/{p.sub}/resourceGroups/{p.rg}/providers/Microsoft.Storage/storageAccounts/<account>"
-    )
+    return f"/subscriptions/{p.sub}/resourceGroups/{p.rg}"
 
 
 def _grant(role: str, scope: str, p: Placeholders, where: str) -> dict[str, str]:
@@ -135,7 +138,7 @@ def _grant(role: str, scope: str, p: Placeholders, where: str) -> dict[str, str]
         "Members: Managed identity → + Select members → pick the VM's identity → Review + assign.",
         "az": f'az role assignment create --role "{role}" --assignee-object-id {p.principal} '
         f"--assignee-principal-type ServicePrincipal --scope {scope}\n"
-        f"az role assignment list --assignee {p.principal} --scope {scope} -o table",
+        f"az role assignment list --all --assignee-object-id {p.principal} -o table",
         "powershell": f'New-AzRoleAssignment -ObjectId {p.principal} -RoleDefinitionName "{role}" '
         f"-Scope {scope}\n"
         f"Get-AzRoleAssignment -ObjectId {p.principal} -Scope {scope}",
@@ -153,7 +156,7 @@ def _cmd_kv_policy(p: Placeholders) -> dict[str, str]:
         "Principal: the VM's identity → Create. (Or Access configuration → Azure role-based access control, "
         "then grant Key Vault Secrets User.)",
         "az": f"az keyvault set-policy --name {vault} --resource-group {p.rg} --object-id {p.principal} "
-        "--secret-permissions get list\n"
+        f"--secret-permissions get list  # {_NEEDS_PUT}\n"
         f"# or switch the vault to Azure RBAC and grant a data role:\n"
         f"# az keyvault update --name {vault} --resource-group {p.rg} --enable-rbac-authorization true",
         "powershell": f"Set-AzKeyVaultAccessPolicy -VaultName {vault} -ResourceGroupName {p.rg} "
@@ -165,7 +168,7 @@ def _cmd_propagating(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "Resource → Access control (IAM) → Role assignments: the data role is listed; wait "
         "(minutes) and retry.",
-        "az": f"az role assignment list --all --assignee {p.principal} -o table\n"
+        "az": f"az role assignment list --all --assignee-object-id {p.principal} -o table\n"
         "# then retry the read with back-off, e.g. every 30 s for 10 minutes",
         "powershell": f"Get-AzRoleAssignment -ObjectId {p.principal}\n"
         "# then retry the read with back-off, e.g. every 30 s for 10 minutes",
@@ -175,7 +178,7 @@ def _cmd_propagating(p: Placeholders) -> dict[str, str]:
 def _cmd_kv_audience(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "No portal change: request the token for Key Vault.",
-        "az": f"az account get-access-token --resource {KeyVault.RESOURCE}\n"
+        "az": f"az account get-access-token --resource {KeyVault.RESOURCE} --query expiresOn -o tsv\n"
         f'# Python: credential.get_token("{KeyVault.SCOPE}"), or let SecretClient ask (its challenge)',
         "powershell": f"Get-AzAccessToken -ResourceUrl {KeyVault.RESOURCE}",
     }
@@ -185,7 +188,7 @@ def _cmd_storage_audience(p: Placeholders) -> dict[str, str]:
     account = _account(p)
     return {
         "portal": "No portal change: request the token for Storage.",
-        "az": f"az account get-access-token --resource {Storage.RESOURCE}\n"
+        "az": f"az account get-access-token --resource {Storage.RESOURCE} --query expiresOn -o tsv\n"
         f'TOKEN=$(curl -s -H "Metadata: true" "http://169.254.169.254/metadata/identity/oauth2/token'
         f'?api-version=2018-02-01&resource=https%3A%2F%2Fstorage.azure.com%2F" | jq -r .access_token)\n'
         f'curl -H "Authorization: Bearer $TOKEN" -H "x-ms-version: 2026-10-06" '
@@ -202,8 +205,8 @@ def _cmd_secret_missing(p: Placeholders) -> dict[str, str]:
     vault = _vault(p)
     return {
         "portal": "Open the key vault → Objects → Secrets: check the name (and Manage deleted secrets).",
-        "az": f"az keyvault secret list --vault-name {vault} --query [].name -o tsv\n"
-        f"az keyvault secret list-deleted --vault-name {vault} -o table",
+        "az": f"az keyvault secret list --vault-name {vault} --query [].name -o tsv  # {_NEEDS_KV}\n"
+        f"az keyvault secret list-deleted --vault-name {vault} -o table  # {_NEEDS_KV}",
         "powershell": "# a recently deleted secret: recover it\n"
         f"Undo-AzKeyVaultSecretRemoval -VaultName {vault} -Name <name>",
     }
@@ -214,9 +217,10 @@ def _cmd_blob_missing(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "Open the storage account → Data storage → Containers: check the container and blob names "
         "(they are case-sensitive).",
-        "az": f"az storage container list --account-name {account} --auth-mode login -o table\n"
+        "az": f"az storage container list --account-name {account} --auth-mode login -o table "
+        f"# {_NEEDS_ST}\n"
         f"az storage blob list --account-name {account} --container-name <container> --auth-mode login "
-        "-o table",
+        f"-o table  # {_NEEDS_ST}",
         "powershell": f"$ctx = New-AzStorageContext -StorageAccountName {account} -UseConnectedAccount\n"
         "Get-AzStorageBlob -Container <container> -Context $ctx",
     }
@@ -235,7 +239,7 @@ def _cmd_version(p: Placeholders) -> dict[str, str]:
 def _cmd_challenge(p: Placeholders) -> dict[str, str]:
     return {
         "portal": "No portal change: use the vault's real URL (https://<vault>.vault.azure.net/).",
-        "az": "az keyvault show --name <vault> --query properties.vaultUri -o tsv\n"
+        "az": "# the vault's URL is ARM's properties.vaultUri of the vault (mi.vault_url(name))\n"
         "# Python: SecretClient(vault_url, credential); only for a vault URL on another host (an emulator):\n"
         "#         SecretClient(vault_url, credential, verify_challenge_resource=False)",
         "powershell": "(Get-AzResource -ResourceType Microsoft.KeyVault/vaults -Name <vault> "
