@@ -57,6 +57,13 @@ _EXPORTS: dict[str, str] = {
     "audiences": "clouds",
     "scope_for": "clouds",
     "resource_for": "clouds",
+    # the data planes: Key Vault secrets and blobs
+    "read_secret": "dataplane",
+    "read_blob": "dataplane",
+    "vault_url": "dataplane",
+    "blob_endpoint": "dataplane",
+    "SecretValue": "dataplane",
+    "BlobContent": "dataplane",
     # diagnosis and the checklist
     "diagnose": "diagnosis",
     "Diagnosis": "diagnosis",
@@ -65,16 +72,19 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "Attempt",
+    "BlobContent",
     "CrossCheck",
     "Diagnosis",
     "InputError",
     "InstanceMetadata",
     "ProgressEvent",
+    "SecretValue",
     "SignInError",
     "Target",
     "TokenInfo",
     "audiences",
     "authorization_client",
+    "blob_endpoint",
     "compute_client",
     "credential",
     "cross_check",
@@ -87,6 +97,8 @@ __all__ = [
     "get_vm",
     "install_notebook_error_display",
     "instance_metadata",
+    "read_blob",
+    "read_secret",
     "redact",
     "reset_target",
     "resource_client",
@@ -96,6 +108,7 @@ __all__ = [
     "scope_for",
     "target",
     "use_emulator",
+    "vault_url",
     "vm_identity",
     "vm_principal_id",
 ]
@@ -117,6 +130,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run
     )
     from mi_helpers.attempts import Attempt
     from mi_helpers.clouds import audiences, resource_for, scope_for
+    from mi_helpers.dataplane import (
+        BlobContent,
+        SecretValue,
+        blob_endpoint,
+        read_blob,
+        read_secret,
+        vault_url,
+    )
     from mi_helpers.identity import SignInError, credential, get_token
     from mi_helpers.notebook.startup import install_notebook_error_display
     from mi_helpers.progress import ProgressEvent

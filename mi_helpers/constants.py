@@ -28,7 +28,9 @@ __all__ = [
     "EnvironmentVariables",
     "Graph",
     "Imds",
+    "KeyVault",
     "Roles",
+    "Storage",
 ]
 
 #: The SMBIOS chassis asset tag every Azure VM carries (how target selection recognises Azure offline).
@@ -113,6 +115,29 @@ class Graph:
     DIRECTORY_READ_ALL: Final = "Directory.Read.All"
 
 
+class KeyVault:
+    """Azure Key Vault's data plane (docs/protocol.md, "Key Vault")."""
+
+    #: The resource (audience) a Key Vault token is for; its 401 challenge names it.
+    RESOURCE: Final = "https://vault.azure.net"
+    SCOPE: Final = "https://vault.azure.net/.default"
+    #: Key Vault's application ID, also an accepted audience (its AKV10022 text names both).
+    APP_ID: Final = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"
+    #: The DNS suffix of public-cloud vault URLs (``https://<name>.vault.azure.net/``).
+    DNS_SUFFIX: Final = ".vault.azure.net"
+
+
+class Storage:
+    """Azure Blob storage's data plane (docs/protocol.md, "Blob storage")."""
+
+    RESOURCE: Final = "https://storage.azure.com"
+    SCOPE: Final = "https://storage.azure.com/.default"
+    APP_ID: Final = "e406a681-f3d4-42a8-90b6-c2b029497af1"
+    #: The oldest ``x-ms-version`` that accepts a bearer token (Learn, "Authorize with Microsoft Entra ID").
+    OAUTH_MIN_VERSION: Final = "2017-11-09"
+    BLOB_DNS_SUFFIX: Final = ".blob.core.windows.net"
+
+
 class Roles:
     """Built-in Azure role definition IDs (learn.microsoft.com, "Azure built-in roles")."""
 
@@ -122,6 +147,14 @@ class Roles:
     USER_ACCESS_ADMINISTRATOR: Final = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
     VIRTUAL_MACHINE_CONTRIBUTOR: Final = "9980e02c-c2be-4d73-94e8-173b1dc7cf3c"
     MANAGED_IDENTITY_OPERATOR: Final = "f1a07417-d97a-45cb-824c-7a7467783830"
+    # --- data-plane roles (Key Vault, Blob storage): "Azure built-in roles", Security and Storage pages
+    KEY_VAULT_SECRETS_USER: Final = "4633458b-17de-408a-b874-0445c86b69e6"
+    KEY_VAULT_SECRETS_OFFICER: Final = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+    KEY_VAULT_ADMINISTRATOR: Final = "00482a5a-887f-4fb3-b363-3b7fe8e74483"
+    KEY_VAULT_READER: Final = "21090545-7ca7-4776-b22c-e363652d74d2"
+    STORAGE_BLOB_DATA_READER: Final = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+    STORAGE_BLOB_DATA_CONTRIBUTOR: Final = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+    STORAGE_BLOB_DATA_OWNER: Final = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 
     #: Role name -> definition ID, for display and for ``--role <name>`` lookups.
     BY_NAME: Final = {
@@ -131,6 +164,14 @@ class Roles:
         "User Access Administrator": USER_ACCESS_ADMINISTRATOR,
         "Virtual Machine Contributor": VIRTUAL_MACHINE_CONTRIBUTOR,
         "Managed Identity Operator": MANAGED_IDENTITY_OPERATOR,
+        # data-plane roles
+        "Key Vault Secrets User": KEY_VAULT_SECRETS_USER,
+        "Key Vault Secrets Officer": KEY_VAULT_SECRETS_OFFICER,
+        "Key Vault Administrator": KEY_VAULT_ADMINISTRATOR,
+        "Key Vault Reader": KEY_VAULT_READER,
+        "Storage Blob Data Reader": STORAGE_BLOB_DATA_READER,
+        "Storage Blob Data Contributor": STORAGE_BLOB_DATA_CONTRIBUTOR,
+        "Storage Blob Data Owner": STORAGE_BLOB_DATA_OWNER,
     }
     #: Definition ID -> role name.
     BY_ID: Final = {v: k for k, v in BY_NAME.items()}
@@ -181,6 +222,13 @@ class EnvironmentVariables:
     MI_HELPERS_TENANT_ID: Final = "MI_HELPERS_TENANT_ID"
     MI_HELPERS_OPERATOR_CLIENT_ID: Final = "MI_HELPERS_OPERATOR_CLIENT_ID"
     MI_HELPERS_OPERATOR_CLIENT_SECRET: Final = "MI_HELPERS_OPERATOR_CLIENT_SECRET"
+    # this project: the emulator's Key Vault (the vault URL) and Blob storage (the service base URL; an
+    # account's endpoint is <base>/<account>/, path-style, as the storage SDK addresses 127.0.0.1)
+    MI_HELPERS_KEYVAULT_URL: Final = "MI_HELPERS_KEYVAULT_URL"
+    MI_HELPERS_BLOB_URL: Final = "MI_HELPERS_BLOB_URL"
+    # this project: the audience mi_helpers.read_blob asks for instead of Storage's (the scenario
+    # storage-wrong-audience sets it, as a program that reuses one token for every service would)
+    MI_HELPERS_STORAGE_TOKEN_RESOURCE: Final = "MI_HELPERS_STORAGE_TOKEN_RESOURCE"
 
 
 _E = EnvironmentVariables
@@ -213,6 +261,8 @@ EMULATOR_POINTER_VARIABLES: Final = (
     _E.MI_HELPERS_EMULATOR_KEY,
     _E.MI_HELPERS_ENTRA_URL,
     _E.MI_HELPERS_GRAPH_URL,
+    _E.MI_HELPERS_KEYVAULT_URL,
+    _E.MI_HELPERS_BLOB_URL,
 )
 
 #: Variables the emulator exports that are secret: shown redacted, never whole (see ``redact_secret``).
@@ -224,6 +274,7 @@ CLIENT_REDIRECT_VARIABLES: Final = (
     *EMULATOR_POINTER_VARIABLES,
     *MANAGED_IDENTITY_VARIABLES,
     *PROXY_VARIABLES,
+    _E.MI_HELPERS_STORAGE_TOKEN_RESOURCE,
 )
 
 #: Variables that make DefaultAzureCredential pick another credential or identity (EnvironmentCredential,

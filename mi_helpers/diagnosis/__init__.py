@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mi_helpers.diagnosis import catalogue
+from mi_helpers.diagnosis import catalogue, dataplane
 from mi_helpers.diagnosis.context import DiagnosisContext, input_error, scope_covers
 from mi_helpers.diagnosis.facts import collect
 from mi_helpers.diagnosis.render import Diagnosis, evidence_of
@@ -35,6 +35,8 @@ __all__ = [
     "redact_text",
     "scope_covers",
 ]
+
+catalogue.CATALOGUE.update(dataplane.RECIPES)  # the data-plane ids (Key Vault, Blob storage)
 
 #: Every id :func:`diagnose` can answer, in catalogue order.
 DIAGNOSIS_IDS: tuple[str, ...] = tuple(catalogue.CATALOGUE)

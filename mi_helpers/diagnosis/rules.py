@@ -19,6 +19,7 @@ from mi_helpers.attempts import KINDS
 from mi_helpers.constants import EnvironmentVariables as Env
 from mi_helpers.constants import Imds
 from mi_helpers.diagnosis.context import DiagnosisContext, get_field
+from mi_helpers.diagnosis.dataplane import data_plane_findings, data_plane_rule, refine_data_plane
 from mi_helpers.diagnosis.facts import Facts
 from mi_helpers.diagnosis.traps import cloud_shell, environment_traps, host_of, is_legacy_url
 
@@ -319,6 +320,7 @@ def _arm_status(s: Seen) -> str | None:
 #: Most specific evidence first: the first rule that names an id wins.
 RULES: tuple[Rule, ...] = (
     _tls,
+    data_plane_rule,  # Key Vault / Blob storage (their texts overlap ARM's: see diagnosis/dataplane.py)
     _legacy,
     _metadata_header,
     _selector,
@@ -415,7 +417,7 @@ def refine(did: str, facts: Facts, ctx: DiagnosisContext) -> str:
         return "not-on-azure"
     if did == "non-imds-response" and _proxy_covers_imds(ctx):
         return "proxy-intercepts-imds"
-    return did
+    return refine_data_plane(did, facts, ctx)
 
 
 def findings(did: str, facts: Facts, ctx: DiagnosisContext) -> tuple[dict[str, str], DiagnosisContext]:
@@ -442,7 +444,7 @@ def findings(did: str, facts: Facts, ctx: DiagnosisContext) -> tuple[dict[str, s
         if sub and not ctx.subscription_id:
             changes["subscription_id"] = sub.group("sub")
         return {"finding": finding}, dataclasses.replace(ctx, **changes)
-    return {}, ctx
+    return data_plane_findings(did, facts, ctx)
 
 
 def classify(facts: Facts, ctx: DiagnosisContext) -> str:

@@ -208,6 +208,9 @@ class Backend:
         self.secrets = ClientSecrets()
         #: ARM's long-running operations (Compute's operation status records), by operation ID.
         self.operations = Operations()
+        #: Base URLs of the data-plane listeners (``keyvault``, ``blob``), set by the server facade when it
+        #: opens them: ARM's vault and storage-account bodies name them (``vaultUri``, ``primaryEndpoints``).
+        self.data_plane_urls: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"<Backend scenario={self.scenario!r}>"

@@ -56,6 +56,9 @@ class Endpoints:
     tenant_id: str = ""
     operator_client_id: str = ""
     operator_secret: str = field(default="", repr=False)
+    #: The data planes: the vault URL (Key Vault's listener) and Blob storage's base URL (path-style).
+    keyvault_url: str = ""
+    blob_url: str = ""
 
     def scenario_context(self) -> dict[str, str]:
         """What a scenario's client-environment builder may refer to."""
@@ -87,6 +90,10 @@ class Endpoints:
             values.pop(Env.MI_HELPERS_OPERATOR_CLIENT_ID)
         return {k: v for k, v in values.items() if v}
 
+    def data_plane_environment(self) -> dict[str, str]:
+        """Where the emulated Key Vault and Blob storage listen (helpers find them through ARM too)."""
+        return {Env.MI_HELPERS_KEYVAULT_URL: self.keyvault_url, Env.MI_HELPERS_BLOB_URL: self.blob_url}
+
     def environment(self, extras: dict[str, str] | None = None) -> dict[str, str]:
         """Every variable a client process needs, then ``extras`` (a scenario's client-side changes)."""
         no_proxy = ",".join(LOOPBACK_NO_PROXY)
@@ -101,5 +108,6 @@ class Endpoints:
             Env.NO_PROXY.lower(): no_proxy,
         }
         env.update(self.identity_environment())
+        env.update({k: v for k, v in self.data_plane_environment().items() if v})
         env.update(extras or {})
         return env

@@ -85,8 +85,8 @@ def role_allows(definitions: Iterable[RoleDefinition], action: str, *, data: boo
     return any(d.allows(action, data=data) for d in definitions)
 
 
-_KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
-_STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+_KEY_VAULT_SECRETS_USER = Roles.KEY_VAULT_SECRETS_USER
+_STORAGE_BLOB_DATA_READER = Roles.STORAGE_BLOB_DATA_READER
 _RBAC_ADMINISTRATOR = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"
 
 #: The built-in roles the emulator knows, as "Azure built-in roles" (Microsoft Learn) lists them. Add a role
@@ -197,6 +197,94 @@ BUILTIN_ROLE_DEFINITIONS: tuple[RoleDefinition, ...] = (
         ),
     ),
 )
+
+# --- data-plane roles beyond the two above (Key Vault, Blob storage), copied from "Azure built-in roles"
+# (Security: learn.microsoft.com/azure/role-based-access-control/built-in-roles/security; Storage:
+# …/built-in-roles/storage). Owner and Contributor hold no dataActions: they cannot read a secret in an
+# RBAC vault nor a blob's data.
+_KEY_VAULT_CONTROL_READS = (
+    "Microsoft.Authorization/*/read",
+    "Microsoft.Insights/alertRules/*",
+    "Microsoft.Resources/deployments/*",
+    "Microsoft.Resources/subscriptions/resourceGroups/read",
+    "Microsoft.Support/*",
+    "Microsoft.KeyVault/checkNameAvailability/read",
+    "Microsoft.KeyVault/deletedVaults/read",
+    "Microsoft.KeyVault/locations/*/read",
+    "Microsoft.KeyVault/vaults/*/read",
+    "Microsoft.KeyVault/operations/read",
+)
+_RBAC_ONLY = "Only works for key vaults that use the 'Azure role-based access control' permission model."
+_BLOBS = "Microsoft.Storage/storageAccounts/blobServices"
+DATA_ROLE_DEFINITIONS: tuple[RoleDefinition, ...] = (
+    RoleDefinition(
+        "Key Vault Secrets Officer",
+        Roles.KEY_VAULT_SECRETS_OFFICER,
+        "Perform any action on the secrets of a key vault, except manage permissions. " + _RBAC_ONLY,
+        (
+            Permission(
+                actions=_KEY_VAULT_CONTROL_READS, data_actions=("Microsoft.KeyVault/vaults/secrets/*",)
+            ),
+        ),
+    ),
+    RoleDefinition(
+        "Key Vault Administrator",
+        Roles.KEY_VAULT_ADMINISTRATOR,
+        "Perform all data plane operations on a key vault and all objects in it, including certificates, "
+        "keys, and secrets. Cannot manage key vault resources or manage role assignments. " + _RBAC_ONLY,
+        (Permission(actions=_KEY_VAULT_CONTROL_READS, data_actions=("Microsoft.KeyVault/vaults/*",)),),
+    ),
+    RoleDefinition(
+        "Key Vault Reader",
+        Roles.KEY_VAULT_READER,
+        "Read metadata of key vaults and its certificates, keys, and secrets. Cannot read sensitive values "
+        "such as secret contents or key material. " + _RBAC_ONLY,
+        (
+            Permission(
+                actions=_KEY_VAULT_CONTROL_READS,
+                data_actions=(
+                    "Microsoft.KeyVault/vaults/*/read",
+                    "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+                ),
+            ),
+        ),
+    ),
+    RoleDefinition(
+        "Storage Blob Data Contributor",
+        Roles.STORAGE_BLOB_DATA_CONTRIBUTOR,
+        "Allows for read, write and delete access to Azure Storage blob containers and data",
+        (
+            Permission(
+                actions=(
+                    f"{_BLOBS}/containers/delete",
+                    f"{_BLOBS}/containers/read",
+                    f"{_BLOBS}/containers/write",
+                    f"{_BLOBS}/generateUserDelegationKey/action",
+                ),
+                data_actions=(
+                    f"{_BLOBS}/containers/blobs/delete",
+                    f"{_BLOBS}/containers/blobs/read",
+                    f"{_BLOBS}/containers/blobs/write",
+                    f"{_BLOBS}/containers/blobs/move/action",
+                    f"{_BLOBS}/containers/blobs/add/action",
+                ),
+            ),
+        ),
+    ),
+    RoleDefinition(
+        "Storage Blob Data Owner",
+        Roles.STORAGE_BLOB_DATA_OWNER,
+        "Allows for full access to Azure Storage blob containers and data, including assigning POSIX access "
+        "control.",
+        (
+            Permission(
+                actions=(f"{_BLOBS}/containers/*", f"{_BLOBS}/generateUserDelegationKey/action"),
+                data_actions=(f"{_BLOBS}/containers/blobs/*",),
+            ),
+        ),
+    ),
+)
+BUILTIN_ROLE_DEFINITIONS = (*BUILTIN_ROLE_DEFINITIONS, *DATA_ROLE_DEFINITIONS)
 
 _BY_KEY: dict[str, RoleDefinition] = {}
 for _role in BUILTIN_ROLE_DEFINITIONS:

@@ -430,6 +430,107 @@ _ALL = [
     ),
 ]
 
+
+# --------------------------------------------------------------------------------------------- data planes
+# Key Vault and Blob storage (docs/protocol.md, "Key Vault", "Blob storage"; the rules in dataplane.py). In
+# the "-missing" scenarios a data role granted later (the learner's fix) takes ``n`` data-plane requests to
+# be seen, as a fresh role assignment takes a while to propagate on Azure.
+_KV_DATA_ROLES = {"Key Vault Secrets User", "Key Vault Secrets Officer", "Key Vault Administrator"}
+_BLOB_DATA_ROLES = {"Storage Blob Data Reader", "Storage Blob Data Contributor", "Storage Blob Data Owner"}
+_DATA_N_HELP = {"n": "data-plane requests a freshly granted data role is not yet seen by"}
+
+
+def _drop_data_roles(w: World, roles: set[str], p: dict[str, Any]) -> None:
+    ids = _host_principals(w)
+    w.role_assignments = [
+        a for a in w.role_assignments if not (a.principal_id.lower() in ids and a.role in roles)
+    ]
+    dp = w.data_plane
+    dp.propagation_n = None if p.get("n") is None else int(p["n"])
+    dp.settled = {a.id for a in w.role_assignments}
+
+
+def _kv_access_policy_missing(w: World, p: dict[str, Any]) -> None:
+    ids = _host_principals(w)
+    for vault in w.data_plane.vaults:
+        vault.rbac = False
+        vault.access_policies = [a for a in vault.access_policies if a.object_id.lower() not in ids]
+
+
+def _kv_rbac_missing(w: World, p: dict[str, Any]) -> None:
+    _drop_data_roles(w, _KV_DATA_ROLES, p)
+
+
+def _storage_data_role_missing(w: World, p: dict[str, Any]) -> None:
+    _drop_data_roles(w, _BLOB_DATA_ROLES, p)
+    vm = w.host_vm
+    if vm.system_identity is not None:  # "I gave it Contributor on the account": no data actions
+        for account in w.data_plane.accounts:
+            w.add_role_assignment(vm.system_identity.principal_id, "Contributor", account.resource_id)
+    w.data_plane.settled = {a.id for a in w.role_assignments}
+
+
+def _data_role_propagating(w: World, p: dict[str, Any]) -> None:
+    dp = w.data_plane
+    dp.propagation_n = None if p.get("n") is None else int(p["n"])
+    dp.unsettle(w, _host_principals(w), _KV_DATA_ROLES | _BLOB_DATA_ROLES)
+
+
+def _storage_wrong_audience_env(ctx: dict[str, str], p: dict[str, Any]) -> dict[str, str]:
+    return {Env.MI_HELPERS_STORAGE_TOKEN_RESOURCE: str(p["resource"])}
+
+
+_ALL.extend(
+    [
+        Scenario(
+            "kv-access-policy-missing",
+            "The key vault uses access policies and none names the VM's identity: reading a secret gets 403 "
+            "Forbidden 'does not have secrets get permission on key vault …' (AccessDenied).",
+            edit=_kv_access_policy_missing,
+            failure_kind="authorization",
+        ),
+        Scenario(
+            "kv-rbac-missing",
+            "The key vault uses Azure RBAC and the VM's identity holds no Key Vault data role: 403 "
+            "ForbiddenByRbac naming the missing data action; a role granted later takes n requests to be "
+            "seen.",
+            defaults={"n": 2},
+            params_help=_DATA_N_HELP,
+            edit=_kv_rbac_missing,
+            failure_kind="authorization",
+        ),
+        Scenario(
+            "storage-data-role-missing",
+            "The VM's identity is Contributor on the storage account but holds no Storage Blob Data role: it "
+            "lists containers, reading a blob gets 403 AuthorizationPermissionMismatch; a role granted later "
+            "takes n requests to be seen.",
+            defaults={"n": 2},
+            params_help=_DATA_N_HELP,
+            edit=_storage_data_role_missing,
+            failure_kind="authorization",
+        ),
+        Scenario(
+            "data-role-propagating",
+            "The VM's Key Vault and Storage data roles were just granted: the first n data-plane requests "
+            "that need them get 403, then they work.",
+            defaults={"n": 2},
+            params_help=_DATA_N_HELP,
+            edit=_data_role_propagating,
+            failure_kind="authorization",
+        ),
+        Scenario(
+            "storage-wrong-audience",
+            "The program sends Blob storage a token for another audience (ARM's): 401 "
+            "InvalidAuthenticationInfo 'Audience validation failed' with a WWW-Authenticate challenge.",
+            defaults={"resource": "https://management.azure.com/"},
+            params_help={"resource": "the audience the program's storage token is for"},
+            choices={"resource": ("https://management.azure.com/", "https://vault.azure.net")},
+            client_env=_storage_wrong_audience_env,
+            failure_kind="token",
+        ),
+    ]
+)
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
 
 

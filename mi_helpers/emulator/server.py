@@ -1,7 +1,8 @@
 """The :class:`Emulator` facade: a backend, the listeners serving it, their URLs and the client environment.
 
-One :class:`Emulator` owns up to seven loopback listeners: IMDS (HTTP), ARM (HTTPS), Entra ID and Microsoft
-Graph (HTTPS, each its own listener, as each is its own host on Azure), admin (HTTP, always up), and, when
+One :class:`Emulator` owns up to nine loopback listeners: IMDS (HTTP), ARM (HTTPS), Entra ID and Microsoft
+Graph (HTTPS, each its own listener, as each is its own host on Azure), Key Vault and Blob storage (HTTPS,
+the data planes), admin (HTTP, always up), and, when
 the scenario needs them, the fake proxy of ``proxy-intercept`` and the dead legacy port of
 ``legacy-extension-endpoint`` (bound without ``listen()``, so connecting is refused and no other program
 can take the port). ``imds-unreachable`` closes the IMDS listener the same way and re-opens it on the same
@@ -26,12 +27,14 @@ from mi_helpers.constants import Imds
 from mi_helpers.emulator.admin import AdminLayer, is_discovery_path
 from mi_helpers.emulator.arm import ArmLayer
 from mi_helpers.emulator.backend import Backend, Layout, WorldSource
+from mi_helpers.emulator.blob import BlobLayer
 from mi_helpers.emulator.clock import Clock
 from mi_helpers.emulator.endpoints import Endpoints, is_loopback, url_host
 from mi_helpers.emulator.entra import EntraLayer
 from mi_helpers.emulator.faults import FaultEngine
 from mi_helpers.emulator.graph import GraphLayer
 from mi_helpers.emulator.imds import ImdsLayer
+from mi_helpers.emulator.keyvault import KeyVaultLayer
 from mi_helpers.emulator.layer import Layer
 from mi_helpers.emulator.proxy import ProxyLayer
 from mi_helpers.emulator.tls import ensure_tls, server_ssl_context
@@ -70,10 +73,14 @@ class Emulator:
         clock: Clock | None = None,
         entra_port: int = 0,
         graph_port: int = 0,
+        keyvault_port: int = 0,
+        blob_port: int = 0,
     ) -> None:
         _check_host(host, allow_non_loopback)
         ports = (("imds_port", imds_port), ("arm_port", arm_port), ("admin_port", admin_port))
-        for field, value in (*ports, ("entra_port", entra_port), ("graph_port", graph_port)):
+        services = (("entra_port", entra_port), ("graph_port", graph_port))
+        data_planes = (("keyvault_port", keyvault_port), ("blob_port", blob_port))
+        for field, value in (*ports, *services, *data_planes):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
                 raise InputError(field, "must be a port number 0-65535 (0 = any free port)", value)
         self.host = host
@@ -97,6 +104,11 @@ class Emulator:
         tls = server_ssl_context(self._tls)
         self._entra = self._listener(EntraLayer(backend, self.endpoints), entra_port, ssl_context=tls)
         self._graph = self._listener(GraphLayer(backend, self.endpoints), graph_port, ssl_context=tls)
+        # --- data planes: Key Vault (the listener is the vault's host) and Blob storage (path-style)
+        self._keyvault = self._listener(
+            KeyVaultLayer(backend, self.endpoints), keyvault_port, ssl_context=tls
+        )
+        self._blob = self._listener(BlobLayer(backend, self.endpoints), blob_port, ssl_context=tls)
         backend.on_layout(self._on_layout)
 
     def _listener(self, layer: Layer, port: int, **kw: Any) -> Listener:
@@ -128,6 +140,9 @@ class Emulator:
             try:
                 self._entra.open()
                 self._graph.open()
+                self._keyvault.open()
+                self._blob.open()
+                self.backend.data_plane_urls.update(keyvault=self.keyvault_url, blob=self.blob_url)
                 self._admin.open()
                 self._arm.open()
                 # The emulated services are resources a token may be asked for: az uses its cloud's Graph
@@ -150,7 +165,8 @@ class Emulator:
             self._started = False
 
     def _close_all(self) -> None:
-        for lst in (self._imds, self._proxy, self._arm, self._entra, self._graph, self._admin):
+        listeners = (self._imds, self._proxy, self._arm, self._entra, self._graph, self._admin)
+        for lst in (*listeners, self._keyvault, self._blob):
             with contextlib.suppress(OSError):
                 lst.close()
         if self._legacy is not None:
@@ -212,6 +228,16 @@ class Emulator:
         return f"https://{url_host(self.host)}:{self._graph.port}"
 
     @property
+    def keyvault_url(self) -> str:
+        """The emulated vault's URL (MI_HELPERS_KEYVAULT_URL); on Azure ``https://<name>.vault.azure.net/``."""
+        return f"https://{url_host(self.host)}:{self._keyvault.port}"
+
+    @property
+    def blob_url(self) -> str:
+        """Blob storage's base URL (MI_HELPERS_BLOB_URL); an account's endpoint: ``<blob_url>/<account>/``."""
+        return f"https://{url_host(self.host)}:{self._blob.port}"
+
+    @property
     def admin_url(self) -> str:
         return f"http://{url_host(self.host)}:{self._admin.port}/_emulator"
 
@@ -253,6 +279,8 @@ class Emulator:
             entra_url=self.entra_url,
             graph_url=self.graph_url,
             tenant_id=self.backend.world.tenant.id,
+            keyvault_url=self.keyvault_url,
+            blob_url=self.blob_url,
             **self._operator(),
         )
 

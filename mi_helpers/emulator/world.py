@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from mi_helpers.emulator.dataplane import DataPlane, parse_data_plane
 from mi_helpers.emulator.model import (
     BUILTIN_ROLES,
     Application,
@@ -104,6 +105,8 @@ class World:
         self.service_principals: list[ServicePrincipal] = []
         #: Display name or app ID of the service principal that stands in for the learner ("" = none).
         self.operator = ""
+        # --- data plane (Key Vault, Blob storage): vaults, accounts, secrets, blobs (dataplane.py)
+        self.data_plane = DataPlane()
 
     # ----------------------------------------------------------------- loading and saving
     @classmethod
@@ -141,6 +144,7 @@ class World:
         try:
             world = cls(*parse_world(data))
             world.service_principals, world.operator = parse_directory(data)
+            world._attach_data_plane(parse_data_plane(data, world.default_subscription.id))
             return world
         except InputError:
             raise
@@ -224,7 +228,25 @@ class World:
                     for p in self.applications
                 ],
                 "host_vm": {"name": host.name, "resource_id": host.resource_id},
+                "data_plane": self.data_plane.to_dict(),
             }
+
+    # --- data plane (Key Vault, Blob storage) -------------------------------------------------------
+    def _attach_data_plane(self, plane: DataPlane) -> None:
+        """Use ``plane``; a vault or account ARM does not list yet is added to ``resources``."""
+        self.data_plane = plane
+        declared: list[tuple[Any, str, str | None, str | None]]
+        declared = [(v, "Microsoft.KeyVault/vaults", None, None) for v in plane.vaults]
+        declared += [
+            (a, "Microsoft.Storage/storageAccounts", "StorageV2", "Standard_LRS") for a in plane.accounts
+        ]
+        for item, rtype, kind, sku in declared:
+            if not any(norm_scope(r.resource_id) == norm_scope(item.resource_id) for r in self.resources):
+                self.resources.append(
+                    GenericResource(
+                        item.subscription_id, item.resource_group, item.name, rtype, item.location, kind, sku
+                    )
+                )
 
     def _vm_dict(self, v: VirtualMachine) -> dict[str, Any]:
         si = v.system_identity

@@ -48,6 +48,7 @@ _GUID_ROLES = {
 _NAME_ROLES = {
     "resourcegroups": "rg", "virtualmachines": "vm", "userassignedidentities": "identity", "disks": "disk",
     "networkinterfaces": "nic", "roleassignments": "assignment", "subscriptions": "subscription",
+    "vaults": "vault", "storageaccounts": "account",
 }  # fmt: skip
 
 

@@ -172,8 +172,11 @@ def test_role_assignment_list_names_the_principal_from_graph(
     session = session_for("operator").clone(tmp_path / "operator")
     result = _run(session, f"az role assignment list --all --assignee-object-id {SYS_PRINCIPAL} --debug")
     assert result.returncode == 0, result.describe()
-    (assignment,) = json.loads(result.stdout)
-    assert (assignment["principalName"], assignment["roleDefinitionName"]) == (SYS_CLIENT, "Reader")
+    found = [(a["principalName"], a["roleDefinitionName"]) for a in json.loads(result.stdout)]
+    # Reader on the group, then the default world's data roles on the vault and the storage account
+    assert found == [
+        (SYS_CLIENT, r) for r in ("Reader", "Key Vault Secrets User", "Storage Blob Data Reader")
+    ]
     assert _graph_calls(result) == [("POST", "/v1.0/directoryObjects/getByIds", {}, 200)]
     (sent,) = [
         r for r in debug_requests(result.stderr) if r["url"].endswith("/v1.0/directoryObjects/getByIds")

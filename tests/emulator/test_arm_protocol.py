@@ -7,7 +7,7 @@ import re
 
 import pytest
 from support.emulator import ARM_AUDIENCES, ARM_RESOURCE, READER_ROLE_ID, arm_error, plain_session
-from support.world import RG, RG_SCOPE, SUB, SYS_PRINCIPAL, TENANT, VM, VM_RESOURCE_ID
+from support.world import RG, RG_SCOPE, SUB, SYS_ASSIGNMENT_SCOPES, SYS_PRINCIPAL, TENANT, VM, VM_RESOURCE_ID
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -348,7 +348,9 @@ def test_role_assignments_cli_forms(arm, token):
         base, token=token, api_version="2022-04-01", params={"$filter": f"principalId eq '{SYS_PRINCIPAL}'"}
     )
     assert everywhere.status_code == 200, everywhere.text
-    assert [a["properties"]["scope"].lower() for a in everywhere.json()["value"]] == [RG_SCOPE.lower()]
+    assert [a["properties"]["scope"].lower() for a in everywhere.json()["value"]] == [
+        s.lower() for s in SYS_ASSIGNMENT_SCOPES
+    ]
     # `az role assignment list` (no scope): atScope() at the subscription excludes the RG assignment
     at_scope = arm.get(base, token=token, api_version="2022-04-01", params={"$filter": "atScope()"})
     assert at_scope.status_code == 200, at_scope.text

@@ -24,6 +24,7 @@ from support.world import (
     RG,
     RG_SCOPE,
     SUB,
+    SYS_ASSIGNMENT_SCOPES,
     SYS_PRINCIPAL,
     TENANT,
     UAMI_READER,
@@ -304,4 +305,4 @@ def test_more_list_operations(emu):
     found = list(
         _authz_client(emu).role_assignments.list_for_subscription(filter=f"principalId eq '{SYS_PRINCIPAL}'")
     )
-    assert [ra.scope.lower() for ra in found] == [RG_SCOPE.lower()]
+    assert [ra.scope.lower() for ra in found] == [s.lower() for s in SYS_ASSIGNMENT_SCOPES]

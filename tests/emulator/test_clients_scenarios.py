@@ -54,6 +54,12 @@ ASYNC_EXPECTED: dict[str, object] = {
     "expired-token": SYS_PRINCIPAL,
     "tls-untrusted": SYS_PRINCIPAL,
     "docker-desktop-unreachable": (CredentialUnavailableError, None, 'Unexpected content type "text/plain'),
+    # the data-plane scenarios leave the sign-in alone
+    "kv-access-policy-missing": SYS_PRINCIPAL,
+    "kv-rbac-missing": SYS_PRINCIPAL,
+    "storage-data-role-missing": SYS_PRINCIPAL,
+    "data-role-propagating": SYS_PRINCIPAL,
+    "storage-wrong-audience": SYS_PRINCIPAL,
 }
 
 # scenario -> oid, ("error", error, description prefix) for MSAL's error dict, or an exception type.
@@ -78,6 +84,11 @@ MSAL_EXPECTED: dict[str, object] = {
     "expired-token": SYS_PRINCIPAL,
     "tls-untrusted": SYS_PRINCIPAL,
     "docker-desktop-unreachable": json.JSONDecodeError,
+    "kv-access-policy-missing": SYS_PRINCIPAL,
+    "kv-rbac-missing": SYS_PRINCIPAL,
+    "storage-data-role-missing": SYS_PRINCIPAL,
+    "data-role-propagating": SYS_PRINCIPAL,
+    "storage-wrong-audience": SYS_PRINCIPAL,
 }
 
 

@@ -159,6 +159,13 @@ EXPECTED_PLAIN_CALL: dict[str, tuple[object, object]] = {
     "expired-token": (SYS_PRINCIPAL, "ExpiredAuthenticationToken"),
     "tls-untrusted": (SYS_PRINCIPAL, Fails(ServiceRequestError, prefix=None)),
     "docker-desktop-unreachable": (Fails(CredentialUnavailableError, exact=UNAVAILABLE), None),
+    # the data-plane scenarios break Key Vault or Blob storage, not the sign-in nor ARM (test_keyvault.py,
+    # test_blob.py pin their failures)
+    "kv-access-policy-missing": (SYS_PRINCIPAL, SYS_PRINCIPAL),
+    "kv-rbac-missing": (SYS_PRINCIPAL, SYS_PRINCIPAL),
+    "storage-data-role-missing": (SYS_PRINCIPAL, SYS_PRINCIPAL),
+    "data-role-propagating": (SYS_PRINCIPAL, SYS_PRINCIPAL),
+    "storage-wrong-audience": (SYS_PRINCIPAL, SYS_PRINCIPAL),
 }
 
 
@@ -765,6 +772,11 @@ RAW_IMDS: dict[str, tuple[object, str | None, object]] = {
     "arm-throttled": (200, "application/json", None),
     "tls-untrusted": (200, "application/json", None),
     "docker-desktop-unreachable": (403, "text/plain", None),
+    "kv-access-policy-missing": (200, "application/json", None),
+    "kv-rbac-missing": (200, "application/json", None),
+    "storage-data-role-missing": (200, "application/json", None),
+    "data-role-propagating": (200, "application/json", None),
+    "storage-wrong-audience": (200, "application/json", None),
 }
 
 

@@ -78,8 +78,11 @@ def _fill(text: str) -> str:
 
 
 def _ask(emu: Any, request: dict[str, Any]) -> Any:
-    params = {k: _fill(v).replace("{principal}", SYS_PRINCIPAL) for k, v in request.get("params", {}).items()}
-    params = {k: v.replace(UAMI_READER_PRINCIPAL, SYS_PRINCIPAL) for k, v in params.items()}
+    # A recorded role-assignment list is of a principal with one role (Reader on a resource group): in the
+    # default world that is uami-reader (the VM's system identity also holds its data roles).
+    who = UAMI_READER_PRINCIPAL if "roleAssignments" in request["path"] else SYS_PRINCIPAL
+    params = {k: _fill(v).replace("{principal}", who) for k, v in request.get("params", {}).items()}
+    params = {k: v.replace(UAMI_READER_PRINCIPAL, who) for k, v in params.items()}
     imds = RawImds(emu.imds_url)
     if request.get("service") == "imds":
         return imds.get(request["path"], params={"api-version": request["api-version"], **params})

@@ -78,6 +78,12 @@ EXPECTED: dict[str, tuple[str | set[str], str | set[str], list[str]]] = {
         {"non-imds-response", "imds-unreachable"},
         ["imds-unreachable"],
     ),
+    # The data-plane scenarios leave the sign-in and ARM alone (doctor without --secret-url/--blob-url).
+    "kv-access-policy-missing": (OK, OK, []),
+    "kv-rbac-missing": (OK, OK, []),
+    "storage-data-role-missing": (OK, OK, []),
+    "data-role-propagating": (OK, OK, []),
+    "storage-wrong-audience": (OK, OK, []),
 }
 
 

@@ -339,3 +339,53 @@ def test_executed_notebooks_hold_no_token(tmp_path_factory: pytest.TempPathFacto
             cells = json.loads(text)["cells"]
             assert any(c.get("outputs") for c in cells if c["cell_type"] == "code"), f"{p} was not executed"
             assert whole_jwts(text) == [], f"{name}: {p}"
+            leaked = [v for v in world_secret_values() if v in text]
+            assert leaked == [], f"{name}: {p} shows a Key Vault secret of the world whole"
+
+
+# --- the data planes: no secret value of the world, whole, in outputs, logs or the tree ---------------
+
+
+def world_secret_values() -> list[str]:
+    """Every secret value the default world's key vaults hold (what a lesson may read, never show)."""
+    from mi_helpers.emulator.world import World
+
+    return [
+        v.value
+        for vault in World.default().data_plane.vaults
+        for versions in vault.secrets.values()
+        for v in versions
+    ]
+
+
+def test_the_world_has_secret_values_to_look_for() -> None:
+    assert len(world_secret_values()) >= 3 and all(len(v) >= 16 for v in world_secret_values())
+
+
+def test_no_tracked_file_but_the_world_holds_a_secret_value() -> None:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout
+    allowed = {"mi_helpers/emulator/default_world.yaml", "tests/support/world.py"}
+    values = world_secret_values()
+    for rel in tracked.split():
+        path = root / rel
+        if rel in allowed or not path.is_file() or path.stat().st_size > 2_000_000:
+            continue
+        text = path.read_text("utf-8", errors="ignore")
+        assert not [v for v in values if v in text], f"{rel} holds a secret value of the world"
+
+
+def test_reading_secrets_leaves_no_value_in_the_log_or_reprs() -> None:
+    import mi_helpers as mi
+
+    try:
+        control = mi.use_emulator("healthy")
+        shown = [repr(mi.read_secret(name)) for name in ("db-password", "api-key")]
+        log = json.dumps(control.request_log())
+    finally:
+        mi.reset_target()
+    assert '"keyvault"' in log
+    for value in world_secret_values():
+        assert value not in log and all(value not in s for s in shown)

@@ -75,4 +75,5 @@ def test_transient_ids_are_the_ones_that_pass_by_themselves() -> None:
         "imds-throttled",
         "arm-throttled",
         "imds-timeout",
+        "data-role-propagating",
     }

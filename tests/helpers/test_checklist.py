@@ -39,6 +39,12 @@ EXPECTED: dict[str, tuple[str, str] | None] = {
     "arm-throttled": ("arm-throttled", "warn"),  # the doctor's second read waits for Retry-After
     "tls-untrusted": ("tls-untrusted", "fail"),
     "docker-desktop-unreachable": ("imds-unreachable", "fail"),
+    # the data-plane scenarios: doctor checks them only when given --secret-url / --blob-url
+    "kv-access-policy-missing": None,
+    "kv-rbac-missing": None,
+    "storage-data-role-missing": None,
+    "data-role-propagating": None,
+    "storage-wrong-audience": None,
 }
 # Small windows so the sweep stays fast (the doctor's defaults are used for the rest).
 PARAMS: dict[str, dict[str, Any]] = {

@@ -567,6 +567,46 @@ ONE_PER_ID: dict[str, tuple[Any, dict[str, Any]]] = {
     "arm-throttled": ("(SubscriptionRequestsThrottled) x\nCode: SubscriptionRequestsThrottled", {}),
     "tls-untrusted": ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed", {}),
     "unknown": ("nothing we know", {}),
+    # the data planes (tests/helpers/test_dataplane.py reads the real SDK exceptions)
+    "kv-rbac-data-role-missing": (
+        "(Forbidden) Caller is not authorized to perform action on resource. ForbiddenByRbac",
+        {},
+    ),
+    "kv-access-policy-missing": (
+        "(Forbidden) … does not have secrets get permission on key vault 'kv;location=x'",
+        {},
+    ),
+    "data-role-propagating": (
+        "(Forbidden) ForbiddenByRbac",
+        {
+            "principal_id": PID,
+            "scope": f"/subscriptions/{SUB}",
+            "role_assignments": [{"principal_id": PID, "scope": f"/subscriptions/{SUB}"}],
+        },
+    ),
+    "kv-wrong-audience": ("(Unauthorized) AKV10022: Invalid audience.", {}),
+    "kv-secret-not-found": (
+        "(SecretNotFound) A secret with (name/id) x was not found in this key vault.",
+        {},
+    ),
+    "kv-challenge-resource-mismatch": (
+        "The challenge resource 'vault.azure.net' does not match the requested domain.",
+        {},
+    ),
+    "storage-data-role-missing": (
+        "This request is not authorized…\nErrorCode:AuthorizationPermissionMismatch",
+        {},
+    ),
+    "storage-wrong-audience": (
+        "ErrorCode:InvalidAuthenticationInfo authenticationerrordetail:Audience validation failed.",
+        {},
+    ),
+    "storage-version-too-old": ("Authentication scheme Bearer is not supported in this version.", {}),
+    "storage-container-not-found": (
+        "The specified container does not exist.\nErrorCode:ContainerNotFound",
+        {},
+    ),
+    "storage-blob-not-found": ("The specified blob does not exist.\nErrorCode:BlobNotFound", {}),
 }
 
 

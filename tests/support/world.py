@@ -32,6 +32,18 @@ OPERATOR_PRINCIPAL = "3e5a7c9e-1b3d-4f5a-8c7e-9a1b3c5d7e9f"
 SUB_SCOPE = f"/subscriptions/{SUB}"
 RG_SCOPE = f"{SUB_SCOPE}/resourceGroups/{RG}"
 VM_RESOURCE_ID = f"{RG_SCOPE}/providers/Microsoft.Compute/virtualMachines/{VM}"
+# --- the data planes: the vault and the storage account, and the system identity's data roles there
+KEY_VAULT_SCOPE = f"{RG_SCOPE}/providers/Microsoft.KeyVault/vaults/{KEY_VAULT}"
+STORAGE_SCOPE = f"{RG_SCOPE}/providers/Microsoft.Storage/storageAccounts/{STORAGE_ACCOUNT}"
+#: The system identity's role assignment scopes, in the world's order: Reader on the group, Key Vault
+#: Secrets User on the vault, Storage Blob Data Reader on the account.
+SYS_ASSIGNMENT_SCOPES = (RG_SCOPE, KEY_VAULT_SCOPE, STORAGE_SCOPE)
+#: The default world's secrets (name → versions, oldest first) and blobs (container → blob → text).
+SECRET_VALUES = {
+    "db-password": ("Tutorial-DbPassword-v1-4f9c2a7e", "Tutorial-DbPassword-v2-8b3d1f6c"),
+    "api-key": ("tutorial-api-key-5e7a9c1b3d",),
+}
+HELLO_BLOB = "Hello from Blob storage, read with the VM's managed identity.\n"
 
 #: Every scenario the emulator must offer (the documented catalogue, docs/protocol.md "Failure modes").
 REQUIRED_SCENARIOS = frozenset(

@@ -19,6 +19,7 @@ from mi_helpers.emulator.arm import authorization
 from mi_helpers.emulator.arm.apiversions import RESOURCES
 from mi_helpers.emulator.arm.call import Call, Route, arm_json, paged
 from mi_helpers.emulator.arm.compute import VIRTUAL_MACHINES
+from mi_helpers.emulator.arm.dataplane import data_plane_properties
 from mi_helpers.emulator.arm.kinds import ResourceKind
 from mi_helpers.emulator.arm.msi import USER_ASSIGNED_IDENTITIES
 from mi_helpers.emulator.arm.odata import parse_filter
@@ -267,9 +268,12 @@ def _list_generic(call: Call, sub: str, ns: str, rtype: str, rg: str | None = No
             and (rg is None or r.resource_group.lower() == rg.lower())
             and (full or world.allowed(call.oid, action, r.resource_id))
         ]
-    return paged(
-        call.request, [{**generic_json(r), "properties": {"provisioningState": "Succeeded"}} for r in found]
-    )
+    return paged(call.request, [{**generic_json(r), "properties": _properties(call, r)} for r in found])
+
+
+def _properties(call: Call, r: GenericResource) -> dict[str, Any]:
+    """A generic resource's ``properties``: the data-plane endpoints of a vault or storage account."""
+    return data_plane_properties(call, r) or {"provisioningState": "Succeeded"}
 
 
 def _list_generic_in_group(call: Call, sub: str, rg: str, ns: str, rtype: str) -> Response:
@@ -294,7 +298,7 @@ def _get_generic(call: Call, sub: str, rg: str, ns: str, rtype: str, name: str) 
                 and r.type.lower() == rtype_full.lower()
                 and r.name.lower() == name.lower()
             ):
-                return arm_json({**generic_json(r), "properties": {"provisioningState": "Succeeded"}})
+                return arm_json({**generic_json(r), "properties": _properties(call, r)})
     raise arm_resource_not_found(rtype_full, name, rg_name)
 
 
