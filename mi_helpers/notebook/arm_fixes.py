@@ -76,7 +76,8 @@ class OperatorFixes:
     def _kwargs(self) -> dict[str, Any]:
         return {"base_url": self.emulator.arm_url, "connection_verify": self.emulator.ca_bundle}
 
-    def _host(self) -> dict[str, Any]:
+    def host(self) -> dict[str, Any]:
+        """The host VM as the emulator's world describes it (its identity, subscription, resource group)."""
         host = self.emulator.world_dict()["host_vm"]
         vm = next(v for v in self.emulator.world_dict()["virtual_machines"] if v["name"] == host["name"])
         return dict(vm)
@@ -86,10 +87,19 @@ class OperatorFixes:
 
         return ComputeManagementClient(self.credential(), sub, **self._kwargs())
 
-    def _authorization(self, sub: str) -> Any:
+    def authorization(self, sub: str) -> Any:
+        """An ``AuthorizationManagementClient`` of subscription ``sub``, signed in as the operator."""
         from azure.mgmt.authorization import AuthorizationManagementClient
 
         return AuthorizationManagementClient(self.credential(), sub, **self._kwargs())
+
+    @staticmethod
+    def role_definition_id(role: str, sub: str) -> str:
+        """The ``roleDefinitionId`` of built-in ``role`` (Reader, Contributor, Owner), as ARM spells it."""
+        guid = _ROLE_IDS.get(role.lower())
+        if guid is None:
+            raise InputError("role", f"allowed: {', '.join(r.title() for r in _ROLE_IDS)}", role)
+        return f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
 
     # ------------------------------------------------------------------ the fixes
     def apply(self, action: str, **params: Any) -> str:
@@ -121,7 +131,7 @@ class OperatorFixes:
     def _enable_system(self, role: str = "Reader", scope: str | None = None) -> str:
         """``az vm identity assign -g <rg> -n <vm> --role Reader --scope <rg scope>``: on, then a role for the
         new principal (switching it on makes a new one, which holds no role yet)."""
-        vm = self._host()
+        vm = self.host()
         done = self._patch_identity(vm, True, None)
         principal = done.identity.principal_id
         scope = scope or f"/subscriptions/{vm['subscription_id']}/resourceGroups/{vm['resource_group']}"
@@ -133,7 +143,7 @@ class OperatorFixes:
         )
 
     def _disable_system(self) -> str:
-        vm = self._host()
+        vm = self.host()
         self._patch_identity(vm, False, None)
         return f"switched the system-assigned identity of {vm['name']} off: az vm identity remove"
 
@@ -150,7 +160,7 @@ class OperatorFixes:
     def _attach(
         self, name: str | None = None, resource_id: str | None = None, client_id: str | None = None
     ) -> str:
-        vm = self._host()
+        vm = self.host()
         rid = self._identity_id(name, resource_id, client_id)
         system = bool((vm.get("system_identity") or {}).get("enabled"))
         self._patch_identity(vm, system, {rid: {}})
@@ -159,7 +169,7 @@ class OperatorFixes:
     def _detach(
         self, name: str | None = None, resource_id: str | None = None, client_id: str | None = None
     ) -> str:
-        vm = self._host()
+        vm = self.host()
         rid = self._identity_id(name, resource_id, client_id)
         system = bool((vm.get("system_identity") or {}).get("enabled"))
         left = [x for x in vm.get("user_assigned") or [] if x.lower() != rid.lower()]
@@ -176,22 +186,19 @@ class OperatorFixes:
         from azure.core.exceptions import ResourceExistsError
         from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
 
-        guid = _ROLE_IDS.get(role.lower())
-        if guid is None:
-            raise InputError("role", f"allowed: {', '.join(r.title() for r in _ROLE_IDS)}", role)
         body = RoleAssignmentCreateParameters(
-            role_definition_id=f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}",
+            role_definition_id=self.role_definition_id(role, sub),
             principal_id=principal,
             principal_type="ServicePrincipal",  # the SDK's default is "User" (docs/protocol.md#arm-writes)
         )
         try:
-            return self._authorization(sub).role_assignments.create(scope, str(uuid.uuid4()), body)
+            return self.authorization(sub).role_assignments.create(scope, str(uuid.uuid4()), body)
         except ResourceExistsError:  # 409 RoleAssignmentExists: what the card asks for is already there
             return None
 
     def _grant(self, principal_id: str | None = None, role: str = "Reader", scope: str | None = None) -> str:
         """``az role assignment create --assignee-object-id … --assignee-principal-type ServicePrincipal``."""
-        vm = self._host()
+        vm = self.host()
         if not principal_id:
             raise InputError("principal_id", "required: whose role is granted", None)
         scope = scope or f"/subscriptions/{vm['subscription_id']}/resourceGroups/{vm['resource_group']}"
@@ -209,8 +216,8 @@ class OperatorFixes:
         scope: str | None = None,
         id: str | None = None,
     ) -> str:
-        vm = self._host()
-        client = self._authorization(vm["subscription_id"]).role_assignments
+        vm = self.host()
+        client = self.authorization(vm["subscription_id"]).role_assignments
         scope = scope or f"/subscriptions/{vm['subscription_id']}"
         flt = f"principalId eq '{principal_id}'" if principal_id else None
         removed = 0
