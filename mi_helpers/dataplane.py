@@ -30,6 +30,7 @@ __all__ = [
     "SecretValue",
     "blob_endpoint",
     "read_blob",
+    "read_data_url",
     "read_secret",
     "secret_client",
     "vault_url",
@@ -290,6 +291,49 @@ def read_blob(
         str(props.etag or ""),
         downloaded.readall(),
     )
+
+
+_DATA_URL_HELP = (
+    "a secret URL (https://<vault>.vault.azure.net/secrets/<name>[/<version>]) or a blob URL "
+    "(https://<account>.blob.core.windows.net/<container>/<blob>)"
+)
+
+
+def _path_style(host: str) -> bool:
+    """Storage addresses an IP host or localhost path-style: the account is the first path segment."""
+    from mi_helpers.emulator.endpoints import is_loopback
+
+    bare = host.rsplit(":", 1)[0].strip("[]") if host.count(":") <= 1 or host.startswith("[") else host
+    if is_loopback(bare):
+        return True
+    return bool(re.fullmatch(r"[0-9.]+", bare))
+
+
+def read_data_url(url: str, *, credential: Any = None) -> SecretValue | BlobContent:
+    """Read what a data-plane URL names: a Key Vault secret (``…/secrets/<name>[/<version>]``) or a blob.
+
+    The URL is the one a program would use (a vault's ``vaultUri`` + ``secrets/<name>``, a blob's URL); for
+    ``mi-helpers doctor --data-url``. Bad URLs are an :class:`InputError` naming ``url``.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme != "https" or not parts.netloc:
+        raise InputError("url", _DATA_URL_HELP, url)
+    segments = [unquote(s) for s in parts.path.split("/") if s]
+    base = f"https://{parts.netloc}"
+    if segments[:1] == ["secrets"] and len(segments) in (2, 3):
+        version = segments[2] if len(segments) == 3 else None
+        return read_secret(segments[1], url=base + "/", version=version, credential=credential)
+    if re.search(r"\.vault\.", parts.netloc.lower()):  # a vault's host, but not one of its secrets
+        raise InputError("url", _DATA_URL_HELP, url)
+    if _path_style(parts.netloc):
+        if len(segments) < 3:
+            raise InputError("url", _DATA_URL_HELP, url)
+        base, segments = f"{base}/{segments[0]}", segments[1:]
+    if len(segments) < 2:
+        raise InputError("url", _DATA_URL_HELP, url)
+    return read_blob(segments[0], "/".join(segments[1:]), url=base + "/", credential=credential)
 
 
 #: For the notebooks: the audiences each data plane expects.

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from mi_helpers.checklist.checks import CHECKS, CheckSpec, Deadline, State, first_line
+from mi_helpers.checklist.checks import CHECKS, DATA_CHECK, CheckSpec, Deadline, State, first_line
 from mi_helpers.checklist.report import FAIL, PASS, SKIP, Check, DoctorReport
 from mi_helpers.constants import Arm, Imds
 from mi_helpers.constants import EnvironmentVariables as Env
@@ -142,6 +142,7 @@ def doctor(
     subscription_id: str | None = None,
     progress: bool = False,
     params: Mapping[str, Any] | None = None,
+    data_url: str | None = None,
 ) -> DoctorReport:
     """Run the managed-identity checklist within `budget` seconds and return a `DoctorReport`.
 
@@ -149,7 +150,8 @@ def doctor(
     state restored afterwards); `params` overrides the scenario's parameters (default: the scenario's own,
     except `DOCTOR_SCENARIO_PARAMS`). `client_id` selects a user-assigned identity; `vm_name`,
     `resource_group`, `subscription_id` default to the VM's instance metadata. `progress` prints each step
-    to stderr.
+    to stderr. `data_url` (a Key Vault secret URL or a blob URL) adds a last check: the identity reads it,
+    as the program would (the value is never shown whole).
     """
     budget = validate_seconds(budget, "budget")
     if client_id is not None:
@@ -165,6 +167,10 @@ def doctor(
     # Stopping/switching the emulator afterwards also counts against the budget: keep time for it.
     deadline = Deadline(budget - (_TEARDOWN if scenario is not None else 0.05))
     st = State(deadline, client_id, vm_name, resource_group, subscription_id, progress)
+    if data_url is not None:
+        if not isinstance(data_url, str) or not data_url.startswith("https://"):
+            raise InputError("data_url", "a secret or blob URL starting with https://", data_url)
+        st.data_url = data_url
     if scenario is not None:
         name = _validate_scenario_name(scenario)
         try:
@@ -181,13 +187,18 @@ def doctor(
 
 def _setup_failed(st: State, name: str, exc: BaseException) -> list[Check]:
     """Checks for a scenario run whose emulator could not be switched (or restored)."""
-    if len(st.checks) == len(CHECKS):  # the run completed; only restoring failed
+    if len(st.checks) == len(_specs(st)):  # the run completed; only restoring failed
         warnings.warn(f"mi-helpers doctor: restoring the emulator failed: {first_line(exc)}", stacklevel=3)
         return list(st.checks)
-    first, *rest = CHECKS
+    first, *rest = _specs(st)
     detail = f"could not switch the emulator to scenario {name!r}: {first_line(exc)}"
     checks = [Check(first.id, first.title, FAIL, detail, diagnose(exc, context=st.context()))]
     return checks + [Check(spec.id, spec.title, SKIP, f"skipped: needs {first.id}") for spec in rest]
+
+
+def _specs(st: State) -> tuple[CheckSpec, ...]:
+    """The checklist of this run: the nine checks, and the data-plane read when a URL was given."""
+    return (*CHECKS, DATA_CHECK) if st.data_url else CHECKS
 
 
 def _run_one(st: State, spec: CheckSpec) -> Check:
@@ -209,7 +220,7 @@ def _run_one(st: State, spec: CheckSpec) -> Check:
 
 
 def _run_checks(st: State) -> list[Check]:
-    for spec in CHECKS:
+    for spec in _specs(st):
         st.checks.append(_run_one(st, spec))
     return st.checks
 

@@ -23,7 +23,7 @@ from mi_helpers.diagnosis import (
     environment_traps,
     scope_covers,
 )
-from mi_helpers.redaction import redact
+from mi_helpers.redaction import redact, redact_secret
 from mi_helpers.retry import retry_after
 from mi_helpers.validate import InputError, validate_guid
 from mi_helpers.world_view import WorldView
@@ -104,6 +104,7 @@ class State:
     vm: Any = None
     vm_id: str | None = None
     note: str | None = None  # what the scenario run did beforehand (simulated load), shown with the target
+    data_url: str | None = None  # the optional data-plane check: a secret or blob URL to read
     checks: list[Check] = field(default_factory=list)
 
     def context(self, **extra: Any) -> DiagnosisContext:
@@ -510,6 +511,22 @@ def _check_roles(st: State) -> Outcome:
     return Outcome(PASS, "; ".join(found))
 
 
+def _check_data_read(st: State) -> Outcome:
+    """Read the secret or blob at ``st.data_url`` with the identity (the optional data-plane check)."""
+    from mi_helpers.dataplane import SecretValue, read_data_url
+    from mi_helpers.identity import shared_credential
+
+    try:
+        got = read_data_url(str(st.data_url), credential=shared_credential(st.client_id))
+    except InputError:
+        raise
+    except Exception as exc:
+        return Outcome(FAIL, f"could not read it: {first_line(exc)}", diagnose(exc, context=st.context()))
+    if isinstance(got, SecretValue):
+        return Outcome(PASS, f"read secret {got.name}: {redact_secret(got.value)}")
+    return Outcome(PASS, f"read blob {got.container}/{got.name} ({got.size} bytes)")
+
+
 class CheckSpec(NamedTuple):
     """One line of the checklist: its id, its title, the check, and the ids it needs to have passed."""
 
@@ -534,3 +551,5 @@ CHECKS: tuple[CheckSpec, ...] = (
     ),
     CheckSpec("role-assignments", "Role assignment covers the VM", _check_roles, ("vm-readable",)),
 )
+#: The optional last line, when a data-plane URL is given (``doctor(data_url=…)``, ``--data-url``).
+DATA_CHECK = CheckSpec("data-read", "Identity can read the secret or blob", _check_data_read, ("identity",))

@@ -34,6 +34,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--subscription-id", metavar="GUID", help="subscription (default: from instance metadata)")
     add_param_option(p, "only with --scenario")
     p.add_argument("--progress", action="store_true", help="print each step to stderr")
+    p.add_argument(
+        "--data-url",
+        metavar="URL",
+        help="also check that the identity can read this Key Vault secret URL or blob URL",
+    )
     p.set_defaults(func=run_doctor)
 
 
@@ -56,6 +61,7 @@ def run_doctor(args: argparse.Namespace) -> int:
             subscription_id=args.subscription_id,
             progress=args.progress,
             params=params,
+            data_url=args.data_url,
         )
     print(report.to_json() if args.json else str(report))
     return 0 if report.ok else 1

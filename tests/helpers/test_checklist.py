@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from support.timing import SLACK
+from support.world import HELLO_BLOB, SECRET_VALUES
 
 from mi_helpers.checklist import Check, DoctorReport, doctor
 from mi_helpers.emulator import SCENARIOS
@@ -263,3 +264,66 @@ def test_throttling_that_never_clears_fails_within_budget(emu: Any) -> None:
     identity = next(c for c in report.checks if c.id == "identity")
     assert identity.status == "fail"
     assert identity.diagnosis is not None and identity.diagnosis.id == "imds-throttled"
+
+
+# ------------------------------------------------------------------ the optional data-plane check
+
+
+def _data_urls(emu: Any) -> tuple[str, str]:
+    from mi_helpers.constants import EnvironmentVariables as Env
+
+    env = emu.environment()
+    vault = env[Env.MI_HELPERS_KEYVAULT_URL].rstrip("/")
+    return f"{vault}/secrets/db-password", env[Env.MI_HELPERS_BLOB_URL].rstrip(
+        "/"
+    ) + "/stmitutorial/data/hello.txt"
+
+
+def test_data_url_adds_a_last_check_that_reads_the_secret_or_blob(emu: Any) -> None:
+    secret_url, blob_url = _data_urls(emu)
+    plain = doctor(budget=20)
+    assert "data-read" not in [c.id for c in plain.checks]
+    report = doctor(budget=20, data_url=secret_url)
+    last = report.checks[-1]
+    assert (last.id, last.status) == ("data-read", "pass") and report.ok, str(report)
+    assert last.detail == "read secret db-password: Tut…(31 chars)"
+    whole = SECRET_VALUES["db-password"][-1]
+    assert whole not in str(report) and whole not in report.to_json()
+    blob = doctor(budget=20, data_url=blob_url).checks[-1]
+    assert (blob.status, blob.detail) == (
+        "pass",
+        f"read blob data/hello.txt ({len(HELLO_BLOB.encode())} bytes)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("scenario", "which", "diagnosis_id"),
+    [
+        ("kv-rbac-missing", 0, "kv-rbac-data-role-missing"),
+        ("storage-data-role-missing", 1, "storage-data-role-missing"),
+    ],
+)
+def test_data_url_failures_are_diagnosed(emu: Any, scenario: str, which: int, diagnosis_id: str) -> None:
+    report = doctor(scenario=scenario, budget=25, data_url=_data_urls(emu)[which])
+    last = report.checks[-1]
+    assert last.id == "data-read" and last.status == "fail" and not report.ok, str(report)
+    assert last.diagnosis is not None and last.diagnosis.id == diagnosis_id
+    assert all(c.status in ("pass", "warn") for c in report.checks[:-1]), str(report)
+
+
+@pytest.mark.parametrize("url", ["http://vault.example/secrets/x", "not a url", 42])
+def test_a_data_url_that_is_not_https_is_an_input_error(url: Any) -> None:
+    with pytest.raises(InputError, match=r"^data_url: a secret or blob URL starting with https://"):
+        doctor(data_url=url)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://kv.vault.azure.net/keys/k", "https://127.0.0.1:9/stmitutorial/data"]
+)
+def test_a_data_url_naming_neither_a_secret_nor_a_blob_fails_its_check_in_one_line(
+    emu: Any, url: str
+) -> None:
+    """Refused before any request (no lookup of the vault's name either)."""
+    last = doctor(budget=20, data_url=url).checks[-1]
+    assert last.status == "fail" and last.detail.startswith("url: a secret URL"), last.detail
+    assert last.diagnosis is None

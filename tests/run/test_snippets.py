@@ -22,13 +22,23 @@ from pathlib import Path
 
 import pytest
 from support.env import child_environ
-from support.world import SYS_PRINCIPAL, UAMI_READER_CLIENT, UAMI_READER_PRINCIPAL
+from support.world import (
+    HELLO_BLOB,
+    SECRET_VALUES,
+    STORAGE_ACCOUNT,
+    SYS_PRINCIPAL,
+    UAMI_READER_CLIENT,
+    UAMI_READER_PRINCIPAL,
+)
 
+from mi_helpers.constants import EnvironmentVariables as EnvVar
 from mi_helpers.constants import Imds
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = ROOT / "docs" / "snippets.md"
 
+SECRET = SECRET_VALUES["db-password"][-1]  # the current version's value in the default world
+HELLO = HELLO_BLOB.strip()
 _ARM_BASE = re.compile(r"https://management\.azure\.com(?=[\"$])")  # a base URL, not an audience
 
 
@@ -80,10 +90,25 @@ class Env:
     imds: str
     arm: str
     vars: dict[str, str]
+    keyvault: str = ""
+    blob: str = ""
 
     def localise(self, code: str) -> str:
         code = code.replace(f"http://{Imds.ADDRESS}", self.imds)
         code = _ARM_BASE.sub(self.arm, code)
+        # The data planes: the vault is the emulator's Key Vault listener, the account path-style on the Blob
+        # listener (as the SDK addresses an IP host), and the one documented emulator adjustment of the Key
+        # Vault client (its challenge names vault.azure.net, which 127.0.0.1 does not end with).
+        code = code.replace("https://<vault-name>.vault.azure.net", self.keyvault)
+        code = code.replace("https://<account>.blob.core.windows.net", f"{self.blob}/{STORAGE_ACCOUNT}")
+        code = (
+            code.replace(
+                "credential=ManagedIdentityCredential())",
+                "credential=ManagedIdentityCredential(), verify_challenge_resource=False)",
+            )
+            if "SecretClient(" in code
+            else code
+        )
         return code.replace("<uami-client-id>", UAMI_READER_CLIENT)
 
 
@@ -96,7 +121,14 @@ def emu_env() -> Iterator[Env]:
     try:
         env = child_environ(venv_first=True, **emu.environment())  # python3 = this venv
         env["CURL_CA_BUNDLE"] = emu.ca_bundle
-        yield Env(emu.imds_url.rstrip("/"), emu.arm_url.rstrip("/"), env)
+        urls = emu.environment()
+        yield Env(
+            emu.imds_url.rstrip("/"),
+            emu.arm_url.rstrip("/"),
+            env,
+            urls[EnvVar.MI_HELPERS_KEYVAULT_URL].rstrip("/"),
+            urls[EnvVar.MI_HELPERS_BLOB_URL].rstrip("/"),
+        )
     finally:
         emu.stop()
 
@@ -188,6 +220,20 @@ def no_proxy_trap(env: Env, block: Block) -> None:
     assert run_bash(env, without_fix + " || true", proxied).strip() != "200"  # the trap is real
 
 
+def secret_python(env: Env, block: Block) -> None:
+    out = run_python(env, block.code)
+    assert out == f"db-password {SECRET[:3]}… ({len(SECRET)} chars)\n" and SECRET not in out
+
+
+def blob_python(env: Env, block: Block) -> None:
+    assert run_python(env, block.code) == HELLO + "\n"
+
+
+def data_planes_curl(env: Env, block: Block) -> None:
+    out = run_bash(env, block.code)
+    assert out == f"{SECRET[:3]}… ({len(SECRET)} chars)\n{HELLO}\n" and SECRET not in out
+
+
 def emulator_setup(env: Env, block: Block) -> None:
     """The 'run them against the emulator' block starts a standalone emulator and exports its file."""
     import tempfile
@@ -217,6 +263,9 @@ EXPECTATIONS: dict[tuple[str, str, int], Check] = {
     ("5", "bash", 0): imds_with_header,
     ("5", "bash", 1): imds_without_header,
     ("6", "bash", 0): no_proxy_trap,
+    ("7", "python", 0): secret_python,
+    ("7", "python", 1): blob_python,
+    ("7", "bash", 0): data_planes_curl,
     ("Run them against the local emulator", "bash", 0): emulator_setup,
 }
 
@@ -240,9 +289,13 @@ def test_snippets_never_print_a_whole_token() -> None:
                 )
             if "token.token" in line:
                 assert re.search(r"token\.token\[:\d+\]|len\(token\.token\)|token\.token\.split", line), line
-    # The one block that extracts the raw token keeps it in a shell variable, used as a header only.
+    # A block that extracts the raw token keeps it in a shell variable or function, used as a header only.
     extracting = [b for b in by_lang("bash") if 'print(json.load(sys.stdin)["access_token"])' in b.code]
-    assert len(extracting) == 1 and extracting[0].code.startswith("token=$(")
+    assert len(extracting) == 2
+    for block in extracting:
+        assert block.code.startswith(("token=$(", "token() {")), block.code
+        uses = re.findall(r".{0,24}\$\(?token\b", block.code)
+        assert uses and all("Authorization: Bearer $" in use for use in uses), uses
 
 
 # --- az and PowerShell: current parameter names ------------------------------------------------------
@@ -253,6 +306,7 @@ AZ_PARAMETERS = {
     "account show": {"--query", "-o", "--output"},
     "account get-access-token": {"--resource", "--scope", "--query", "-o", "--output"},
     "vm identity show": {"--resource-group", "-g", "--name", "-n", "--query", "-o", "--output"},
+    "role assignment create": {"--role", "--assignee-object-id", "--assignee-principal-type", "--scope"},
 }
 PS_PARAMETERS = {
     "Connect-AzAccount": {"-Identity", "-AccountId", "-Subscription", "-Tenant"},
@@ -262,6 +316,7 @@ PS_PARAMETERS = {
     "Get-AzAccessToken": {"-ResourceUrl", "-ResourceTypeName"},
     "Invoke-RestMethod": {"-NoProxy", "-WebSession", "-Headers", "-Method", "-Uri"},
     "New-Object": set(),
+    "New-AzRoleAssignment": {"-ObjectId", "-RoleDefinitionName", "-Scope"},
 }
 
 
