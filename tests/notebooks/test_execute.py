@@ -144,6 +144,9 @@ def test_06_doctor_checklist_and_report(executed):
     assert "✓" in cell_text(nb, "nb06-doctor")
     assert "all checks passed" in cell_text(nb, "nb06-widget-press")
     assert "['arm-authorization-failed']" in cell_text(nb, "nb06-broken")
+    fixed = cell_text(nb, "nb06-fix")  # granted through ARM as the operator, then the checklist is green
+    assert f"granted Reader for {SYSTEM_PRINCIPAL} at /subscriptions/" in fixed
+    assert "az role assignment create --assignee-object-id" in fixed and "✗" not in fixed
     report = json.loads(cell_text(nb, "nb06-report"))
     assert report["ok"] is True
     assert report["target"] == "emulator"
