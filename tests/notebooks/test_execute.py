@@ -107,6 +107,9 @@ def test_04_selection_rules(executed):
     assert "Multiple user assigned identities exist" in several
     assert "[user-assigned-selector-required]" in several
     assert UAMI_READER_PRINCIPAL in cell_text(nb, "nb04-several-fixed")
+    switched = cell_text(nb, "nb04-operator-fix")  # az vm identity assign, as the operator through ARM
+    assert "switched the system-assigned identity of" in switched and "az vm identity assign -g" in switched
+    assert "Multiple user assigned identities" not in switched and "✗" not in switched
     rows = html_table_rows(html_output(nb, "nb04-azure-client-id"))
     by_credential = {r[1]: r for r in rows}  # the verdict ("result") is the first column
     dac = next(r for k, r in by_credential.items() if k.startswith("DefaultAzureCredential"))
