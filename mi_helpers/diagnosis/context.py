@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from mi_helpers.constants import Roles
 from mi_helpers.validate import InputError
 
 __all__ = ["DiagnosisContext", "get_field", "input_error", "scope_covers"]
@@ -111,8 +112,12 @@ class DiagnosisContext:
         """The environment to judge (the given one, else this process's)."""
         return self.environ if self.environ is not None else os.environ
 
-    def role_exists(self) -> bool | None:
-        """Whether a role assignment covers ``principal_id`` at or above ``scope`` (None = unknown)."""
+    def role_exists(self, roles: frozenset[str] | None = None) -> bool | None:
+        """Whether a role assignment covers ``principal_id`` at or above ``scope`` (None = unknown).
+
+        ``roles`` (role definition GUIDs) leaves out assignments of other known roles: a data-plane refusal is
+        "still propagating" only when a *data* role was granted, not when the identity is Contributor.
+        """
         if self.role_assignment_exists is not None:
             return self.role_assignment_exists
         if self.role_assignments is None or not self.principal_id:
@@ -121,6 +126,9 @@ class DiagnosisContext:
             pid = get_field(ra, "principal_id") or get_field(ra, "principalId")
             ra_scope = get_field(ra, "scope")
             if str(pid).lower() != self.principal_id.lower() or not ra_scope:
+                continue
+            guid = _role_guid(ra)
+            if roles is not None and guid and guid not in roles:  # an assignment of unknown role still counts
                 continue
             if not self.scope or scope_covers(str(ra_scope), self.scope):
                 return True
@@ -158,3 +166,11 @@ def scope_covers(outer: str, inner: str) -> bool:
     o = [s for s in outer.lower().split("/") if s]
     i = [s for s in inner.lower().split("/") if s]
     return len(o) <= len(i) and i[: len(o)] == o
+
+
+def _role_guid(ra: Any) -> str:
+    """The role definition GUID of an assignment, given by ID (``role_definition_id``) or name (``role``)."""
+    rid = get_field(ra, "role_definition_id") or get_field(ra, "roleDefinitionId")
+    if rid:
+        return str(rid).rstrip("/").rsplit("/", 1)[-1].lower()
+    return Roles.BY_NAME.get(str(get_field(ra, "role") or get_field(ra, "role_name") or ""), "")

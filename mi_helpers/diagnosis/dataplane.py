@@ -13,7 +13,7 @@ import dataclasses
 import re
 from typing import Any
 
-from mi_helpers.constants import KeyVault, Storage
+from mi_helpers.constants import KeyVault, Roles, Storage
 from mi_helpers.diagnosis.catalogue import DOC_RBAC_TROUBLESHOOT, Placeholders, Recipe
 from mi_helpers.diagnosis.context import DiagnosisContext
 from mi_helpers.diagnosis.facts import Facts
@@ -70,12 +70,24 @@ def data_plane_rule(s: Any) -> str | None:
     return None
 
 
+#: The data roles that can read a secret / a blob: only an assignment of one of these means "propagating".
+_DATA_READERS = {
+    "kv-rbac-data-role-missing": frozenset(
+        {Roles.KEY_VAULT_SECRETS_USER, Roles.KEY_VAULT_SECRETS_OFFICER, Roles.KEY_VAULT_ADMINISTRATOR}
+    ),
+    "storage-data-role-missing": frozenset(
+        {Roles.STORAGE_BLOB_DATA_READER, Roles.STORAGE_BLOB_DATA_CONTRIBUTOR, Roles.STORAGE_BLOB_DATA_OWNER}
+    ),
+}
+
+
 def refine_data_plane(did: str, facts: Facts, ctx: DiagnosisContext) -> str:
-    """A data-role 403 whose assignment exists (per the context), or that later passed: propagation."""
-    if did in ("kv-rbac-data-role-missing", "storage-data-role-missing"):
+    """A data-role 403 whose *data* role assignment exists (per the context), or that later passed:
+    propagation. Owner or Contributor of the resource is not a data role (their refusal is the lesson)."""
+    if did in _DATA_READERS:
         sts = [a.get("status") if isinstance(a, dict) else getattr(a, "status", None) for a in facts.attempts]
         retried = len(sts) >= 2 and sts[-1] == 200 and any(x != 200 for x in sts[:-1])
-        if ctx.role_exists() or retried:
+        if ctx.role_exists(_DATA_READERS[did]) or retried:
             return "data-role-propagating"
     return did
 

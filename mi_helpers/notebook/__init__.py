@@ -10,6 +10,8 @@ as nb``):
 * lesson helpers (:mod:`.lessons`): :func:`whoami`, :func:`vm_identities`, :func:`compare_azure_client_id`…
 * a scenario for one block (:mod:`.sandbox`): :func:`private_emulator` switches an emulator of the block's
   own, never the one ``mi-helpers lab`` shares between notebooks;
+* the data-plane lessons (:mod:`.data_lessons`): :func:`grant_data_role` as the operator, through ARM,
+  and :func:`retry_while_propagating`, the bounded retry a fresh data role needs;
 * the one table style (:mod:`.tables`), installed by :func:`setup` for every DataFrame a cell shows;
 * the check of understanding at the end of each notebook (:mod:`.quiz`): :func:`check_understanding`.
 
@@ -19,6 +21,7 @@ The widgets (:mod:`.widgets`, ipywidgets) and the error lab (:mod:`.error_lab`) 
 from __future__ import annotations
 
 from mi_helpers.logs import quiet_sdk_logs
+from mi_helpers.notebook.data_lessons import grant_data_role, retry_while_propagating
 from mi_helpers.notebook.display import (
     Caught,
     DiagnosisCard,
@@ -55,6 +58,7 @@ __all__ = [
     "cross_check_vm",
     "error_text",
     "explain",
+    "grant_data_role",
     "install_notebook_error_display",
     "lesson_scenario",
     "no_identity_card",
@@ -63,6 +67,7 @@ __all__ = [
     "quiet_sdk_logs",
     "read_vm_with_token_for",
     "report_principal",
+    "retry_while_propagating",
     "sdk_error_text",
     "setup",
     "show_errors",

@@ -34,7 +34,14 @@ ARM_ACTIONS = frozenset(
         "remove-role-assignment",
     }
 )
-_ROLE_IDS = {"reader": Roles.READER, "contributor": Roles.CONTRIBUTOR, "owner": Roles.OWNER}
+#: Built-in roles a fix may grant, by lower-cased name: ARM's (Reader …) and the data planes' (Key Vault
+#: Secrets User, Storage Blob Data Reader …), from the one table in constants.
+_ROLE_IDS = {name.lower(): guid for name, guid in Roles.BY_NAME.items()}
+
+
+def _quoted(role: str) -> str:
+    """A role name as a shell argument: ``"Storage Blob Data Reader"`` in quotes, ``Reader`` bare."""
+    return f'"{role}"' if " " in role else role
 
 
 class OperatorFixes:
@@ -95,10 +102,10 @@ class OperatorFixes:
 
     @staticmethod
     def role_definition_id(role: str, sub: str) -> str:
-        """The ``roleDefinitionId`` of built-in ``role`` (Reader, Contributor, Owner), as ARM spells it."""
+        """The ``roleDefinitionId`` of built-in ``role`` (Reader, Key Vault Secrets User …), in ARM's form."""
         guid = _ROLE_IDS.get(role.lower())
         if guid is None:
-            raise InputError("role", f"allowed: {', '.join(r.title() for r in _ROLE_IDS)}", role)
+            raise InputError("role", f"allowed: {', '.join(Roles.BY_NAME)}", role)
         return f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
 
     # ------------------------------------------------------------------ the fixes
@@ -206,7 +213,8 @@ class OperatorFixes:
         verb = "granted" if made is not None else "found (already there)"
         return (
             f"{verb} {role} for {principal_id} at {scope}: az role assignment create --assignee-object-id "
-            f"{principal_id} --assignee-principal-type ServicePrincipal --role {role} --scope {scope}"
+            f"{principal_id} --assignee-principal-type ServicePrincipal --role {_quoted(role)} "
+            f"--scope {scope}"
         )
 
     def _revoke(

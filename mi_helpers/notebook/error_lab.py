@@ -132,6 +132,18 @@ class ErrorLabRun:
 # --------------------------------------------------------------------------------------------------
 
 
+#: Per data-plane program, the built-in roles whose data actions let it read (docs/protocol.md, "Key Vault",
+#: "Blob storage").
+_DATA_READ_ROLES = {
+    "read-blob": frozenset(
+        {"Storage Blob Data Reader", "Storage Blob Data Contributor", "Storage Blob Data Owner"}
+    ),
+    "read-secret": frozenset(
+        {"Key Vault Secrets User", "Key Vault Secrets Officer", "Key Vault Administrator"}
+    ),
+}
+
+
 @dataclass
 class _Client:
     """How the program is configured (what client-side fixes change)."""
@@ -298,6 +310,35 @@ class ErrorLab:
                 vm = client.virtual_machines.get(host["resource_group"], host["name"])
         return vm
 
+    def _read_data(self, cred: Any) -> str:
+        """The data-plane programs' second half: a blob or a secret, real SDK client, as the identity.
+
+        The lab's own emulator's endpoints and the program's own CA bundle (as for the VM read); the vault is
+        always the emulator's here, so ``verify_challenge_resource=False`` always (docs/protocol.md, "Key
+        Vault"). The secret is reported redacted.
+        """
+        from azure.storage.blob import BlobClient
+
+        from mi_helpers.dataplane import secret_client
+        from mi_helpers.redaction import redact_secret
+
+        urls = self.emulator.endpoints().data_plane_environment()
+        kwargs: dict[str, Any] = {
+            "connection_verify": os.environ.get(Env.REQUESTS_CA_BUNDLE) or True,
+            "retry_total": 0,
+            "read_timeout": 5,
+        }
+        if self.current.program == "read-blob":
+            account = self.emulator.world_dict()["data_plane"]["storage_accounts"][0]["name"]
+            endpoint = f"{urls[Env.MI_HELPERS_BLOB_URL].rstrip('/')}/{account}/"
+            with BlobClient(endpoint, "data", "hello.txt", credential=cred, **kwargs) as blob:
+                size = len(blob.download_blob().readall())
+            return f"downloaded blob data/hello.txt from {account} ({size} bytes)"
+        vault = urls[Env.MI_HELPERS_KEYVAULT_URL]
+        with secret_client(vault, credential=cred, verify_challenge_resource=False, **kwargs) as client:
+            value = client.get_secret("db-password").value or ""
+        return f"read secret db-password from the vault (value {redact_secret(value)})"
+
     def attempt(self) -> ErrorLabRun:
         """Run the program once, no retries; keep the raw error and its diagnosis."""
         from mi_helpers.targeting import target
@@ -311,13 +352,19 @@ class ErrorLab:
             try:
                 cred, oid = self._sign_in()
                 stage = "arm"
-                vm = self._read_vm(cred, host)
+                if self.current.program != "read-vm":
+                    done = self._read_data(cred)
+                else:
+                    vm = self._read_vm(cred, host)
             except InputError:
                 raise
             except Exception as exc:  # the lesson: keep the SDK's own error and explain it
                 failure = (exc, stage, env)
         if failure is not None:
             return self._failed_run(*failure, seconds=time.monotonic() - t0)
+        if self.current.program != "read-vm":
+            summary = f"signed in (token oid {oid}) and {done}"
+            return ErrorLabRun(self.current.name, True, summary, seconds=time.monotonic() - t0)
         principal = getattr(getattr(vm, "identity", None), "principal_id", None)
         who = f"client_id={self.client.client_id}" if self.client.client_id else "no selector"
         summary = f"signed in ({who}, token oid {oid}) and read VM {vm.name} from ARM"
@@ -366,9 +413,18 @@ class ErrorLab:
             "scope": world.resource_group_scope,
             "stage": stage,
             "identity_attached": principal is not None,
-            "role_assignments": world.role_assignments,
+            "role_assignments": self._relevant_assignments(world),
             "environ": environ,
         }
+
+    def _relevant_assignments(self, world: WorldView) -> list[dict[str, Any]]:
+        """The assignments that could let the program do what it does: every one for the VM read; for a
+        data-plane read only the data roles that grant it (Contributor on the account does not, so it must
+        not make the 403 look like a data role still propagating)."""
+        roles = _DATA_READ_ROLES.get(self.current.program)
+        if roles is None:
+            return list(world.role_assignments)
+        return [a for a in world.role_assignments if a.get("role") in roles]
 
     def run(self, name: str | None = None) -> ErrorLabRun:
         """Run the program in scenario ``name`` (selected afresh) or in the current state."""

@@ -65,6 +65,7 @@ class ErrorLabScenario:
     ``emulator`` is the emulator scenario it runs in (default: ``name``; a client-side mistake runs in a
     healthy world). ``asked_scope`` is what the program asks IMDS for (default: ARM's scope).
     ``time_note`` says how the emulator shortens a real wait, e.g. "(time compressed: 70 s → 1.5 s)".
+    ``program`` is what runs after sign-in (the VM read from ARM by default).
     """
 
     name: str
@@ -79,6 +80,9 @@ class ErrorLabScenario:
     emulator: str = ""
     asked_scope: str = ""
     time_note: str = ""
+    #: What the program does after signing in: read the VM from ARM, or (the data-plane exercises) download
+    #: a blob from Blob storage or read a secret from Key Vault with the real SDK client.
+    program: Literal["read-vm", "read-blob", "read-secret"] = "read-vm"
 
     @property
     def emulator_scenario(self) -> str:
@@ -109,6 +113,28 @@ ERROR_LAB_SCENARIOS: tuple[ErrorLabScenario, ...] = (
         params={"n": 2},
         transient=True,
         time_note="(time compressed: minutes → 2 tries)",
+    ),
+    ErrorLabScenario(
+        "storage-data-role-missing",
+        "A role, but not a data role (Blob storage)",
+        "The program downloads a blob. The identity is Contributor on the storage account, which holds no "
+        "data actions: Storage answers 403 AuthorizationPermissionMismatch.",
+        "grant Storage Blob Data Reader to the identity's principal ID, then retry while it propagates",
+        EmulatorFix("add-role-assignment", {"role": "Storage Blob Data Reader"}),
+        params={"n": 2},
+        program="read-blob",
+        time_note="(time compressed: minutes of propagation → 2 tries)",
+    ),
+    ErrorLabScenario(
+        "kv-rbac-missing",
+        "No Key Vault data role",
+        "The program reads a secret. The vault uses Azure RBAC and the identity holds no Key Vault data "
+        "role: 403 ForbiddenByRbac.",
+        "grant Key Vault Secrets User to the identity's principal ID, then retry while it propagates",
+        EmulatorFix("add-role-assignment", {"role": "Key Vault Secrets User"}),
+        params={"n": 2},
+        program="read-secret",
+        time_note="(time compressed: minutes of propagation → 2 tries)",
     ),
     ErrorLabScenario(
         "multiple-user-assigned",

@@ -254,11 +254,48 @@ QUIZZES: dict[str, tuple[Question, ...]] = {
             "az role assignment create --assignee-object-id takes the principal ID (the token's oid).",
         ),
     ),
+    "07": (
+        Question(
+            "The VM's identity is Contributor on a storage account. Reading a blob gets 403 "
+            "AuthorizationPermissionMismatch. Why?",
+            (
+                "Contributor holds actions on the account but no data actions: reading blob bytes needs a "
+                "Storage Blob Data role",
+                "The token is for the wrong audience",
+                "Contributor is still propagating",
+            ),
+            0,
+            "Blob reads need Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read, a data "
+            "action that Storage Blob Data Reader, Contributor and Owner hold; Owner and Contributor do not.",
+        ),
+        Question(
+            "You granted Key Vault Secrets User a minute ago and the read still gets 403. What do you do?",
+            (
+                "Grant Key Vault Administrator as well",
+                "Retry with back-off for a bounded time: role assignments take minutes to reach the service",
+                "Switch the vault to access policies",
+            ),
+            1,
+            "Azure RBAC is eventually consistent; a bounded retry of the 403 is the fix, not a bigger role.",
+        ),
+        Question(
+            "A vault uses the 'Vault access policy' permission model. Which change lets the identity read a "
+            "secret?",
+            (
+                "A role assignment of Key Vault Secrets User",
+                "An access policy for the identity's object ID with the secret permission get",
+                "Reader on the vault's resource group",
+            ),
+            1,
+            "In access-policy mode role assignments do not count for data; only the vault's access policies "
+            "do (or switch the vault to Azure RBAC first).",
+        ),
+    ),
 }
 
 
 def check_understanding(notebook: str) -> QuizView:
-    """The quiz widget of ``notebook`` ("00" … "06", or a notebook name such as "03-tokens-…")."""
+    """The quiz widget of ``notebook`` ("00" … "07", or a notebook name such as "03-tokens-…")."""
     from mi_helpers.notebook.widgets import QuizView
 
     key = str(notebook).strip()[:2]

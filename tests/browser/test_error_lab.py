@@ -50,3 +50,28 @@ def test_no_role_assignment_diagnosed_and_fixed(lab_page: Any) -> None:
     expect(form).not_to_contain_text("✗ FAILED")
     lab_page.assert_accessible(form)
     lab_page.screenshot("05-no-role-fixed.png", form)
+
+
+def test_storage_data_role_missing_diagnosed_and_fixed_as_the_operator(lab_page: Any) -> None:
+    """A data-plane exercise: the program downloads a blob; Contributor is no data role; the fix grants
+    Storage Blob Data Reader through ARM and the lab retries while the role propagates."""
+    lab_page.open("05-error-handling-lab")
+    form = lab_page.run_through("ErrorLabView(lab").locator(".jp-Cell-outputArea")
+    scenario = form.get_by_role("combobox", name="Scenario")
+    output = form.locator(".widget-output")
+    _choose(scenario, "storage-data-role-missing")
+    expect(output).to_contain_text("Scenario storage-data-role-missing")
+
+    lab_page.button(form, "Run").click()
+    card = output.locator(".mi-diagnosis")
+    expect(output).to_contain_text("AuthorizationPermissionMismatch")
+    expect(card).to_contain_text("[storage-data-role-missing]")
+    expect(card).to_contain_text('az role assignment create --role "Storage Blob Data Reader"')
+    expect(form).to_contain_text("✗ FAILED")
+
+    lab_page.button(form, "Apply the fix").click()
+    expect(output).to_contain_text("granted Storage Blob Data Reader")
+    expect(form).to_contain_text("✓ OK")
+    expect(output).to_contain_text("downloaded blob data/hello.txt")
+    lab_page.assert_accessible(form)
+    lab_page.screenshot("05-storage-data-role-fixed.png", form)

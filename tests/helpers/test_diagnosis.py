@@ -726,3 +726,31 @@ def test_unsupported_api_version_names_the_supported_ones(emu: Any) -> None:
     assert info.value.error is not None and info.value.error.code == "NoRegisteredProviderFound"
     assert "The supported api-versions are" in str(info.value)
     assert diagnose(info.value).id == "arm-api-version-unsupported"
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("Contributor", "storage-data-role-missing"),  # a control-plane role is not a data role
+        ("Storage Blob Data Reader", "data-role-propagating"),  # granted, not honoured yet
+    ],
+)
+def test_a_data_403_is_propagating_only_when_a_data_role_was_granted(role: str, expected: str) -> None:
+    account = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Storage/storageAccounts/st1"
+    text = (
+        "This request is not authorized to perform this operation using this permission.\n"
+        "ErrorCode:AuthorizationPermissionMismatch"
+    )
+    ctx = {
+        "principal_id": SYS_PRINCIPAL,
+        "scope": account,
+        "role_assignments": [
+            {"principal_id": SYS_PRINCIPAL, "scope": account, "role": role},
+            {
+                "principal_id": SYS_PRINCIPAL,
+                "scope": f"/subscriptions/{SUB}/resourceGroups/{RG}",
+                "role": "Reader",
+            },
+        ],
+    }
+    assert diagnose(text, context=ctx).id == expected

@@ -134,3 +134,18 @@ def test_apply_the_fix_makes_the_arm_calls_of_the_card_as_the_operator(lab: Erro
     assert writes == [("PATCH", "virtualMachines"), ("PUT", "roleAssignments")], writes
     assert not any(e["listener"] == "admin" for e in lab.emulator.request_log())
     assert lab.retry_until_green(progress=False).ok
+
+
+def test_the_data_plane_exercises_read_with_the_sdk_and_are_fixed_through_arm(lab: ErrorLab) -> None:
+    table = lab.walk(["storage-data-role-missing", "kv-rbac-missing"])
+    assert list(table["diagnosis id"]) == ["storage-data-role-missing", "kv-rbac-data-role-missing"]
+    assert table["fixed"].tolist() == [True, True]
+    assert all(t >= 2 for t in table["tries"])  # the grant propagates: a bounded retry, not one try
+    seen = list(table["error seen"])
+    assert "not authorized to perform this operation using this permission" in seen[0]
+    assert "(Forbidden) Caller is not authorized" in seen[1]
+    run = lab.run("kv-rbac-missing")
+    assert not run.ok and 'az role assignment create --role "Key Vault Secrets User"' in str(run.diagnosis)
+    assert "granted Key Vault Secrets User" in lab.apply_fix()
+    green = lab.retry_until_green(progress=False)
+    assert green.ok and "read secret db-password" in green.summary and "(31 chars)" in green.summary

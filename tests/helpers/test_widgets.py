@@ -305,7 +305,7 @@ def test_doctor_view_shows_a_failing_check_with_its_diagnosis(healthy):
 def test_every_notebook_has_a_quiz_with_one_right_answer_each():
     from mi_helpers.notebook.quiz import QUIZZES
 
-    assert sorted(QUIZZES) == ["00", "01", "02", "03", "04", "05", "06"]
+    assert sorted(QUIZZES) == ["00", "01", "02", "03", "04", "05", "06", "07"]
     for key, questions in QUIZZES.items():
         assert len(questions) >= 3, key
         for q in questions:

@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 from support.notebooks import NOTEBOOKS, all_text, cell_text, html_output, html_table_rows, kernel_env
 from support.tokens import whole_jwts
+from support.world import (
+    HELLO_BLOB,
+    SECRET_VALUES,
+    STORAGE_ACCOUNT,
+    UAMI_READER_CLIENT,
+    UAMI_READER_PRINCIPAL,
+    VM,
+)
 from support.world import SYS_PRINCIPAL as SYSTEM_PRINCIPAL
-from support.world import UAMI_READER_CLIENT, UAMI_READER_PRINCIPAL, VM
 
 from mi_helpers.constants import CLIENT_REDIRECT_VARIABLES
 from mi_helpers.notebook.error_lab_scenarios import ERROR_LAB_SCENARIOS
@@ -154,6 +161,28 @@ def test_06_doctor_checklist_and_report(executed):
     assert report["ok"] is True
     assert report["target"] == "emulator"
     assert {c["status"] for c in report["checks"]} == {"pass"}
+
+
+def test_07_reads_fails_on_the_data_plane_fixes_as_the_operator_and_retries(executed):
+    nb = executed("07-call-azure-services.ipynb")
+    secret = cell_text(nb, "nb07-secret")
+    assert "SecretValue(name='db-password'" in secret and "Tut…(31 chars)" in secret
+    assert HELLO_BLOB in cell_text(nb, "nb07-blob")
+    shown = all_text(nb)
+    assert not [v for values in SECRET_VALUES.values() for v in values if v in shown]  # never whole
+    storage = cell_text(nb, "nb07-storage")
+    before, after = storage.split("As the operator, through ARM: granted Storage Blob Data Reader", 1)
+    assert "ErrorCode:AuthorizationPermissionMismatch" in before and "[storage-data-role-missing]" in before
+    assert "expected the diagnosis" not in storage and "No error this time" not in storage
+    assert f"{STORAGE_ACCOUNT}: az role assignment create" in after  # granted on the account, through ARM
+    assert "try 1: 403" in after and "✓ try 3: read" in after and "BlobContent(data/hello.txt" in after
+    kv = cell_text(nb, "nb07-kv-rbac")
+    before, after = kv.split("As the operator, through ARM: granted Key Vault Secrets User", 1)
+    assert "ForbiddenByRbac" in before and "[kv-rbac-data-role-missing]" in before
+    assert "try 1: 403" in after and "✓ try 3: read" in after and "Tut…(31 chars)" in after
+    policy = cell_text(nb, "nb07-kv-policy")
+    assert "does not have secrets get permission on key vault" in policy
+    assert "[kv-access-policy-missing]" in policy and "az keyvault set-policy" in policy
 
 
 def test_kernels_inherit_the_network_guard():
