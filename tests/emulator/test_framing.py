@@ -8,6 +8,7 @@ import io
 
 import pytest
 
+from mi_helpers.constants import Imds
 from mi_helpers.emulator.framing import BodyProblem, framing_problem, read_chunked, request_line_problem
 
 
@@ -39,7 +40,7 @@ def _headers(**fields: str | list[str]) -> email.message.Message:
     ("method", "target", "headers", "expected"),
     [
         ("GET", "/x", {}, None),
-        ("GET", "http://169.254.169.254/x", {}, None),
+        ("GET", f"http://{Imds.ADDRESS}/x", {}, None),  # an absolute-form target: parsed, never connected to
         ("CONNECT", "management.azure.com:443", {}, None),
         ("GET", "x", {}, 400),
         ("GET", "http:///x", {}, 400),

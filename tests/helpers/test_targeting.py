@@ -260,7 +260,7 @@ def test_reset_restores_the_users_no_proxy() -> None:
         "import os\n"
         "from mi_helpers import targeting as t\n"
         "t.target()\n"
-        "print('169.254.169.254' in os.environ['NO_PROXY'])\n"
+        f"print({Imds.ADDRESS!r} in os.environ['NO_PROXY'])\n"
         "print(t.original_environ()['NO_PROXY'], 'no_proxy' in t.original_environ())\n"
         "t.reset_target(stop_emulator=False)\n"
         "print(os.environ['NO_PROXY'], 'no_proxy' in os.environ)\n"
